@@ -1,0 +1,73 @@
+# gridledger: every set-up step lives here, so a fresh machine needs only
+#   make run    (set up, then start the main job)
+#   make test   (set up, then run the whole test suite)
+# Each step is a file target with a stamp, so a second run rebuilds nothing.
+
+include config/versions.env
+
+SHELL       := /bin/bash
+PYTHON      ?= python3.11
+VENV        := .venv
+PY          := $(VENV)/bin/python
+TOOLS       := $(abspath .tools)
+COMET_DIR   := $(TOOLS)/cometbft-$(COMETBFT_VERSION)
+COMETBFT    := $(COMET_DIR)/bin/cometbft
+ABCI_CLI    := $(COMET_DIR)/bin/abci-cli
+DEPS_STAMP  := $(VENV)/.deps-stamp
+PROTO_STAMP := abci_app/pb/.stamp
+# Never let `go` fetch a different toolchain: only the Go module proxy is reachable.
+GO_ENV      := GOTOOLCHAIN=local GOFLAGS=-mod=mod
+
+.PHONY: setup run test lint unit e2e bench clean distclean
+
+setup: $(DEPS_STAMP) $(COMETBFT) $(ABCI_CLI) $(PROTO_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS_STAMP): requirements.lock pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# The consensus engine and CometBFT's own ABCI test client, from the pinned module.
+$(COMETBFT): config/versions.env
+	mkdir -p $(COMET_DIR)/bin
+	$(GO_ENV) GOBIN=$(COMET_DIR)/bin go install github.com/cometbft/cometbft/cmd/cometbft@$(COMETBFT_VERSION)
+	touch $@
+
+$(ABCI_CLI): config/versions.env
+	mkdir -p $(COMET_DIR)/bin
+	$(GO_ENV) GOBIN=$(COMET_DIR)/bin go install github.com/cometbft/cometbft/abci/cmd/abci-cli@$(COMETBFT_VERSION)
+	touch $@
+
+# Python classes for the ABCI protobuf messages, generated from the .proto files
+# of the pinned module (never committed).
+$(PROTO_STAMP): config/versions.env tools/gen_proto.py $(DEPS_STAMP)
+	$(GO_ENV) $(PY) tools/gen_proto.py --version $(COMETBFT_VERSION) --out abci_app/pb
+	touch $@
+
+run: setup
+	$(VENV)/bin/gridledger demo
+
+lint: setup
+	$(VENV)/bin/ruff check abci_app node cli tests tools
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest -m "not e2e"
+
+e2e: setup
+	$(PY) -m pytest -m e2e
+
+test: setup lint
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m tools.bench_ledger
+
+clean:
+	rm -rf abci_app/pb .pytest_cache .mypy_cache .ruff_cache
+
+distclean: clean
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,1 @@
+"""The `gridledger` command-line interface."""

@@ -1,0 +1,101 @@
+"""`gridledger`: one typer sub-app per noun.
+
+Exit codes: 0 success; 1 transaction rejected; 2 usage or input error;
+3 node unreachable or timed out. User errors print one or two plain lines on
+stderr, never a traceback (unless --debug).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from node import cometbft, localnet, supervisor
+
+app = typer.Typer(
+    name="gridledger",
+    help="Permissioned peer-to-peer energy-trading ledger on CometBFT.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABCI app).", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print gridledger's and the pinned CometBFT's versions.
+
+    Example: gridledger version
+    """
+    from abci_app.app import _version
+
+    typer.echo(f"gridledger {_version()}\nCometBFT {cometbft.pinned_version()} (pinned)")
+
+
+@app.command()
+def demo(
+    home: Path = typer.Option(Path(".gridledger/demo"), help="Home directory of the demo chain."),
+    rpc_port: int = typer.Option(26657, help="CometBFT RPC port on 127.0.0.1."),
+    p2p_port: int = typer.Option(26656, help="CometBFT p2p port on 127.0.0.1."),
+    abci_port: int = typer.Option(26658, help="ABCI port on 127.0.0.1."),
+) -> None:
+    """Start a single-validator local chain with demo operators and participants.
+
+    Example: gridledger demo --home /tmp/gl-demo
+    """
+    ports = localnet.Ports(rpc=rpc_port, p2p=p2p_port, abci=abci_port)
+    home = home.resolve()
+    try:
+        localnet.init_single(home, "gridledger-demo", localnet.demo_app_state(home), ports)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    typer.echo(f"demo chain home: {home}\nRPC: {ports.rpc_url}   (Ctrl-C stops both processes)", err=True)
+    code = supervisor.run(supervisor.NodeSpec(
+        home=home, abci_address=f"tcp://127.0.0.1:{abci_port}",
+        rpc_laddr=f"tcp://127.0.0.1:{rpc_port}", p2p_laddr=f"tcp://127.0.0.1:{p2p_port}",
+    ))
+    raise typer.Exit(code)
+
+
+@node_app.command("start")
+def node_start(
+    home: Path = typer.Option(..., help="CometBFT home created by `cometbft init` or `gridledger node init`."),
+    abci: str = typer.Option("tcp://127.0.0.1:26658", help="ABCI address the app listens on."),
+    rpc: str = typer.Option("tcp://127.0.0.1:26657", help="CometBFT RPC listen address."),
+    p2p: str = typer.Option("tcp://0.0.0.0:26656", help="CometBFT p2p listen address."),
+) -> None:
+    """Run the ABCI app and CometBFT together; Ctrl-C stops CometBFT, then the app.
+
+    Exit codes: 0 stopped cleanly, 10 the app died, 11 CometBFT died, 12 start failed.
+
+    Example: gridledger node start --home ~/.gridledger/node0
+    """
+    if not (home / "config" / "genesis.json").exists():
+        fail(f"{home} is not a node home (no config/genesis.json)")
+    code = supervisor.run(supervisor.NodeSpec(home=home.resolve(), abci_address=abci, rpc_laddr=rpc, p2p_laddr=p2p))
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # last line of defence: no traceback for users
+        if debug:
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        sys.exit(EXIT_USAGE)

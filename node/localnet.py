@@ -1,0 +1,78 @@
+"""A single-validator local chain with demo operators and participants.
+
+Used by ``make run`` (``gridledger demo``) and by the end-to-end tests. Demo
+keys are written unencrypted to ``<home>/demo-keys/`` (mode 0600): they guard
+nothing but a throw-away local chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from abci_app.ledger.crypto import SigningKey
+from node import cometbft
+
+DEMO_ZONE = "zone-a"
+
+
+@dataclass(frozen=True)
+class Ports:
+    rpc: int
+    p2p: int
+    abci: int
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc}"
+
+
+def demo_key(home: Path, name: str) -> SigningKey:
+    """Load a demo key, creating it on first use."""
+    path = home / "demo-keys" / f"{name}.json"
+    if path.exists():
+        return SigningKey.from_seed(bytes.fromhex(json.loads(path.read_text())["seed"]))
+    key = SigningKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"name": name, "seed": key.seed().hex(), "pubkey": key.pubkey.hex(),
+                   "account": key.account}, out)
+    return key
+
+
+def demo_app_state(home: Path) -> dict[str, Any]:
+    dso, lpd = demo_key(home, "dso"), demo_key(home, "lpd")
+    alice, bob = demo_key(home, "alice"), demo_key(home, "bob")
+    return {
+        "params": {"currency": "EUR", "currency_exponent": 6},
+        "operators": [
+            {"name": "dso-a", "role": "dso", "pubkey": dso.pubkey.hex(), "zones": [DEMO_ZONE], "power": 1},
+            {"name": "lpd-a", "role": "lpd", "pubkey": lpd.pubkey.hex(), "zones": [], "power": 1},
+        ],
+        "participants": [
+            {"pubkey": alice.pubkey.hex(), "role": "prosumer", "zone": DEMO_ZONE, "dso": "dso-a",
+             "balance": 50_000_000},
+            {"pubkey": bob.pubkey.hex(), "role": "consumer", "zone": DEMO_ZONE, "dso": "dso-a",
+             "balance": 50_000_000},
+        ],
+    }
+
+
+def init_single(home: Path, chain_id: str, app_state: dict[str, Any], ports: Ports,
+                timeout_commit: str = "1s") -> None:
+    """Create (once) a one-validator home listening on loopback only."""
+    fresh = not (home / "config" / "genesis.json").exists()
+    cometbft.init_home(home)
+    if fresh:
+        cometbft.set_genesis(home, chain_id, app_state)
+    cometbft.configure(home, {
+        "": {"proxy_app": f"tcp://127.0.0.1:{ports.abci}", "moniker": home.name or "gridledger"},
+        "rpc": {"laddr": f"tcp://127.0.0.1:{ports.rpc}"},
+        "p2p": {"laddr": f"tcp://127.0.0.1:{ports.p2p}", "allow_duplicate_ip": True, "addr_book_strict": False},
+        "consensus": {"timeout_commit": timeout_commit},
+        "tx_index": {"indexer": "kv"},
+    })
