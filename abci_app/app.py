@@ -1,0 +1,217 @@
+"""The ledger as an ABCI application: protobuf in, state machine, protobuf out.
+
+State flows through three layers:
+
+* ``committed``: what the last ``Commit`` wrote to LevelDB (with height and app hash);
+* ``pending``: genesis and the finalized block not yet committed;
+* ``mempool``: CheckTx's speculative view, so a sender's consecutive
+  transactions (nonce n, n+1, ...) are each checked against the effects of the
+  ones before; it is rebuilt from the committed state after every ``Commit``
+  (CometBFT then re-checks the remaining mempool transactions).
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+
+from abci_app.ledger import errors
+from abci_app.ledger.events import Event
+from abci_app.ledger.execute import Chain, TxResult, begin_block, get_chain, put_chain, run_tx
+from abci_app.ledger.genesis import GenesisError, load_genesis
+from abci_app.ledger.query import run_query
+from abci_app.ledger.state import State
+from abci_app.ledger.store import EMPTY_HASH, Backend, CommittedStore, Overlay, next_app_hash
+from abci_app.ledger.tx import decode_tx
+from abci_app.pb.tendermint.abci import types_pb2 as abci
+
+log = logging.getLogger("gridledger.app")
+
+APP_PROTOCOL_VERSION = 1
+
+
+def _version() -> str:
+    try:
+        return metadata.version("gridledger")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class LedgerApplication:
+    """Answers every ABCI call; one instance per node, one call at a time."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.committed = CommittedStore(backend)
+        self.pending: Overlay | None = None
+        self.pending_height = 0
+        self.pending_hash = b""
+        self.mempool = Overlay(self.committed)
+
+    def close(self) -> None:
+        self.committed.close()
+
+    # -- info and genesis ----------------------------------------------------------
+    def info(self, req: abci.RequestInfo) -> abci.ResponseInfo:
+        return abci.ResponseInfo(
+            data="gridledger",
+            version=_version(),
+            app_version=APP_PROTOCOL_VERSION,
+            last_block_height=self.committed.height,
+            last_block_app_hash=self.committed.app_hash,
+        )
+
+    def init_chain(self, req: abci.RequestInitChain) -> abci.ResponseInitChain:
+        if self.committed.height != 0:
+            raise RuntimeError("InitChain on a store that already holds committed blocks")
+        initial_height = req.initial_height or 1
+        overlay = Overlay(self.committed)
+        put_chain(overlay, Chain(chain_id=req.chain_id, initial_height=initial_height,
+                                 height=initial_height - 1, time=req.time.seconds))
+        try:
+            load_genesis(State(overlay), req.app_state_bytes)
+        except GenesisError as exc:
+            log.error("genesis rejected: %s", exc)
+            raise
+        self.pending = overlay
+        self.pending_height = initial_height - 1
+        self.pending_hash = next_app_hash(initial_height - 1, EMPTY_HASH, overlay.writes)
+        self.mempool = Overlay(overlay)
+        return abci.ResponseInitChain(app_hash=self.pending_hash)
+
+    # -- mempool ---------------------------------------------------------------------
+    def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
+        chain = get_chain(self.mempool)
+        scratch = self.mempool.branch()
+        result = run_tx(scratch, req.tx, chain.height + 1, chain.time)
+        if result.ok:
+            scratch.merge_into(self.mempool)
+        return abci.ResponseCheckTx(code=result.code, log=result.log, codespace=result.codespace,
+                                    events=_events(result.events))
+
+    # -- proposals ----------------------------------------------------------------------
+    def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
+        """Keep mempool order; drop what ProcessProposal would reject and what does not fit."""
+        chain_id, max_bytes = self._chain_id_and_limit()
+        chosen: list[bytes] = []
+        seen: set[tuple[str, int]] = set()
+        total = 0
+        for raw in req.txs:
+            if total + len(raw) > req.max_tx_bytes:
+                continue
+            try:
+                tx = decode_tx(raw, chain_id, max_bytes)
+            except errors.LedgerError:
+                continue
+            if (tx.account, tx.nonce) in seen:
+                continue
+            seen.add((tx.account, tx.nonce))
+            chosen.append(raw)
+            total += len(raw)
+        return abci.ResponsePrepareProposal(txs=chosen)
+
+    def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
+        """Reject a block with any transaction a correct proposer never includes.
+
+        Stateless failures (undecodable, non-canonical, wrong chain, bad
+        signature, oversized) and a repeated (account, nonce) are proposer
+        faults. Stateful failures (e.g. insufficient funds after an earlier
+        transaction of the block) are legitimate and get their code in
+        FinalizeBlock.
+        """
+        chain_id, max_bytes = self._chain_id_and_limit()
+        seen: set[tuple[str, int]] = set()
+        for index, raw in enumerate(req.txs):
+            try:
+                tx = decode_tx(raw, chain_id, max_bytes)
+            except errors.LedgerError as exc:
+                log.warning("rejecting proposal %s: tx %d: %s", req.hash.hex(), index, exc.log)
+                return abci.ResponseProcessProposal(status=abci.ResponseProcessProposal.REJECT)
+            if (tx.account, tx.nonce) in seen:
+                log.warning("rejecting proposal %s: tx %d repeats (account, nonce)", req.hash.hex(), index)
+                return abci.ResponseProcessProposal(status=abci.ResponseProcessProposal.REJECT)
+            seen.add((tx.account, tx.nonce))
+        return abci.ResponseProcessProposal(status=abci.ResponseProcessProposal.ACCEPT)
+
+    def extend_vote(self, req: abci.RequestExtendVote) -> abci.ResponseExtendVote:
+        return abci.ResponseExtendVote()
+
+    def verify_vote_extension(self, req: abci.RequestVerifyVoteExtension) -> abci.ResponseVerifyVoteExtension:
+        return abci.ResponseVerifyVoteExtension(status=abci.ResponseVerifyVoteExtension.ACCEPT)
+
+    # -- blocks -----------------------------------------------------------------------------
+    def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
+        base = self.pending if self.pending is not None else self.committed
+        previous_hash = self.pending_hash if self.pending is not None else self.committed.app_hash
+        block = Overlay(base)
+        time = req.time.seconds
+        block_events = begin_block(block, req.height, time)
+        results = [self._deliver(block, raw, req.height, time) for raw in req.txs]
+        app_hash = next_app_hash(req.height, previous_hash, block.writes)
+        if self.pending is None:
+            self.pending = block
+        else:
+            block.merge_into(self.pending)
+        self.pending_height = req.height
+        self.pending_hash = app_hash
+        return abci.ResponseFinalizeBlock(
+            events=_events(block_events),
+            tx_results=[
+                abci.ExecTxResult(code=r.code, log=r.log, codespace=r.codespace, events=_events(r.events))
+                for r in results
+            ],
+            app_hash=app_hash,
+        )
+
+    @staticmethod
+    def _deliver(block: Overlay, raw: bytes, height: int, time: int) -> TxResult:
+        try:
+            return run_tx(block, raw, height, time)
+        except Exception as exc:  # FinalizeBlock never raises for one bad transaction
+            log.exception("transaction failed unexpectedly; rejected with code 1")
+            return TxResult(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}")
+
+    def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
+        if self.pending is None:
+            raise RuntimeError("Commit without a finalized block")
+        self.committed.commit(self.pending, self.pending_height, self.pending_hash)
+        self.pending = None
+        self.mempool = Overlay(self.committed)
+        return abci.ResponseCommit(retain_height=0)
+
+    # -- queries --------------------------------------------------------------------------------
+    def query(self, req: abci.RequestQuery) -> abci.ResponseQuery:
+        height = self.committed.height
+        try:
+            if req.height not in (0, height):
+                raise errors.BadQuery(f"only the last committed height {height} can be queried")
+            if height == 0:
+                raise errors.NotFound("no block has been committed yet")
+            value = run_query(Overlay(self.committed), req.path)
+        except errors.LedgerError as exc:
+            return abci.ResponseQuery(code=exc.code, log=exc.log, codespace=exc.codespace, height=height)
+        return abci.ResponseQuery(code=0, value=value, height=height, key=req.path.encode())
+
+    # -- snapshots (state sync is not offered yet) --------------------------------------------
+    def list_snapshots(self, req: abci.RequestListSnapshots) -> abci.ResponseListSnapshots:
+        return abci.ResponseListSnapshots()
+
+    def offer_snapshot(self, req: abci.RequestOfferSnapshot) -> abci.ResponseOfferSnapshot:
+        return abci.ResponseOfferSnapshot(result=abci.ResponseOfferSnapshot.REJECT)
+
+    def load_snapshot_chunk(self, req: abci.RequestLoadSnapshotChunk) -> abci.ResponseLoadSnapshotChunk:
+        return abci.ResponseLoadSnapshotChunk()
+
+    def apply_snapshot_chunk(self, req: abci.RequestApplySnapshotChunk) -> abci.ResponseApplySnapshotChunk:
+        return abci.ResponseApplySnapshotChunk(result=abci.ResponseApplySnapshotChunk.ABORT)
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _chain_id_and_limit(self) -> tuple[str, int]:
+        view = self.pending if self.pending is not None else Overlay(self.committed)
+        return get_chain(view).chain_id, State(view).get_params().max_tx_bytes
+
+
+def _events(events: list[Event]) -> list[abci.Event]:
+    return [
+        abci.Event(type=e.type, attributes=[abci.EventAttribute(key=k, value=v, index=True) for k, v in e.attributes])
+        for e in events
+    ]

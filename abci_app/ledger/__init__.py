@@ -1,0 +1,1 @@
+"""The replicated state machine: pure, deterministic transitions over a KV store."""

@@ -1,0 +1,67 @@
+"""Every reason a transaction can be rejected, with a stable numeric code.
+
+Codes are part of the wire contract (clients and `tx_search` rely on them):
+never renumber, only append. The table in docs/errors.md lists them all and a
+test checks that it matches this module.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LedgerError(Exception):
+    """A transaction (or query) was rejected; nothing it did is kept."""
+
+    code: ClassVar[int] = 1
+    codespace: ClassVar[str] = "gridledger"
+    summary: ClassVar[str] = "internal error"
+
+    def __init__(self, log: str) -> None:
+        super().__init__(log)
+        self.log = log
+
+
+def _error(name: str, code: int, summary: str) -> type[LedgerError]:
+    return type(name, (LedgerError,), {"code": code, "summary": summary, "__doc__": summary})
+
+
+# 2-19: encoding and authentication (stateless or signer-level)
+MalformedTx = _error("MalformedTx", 2, "transaction bytes are not a well-formed envelope")
+NonCanonicalTx = _error("NonCanonicalTx", 3, "transaction does not re-encode to the same bytes")
+UnsupportedVersion = _error("UnsupportedVersion", 4, "unknown envelope format version")
+WrongChainId = _error("WrongChainId", 5, "transaction is signed for another chain")
+UnknownTxType = _error("UnknownTxType", 6, "unknown transaction type")
+MalformedBody = _error("MalformedBody", 7, "transaction body does not match its type")
+BadSignature = _error("BadSignature", 8, "Ed25519 signature does not verify")
+TxTooLarge = _error("TxTooLarge", 9, "transaction exceeds the size limit")
+UnknownSigner = _error("UnknownSigner", 10, "signer is not a registered account")
+InactiveSigner = _error("InactiveSigner", 11, "signer account is deactivated")
+StaleNonce = _error("StaleNonce", 12, "nonce is not greater than the account's last nonce")
+DuplicateInBlock = _error("DuplicateInBlock", 13, "the same (account, nonce) appears twice in the block")
+# 20-39: authorisation and values
+NotAuthorised = _error("NotAuthorised", 20, "signer's role may not send this transaction")
+ValueOutOfRange = _error("ValueOutOfRange", 21, "a value is outside its allowed range")
+InsufficientFunds = _error("InsufficientFunds", 22, "free balance is too small")
+UnknownAccount = _error("UnknownAccount", 23, "referenced account does not exist")
+AccountExists = _error("AccountExists", 24, "an account with this key already exists")
+InactiveAccount = _error("InactiveAccount", 25, "referenced account is deactivated")
+WrongZone = _error("WrongZone", 26, "zone is not served by the signing DSO")
+UnknownMeter = _error("UnknownMeter", 27, "referenced meter does not exist")
+MeterExists = _error("MeterExists", 28, "a meter with this id or key already exists")
+SelfTransfer = _error("SelfTransfer", 29, "sender and recipient are the same account")
+# 40-59: governance
+UnknownProposal = _error("UnknownProposal", 40, "referenced proposal does not exist")
+ProposalClosed = _error("ProposalClosed", 41, "proposal has already passed, failed or expired")
+DuplicateVote = _error("DuplicateVote", 42, "operator already voted on this proposal")
+UnknownParam = _error("UnknownParam", 43, "no such parameter")
+# 100+: queries
+BadQuery = _error("BadQuery", 100, "unknown query path or malformed query data")
+NotFound = _error("NotFound", 101, "nothing stored under this query")
+
+ALL_ERRORS: tuple[type[LedgerError], ...] = tuple(
+    sorted(
+        (obj for obj in globals().values() if isinstance(obj, type) and issubclass(obj, LedgerError)),
+        key=lambda cls: cls.code,
+    )
+)

@@ -1,0 +1,107 @@
+"""Running transactions and blocks over overlays: the state transition function.
+
+Nonce rule (docs/transactions.md): a transaction that fails any stateless check,
+names an unknown signer, or reuses a nonce changes nothing. Once it is
+authenticated (valid signature, known signer, fresh nonce) its nonce is spent
+even if the message itself is then rejected: every other write of a rejected
+message is dropped. Spending the nonce keeps a rejected transaction from being
+included again later, when it might succeed against its sender's intent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from abci_app.ledger import errors
+from abci_app.ledger.events import Event
+from abci_app.ledger.modules import gov
+from abci_app.ledger.msg import TxContext
+from abci_app.ledger.router import ALLOWED_WHEN_INACTIVE, HANDLERS
+from abci_app.ledger.state import Account, State
+from abci_app.ledger.store import Overlay
+from abci_app.ledger.tx import SignedTx, decode_tx
+from abci_app.ledger.wire import Record
+
+
+@dataclass(frozen=True)
+class Chain(Record):
+    """The chain's identity and the last block applied to the state."""
+
+    chain_id: str
+    initial_height: int
+    height: int
+    time: int
+    """Header time of the last block, unix seconds."""
+
+
+@dataclass
+class TxResult:
+    code: int
+    log: str
+    tx_type: str = ""
+    codespace: str = ""
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+def get_chain(kv: Overlay) -> Chain:
+    raw = kv.get(b"chain")
+    if raw is None:
+        raise RuntimeError("state has no chain record: InitChain never ran")
+    return Chain.decode(raw)
+
+
+def put_chain(kv: Overlay, chain: Chain) -> None:
+    kv.set(b"chain", chain.encode())
+
+
+def authenticate(state: State, tx: SignedTx) -> Account:
+    """Signer-level checks; raise without writing anything."""
+    account = state.get_account(tx.account)
+    # Rule: the signer is a registered account.
+    if account is None:
+        raise errors.UnknownSigner(f"no account {tx.account} for this public key")
+    # Rule: a deactivated account may only withdraw.
+    if not account.active and tx.msg.TYPE not in ALLOWED_WHEN_INACTIVE:
+        raise errors.InactiveSigner(f"account {tx.account} is deactivated")
+    # Rule: nonces strictly increase per account; (account, nonce) is never reused.
+    if tx.nonce <= account.nonce:
+        raise errors.StaleNonce(f"nonce {tx.nonce} is not above the account's last nonce {account.nonce}")
+    return account
+
+
+def run_tx(kv: Overlay, raw: bytes, height: int, time: int) -> TxResult:
+    """Apply one transaction to ``kv``; on failure only the nonce rule writes."""
+    chain = get_chain(kv)
+    tx_type = ""
+    try:
+        max_bytes = State(kv).get_params().max_tx_bytes
+        tx = decode_tx(raw, chain.chain_id, max_bytes)
+        tx_type = tx.msg.TYPE
+        signer = authenticate(State(kv), tx)
+    except errors.LedgerError as exc:
+        return TxResult(code=exc.code, log=exc.log, tx_type=tx_type, codespace=exc.codespace)
+    # The nonce is spent in every case from here on.
+    signer = replace(signer, nonce=tx.nonce)
+    State(kv).put_account(signer)
+    scratch = kv.branch()
+    ctx = TxContext(state=State(scratch), signer=signer, height=height, time=time, chain_id=chain.chain_id)
+    try:
+        HANDLERS[tx_type](ctx, tx.msg)
+    except errors.LedgerError as exc:
+        return TxResult(code=exc.code, log=exc.log, tx_type=tx_type, codespace=exc.codespace)
+    scratch.merge_into(kv)
+    return TxResult(code=0, log="", tx_type=tx_type, events=ctx.events)
+
+
+def begin_block(kv: Overlay, height: int, time: int) -> list[Event]:
+    """Steps driven by the block clock, run before the block's transactions."""
+    chain = get_chain(kv)
+    # Rule: block time never goes backwards (CometBFT guarantees it; we check it).
+    if time < chain.time:
+        raise RuntimeError(f"block {height} time {time} is before the previous block's {chain.time}")
+    put_chain(kv, replace(chain, height=height, time=time))
+    return gov.expire_proposals(State(kv), time)

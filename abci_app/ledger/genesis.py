@@ -1,0 +1,169 @@
+"""Genesis: the operators, parameters and initial accounts of a chain.
+
+``app_state`` in CometBFT's genesis.json (JSON, documented in docs/genesis.md)::
+
+    {
+      "params": {"currency": "EUR", "voting_period_s": 86400, ...},   # optional overrides
+      "operators": [{"name": "dso-north", "role": "dso", "pubkey": "<hex>",
+                     "zones": ["north-1"], "power": 10, "balance": 0}],
+      "participants": [{"pubkey": "<hex>", "role": "prosumer", "zone": "north-1",
+                        "dso": "dso-north", "balance": 5000000}],
+      "meters": [{"id": "m-1", "pubkey": "<hex>", "owner_pubkey": "<hex>",
+                  "import_capacity_w": 11000, "export_capacity_w": 8000,
+                  "import_register_wh": 0, "export_register_wh": 0}]
+    }
+
+Initial balances are the initial money supply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+from typing import Any
+
+from abci_app.ledger import crypto, errors
+from abci_app.ledger.modules.gov import check_param_change
+from abci_app.ledger.msg import require_amount, require_name
+from abci_app.ledger.state import (
+    OPERATOR_ROLES,
+    PARTICIPANT_ROLES,
+    Account,
+    Meter,
+    Operator,
+    ParamChange,
+    Params,
+    State,
+)
+
+
+class GenesisError(ValueError):
+    """The genesis app_state is invalid; the chain cannot start."""
+
+
+def load_genesis(state: State, app_state_bytes: bytes) -> None:
+    """Write the genesis state; raise ``GenesisError`` with a clear reason."""
+    try:
+        doc = json.loads(app_state_bytes or b"{}")
+        _apply(state, doc)
+    except GenesisError:
+        raise
+    except errors.LedgerError as exc:
+        raise GenesisError(exc.log) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GenesisError(f"invalid app_state: {type(exc).__name__}: {exc}") from exc
+
+
+def _apply(state: State, doc: dict[str, Any]) -> None:
+    if not isinstance(doc, dict):
+        raise GenesisError("app_state must be a JSON object")
+    unknown = set(doc) - {"params", "operators", "participants", "meters"}
+    if unknown:
+        raise GenesisError(f"unknown app_state keys: {sorted(unknown)}")
+    params = _params(doc.get("params", {}))
+    state.put_params(params)
+    supply = 0
+    dso_by_name: dict[str, Account] = {}
+    for entry in doc.get("operators", []):
+        account = _operator(state, entry)
+        supply += account.balance
+        if account.role == "dso":
+            dso_by_name[entry["name"]] = account
+    if not dso_by_name and doc.get("participants"):
+        raise GenesisError("participants need a DSO operator")
+    for entry in doc.get("participants", []):
+        supply += _participant(state, entry, dso_by_name).balance
+    for entry in doc.get("meters", []):
+        _meter(state, entry)
+    state.change_supply(supply)
+
+
+def _params(overrides: dict[str, Any]) -> Params:
+    params = Params()
+    names = {f.name for f in fields(Params)}
+    for name in sorted(overrides):
+        value = overrides[name]
+        if name not in names:
+            raise GenesisError(f"unknown parameter {name!r}")
+        if name in Params.IMMUTABLE:
+            if type(value) is not type(getattr(params, name)):
+                raise GenesisError(f"parameter {name} has the wrong type")
+        else:
+            if type(value) is not int:
+                raise GenesisError(f"parameter {name} must be an integer")
+            check_param_change(ParamChange(name, value))
+        params = replace(params, **{name: value})
+    return params
+
+
+def _pubkey(text: Any) -> bytes:
+    key = bytes.fromhex(text)
+    if len(key) != crypto.PUBKEY_BYTES:
+        raise GenesisError(f"public key {text!r} is not 32 bytes of hex")
+    return key
+
+
+def _operator(state: State, entry: dict[str, Any]) -> Account:
+    role = entry["role"]
+    if role not in OPERATOR_ROLES:
+        raise GenesisError(f"operator role must be dso or lpd, got {role!r}")
+    require_name("operator name", entry["name"])
+    zones = tuple(sorted(entry.get("zones", [])))
+    for zone in zones:
+        require_name("zone", zone)
+    if (role == "dso") != bool(zones):
+        raise GenesisError(f"operator {entry['name']}: a DSO serves at least one zone, an LPD none")
+    power = entry.get("power", 1)
+    require_amount("power", power)
+    balance = entry.get("balance", 0)
+    require_amount("balance", balance, minimum=0)
+    pubkey = _pubkey(entry["pubkey"])
+    account = Account(
+        id=crypto.account_id(pubkey), pubkey=pubkey, role=role, zone="", dso="", active=True,
+        balance=balance, locked=0, debt=0, nonce=0, registered_at=0,
+    )
+    if state.get_account(account.id) is not None:
+        raise GenesisError(f"operator {entry['name']}: key used twice")
+    if any(op.name == entry["name"] for op in state.iter_operators()):
+        raise GenesisError(f"operator name {entry['name']} used twice")
+    state.add_account(account)
+    state.put_operator(Operator(account=account.id, name=entry["name"], role=role, zones=zones, power=power))
+    return account
+
+
+def _participant(state: State, entry: dict[str, Any], dso_by_name: dict[str, Account]) -> Account:
+    role = entry["role"]
+    if role not in PARTICIPANT_ROLES:
+        raise GenesisError(f"participant role must be one of {PARTICIPANT_ROLES}, got {role!r}")
+    dso = dso_by_name.get(entry["dso"])
+    if dso is None:
+        raise GenesisError(f"participant's DSO {entry['dso']!r} is not a genesis DSO")
+    operator = state.get_operator(dso.id)
+    assert operator is not None
+    if entry["zone"] not in operator.zones:
+        raise GenesisError(f"zone {entry['zone']!r} is not served by DSO {entry['dso']}")
+    balance = entry.get("balance", 0)
+    require_amount("balance", balance, minimum=0)
+    pubkey = _pubkey(entry["pubkey"])
+    account = Account(
+        id=crypto.account_id(pubkey), pubkey=pubkey, role=role, zone=entry["zone"], dso=dso.id,
+        active=True, balance=balance, locked=0, debt=0, nonce=0, registered_at=0,
+    )
+    if state.get_account(account.id) is not None:
+        raise GenesisError("participant key used twice")
+    state.add_account(account)
+    return account
+
+
+def _meter(state: State, entry: dict[str, Any]) -> None:
+    require_name("meter id", entry["id"])
+    owner = state.require_account(crypto.account_id(_pubkey(entry["owner_pubkey"])))
+    pubkey = _pubkey(entry["pubkey"])
+    if state.get_meter(entry["id"]) is not None or state.meter_key_taken(pubkey):
+        raise GenesisError(f"meter {entry['id']} or its key used twice")
+    values = {name: entry.get(name, 0) for name in
+              ("import_capacity_w", "export_capacity_w", "import_register_wh", "export_register_wh")}
+    for name, value in values.items():
+        require_amount(name, value, minimum=0)
+    state.add_meter(Meter(id=entry["id"], pubkey=pubkey, owner=owner.id, dso=owner.dso, active=True,
+                          registered_at=0, **values))

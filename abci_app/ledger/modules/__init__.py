@@ -1,0 +1,1 @@
+"""Message families: each module holds its messages, their checks and their handlers."""

@@ -1,0 +1,69 @@
+"""Base of every transaction message and the context its handler runs in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from abci_app.ledger import codec, crypto, errors
+from abci_app.ledger.events import Event
+from abci_app.ledger.state import Account, State
+from abci_app.ledger.wire import Record
+
+# Zone names, meter ids and references: short printable identifiers, so they
+# can sit in state keys and event attributes unescaped.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+MAX_TEXT = 256
+
+
+@dataclass(frozen=True)
+class Msg(Record):
+    """A transaction message: a typed body with its stateless checks."""
+
+    TYPE: ClassVar[str] = ""
+
+    def validate_basic(self) -> None:
+        """Checks that need no state; raise ``MalformedBody``/``ValueOutOfRange``."""
+
+
+@dataclass
+class TxContext:
+    """What a handler may see besides the message: state, signer and block."""
+
+    state: State
+    signer: Account
+    height: int
+    time: int
+    """Block header time, unix seconds: the only clock."""
+    chain_id: str
+    events: list[Event] = field(default_factory=list)
+
+
+# -- stateless check helpers (each raises a typed error with a clear log) ------
+def require_amount(name: str, value: int, minimum: int = 1) -> None:
+    if not minimum <= value <= codec.MAX_INT:
+        raise errors.ValueOutOfRange(f"{name} must be between {minimum} and {codec.MAX_INT}, got {value}")
+
+
+def require_name(name: str, value: str) -> None:
+    if not NAME_PATTERN.fullmatch(value):
+        raise errors.MalformedBody(
+            f"{name} {value!r} must be 1-64 characters of letters, digits and . _ : - "
+            "starting with a letter or digit"
+        )
+
+
+def require_account_id(name: str, value: str) -> None:
+    if not crypto.is_account_id(value):
+        raise errors.MalformedBody(f"{name} must be a 40-character lowercase hex account id")
+
+
+def require_pubkey(name: str, value: bytes) -> None:
+    if len(value) != crypto.PUBKEY_BYTES:
+        raise errors.MalformedBody(f"{name} must be a 32-byte Ed25519 public key")
+
+
+def require_text(name: str, value: str, limit: int = MAX_TEXT) -> None:
+    if len(value) > limit:
+        raise errors.ValueOutOfRange(f"{name} is longer than {limit} characters")

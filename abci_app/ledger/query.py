@@ -1,0 +1,96 @@
+"""Read-only ABCI queries over the last committed state.
+
+Paths (answers are UTF-8 JSON in ``value``; errors set ``code`` and ``log``):
+
+    /account/<account id>        balances, nonce, role, zone, DSO
+    /participants/<zone>         account ids of a zone's participants
+    /meters/<account id>         meters of a participant
+    /meter/<meter id>            one meter
+    /operators                   all operators with power and zones
+    /params                      chain parameters
+    /supply                      money in circulation
+    /proposals                   every governance proposal
+    /proposal/<id>               one proposal
+    /chain                       chain id, height and block time of the state
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from abci_app.ledger import errors
+from abci_app.ledger.execute import get_chain
+from abci_app.ledger.state import Account, Meter, Proposal, State
+from abci_app.ledger.store import Overlay
+
+
+def run_query(kv: Overlay, path: str) -> bytes:
+    """Answer one query path; raises ``LedgerError`` (BadQuery, NotFound)."""
+    parts = [part for part in path.split("/") if part]
+    if not parts:
+        raise errors.BadQuery("empty query path")
+    state = State(kv)
+    head, args = parts[0], parts[1:]
+    answer: Any
+    if head == "account" and len(args) == 1:
+        answer = _account(_found(state.get_account(args[0]), f"account {args[0]}"))
+    elif head == "participants" and len(args) == 1:
+        answer = {"zone": args[0], "participants": state.participants_in_zone(args[0])}
+    elif head == "meters" and len(args) == 1:
+        meters = [state.get_meter(meter_id) for meter_id in state.meters_of(args[0])]
+        answer = {"owner": args[0], "meters": [_meter(m) for m in meters if m is not None]}
+    elif head == "meter" and len(args) == 1:
+        answer = _meter(_found(state.get_meter(args[0]), f"meter {args[0]}"))
+    elif head == "operators" and not args:
+        answer = {"operators": [_plain(asdict(op)) for op in state.iter_operators()]}
+    elif head == "params" and not args:
+        answer = asdict(state.get_params())
+    elif head == "supply" and not args:
+        answer = {"total": state.get_supply()}
+    elif head == "proposals" and not args:
+        answer = {"proposals": [_proposal(p) for p in state.iter_proposals()]}
+    elif head == "proposal" and len(args) == 1 and args[0].isdigit():
+        answer = _proposal(_found(state.get_proposal(int(args[0])), f"proposal {args[0]}"))
+    elif head == "chain" and not args:
+        answer = asdict(get_chain(kv))
+    else:
+        raise errors.BadQuery(f"unknown query path {path!r}")
+    return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
+
+
+T = TypeVar("T")
+
+
+def _found(value: T | None, what: str) -> T:
+    if value is None:
+        raise errors.NotFound(f"{what} not found")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly: bytes as hex, tuples as lists."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _account(account: Account) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(asdict(account))
+    out["free"] = account.free
+    return out
+
+
+def _meter(meter: Meter) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(asdict(meter))
+    return out
+
+
+def _proposal(proposal: Proposal) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(asdict(proposal))
+    return out

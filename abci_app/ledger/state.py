@@ -1,0 +1,326 @@
+"""The ledger state: typed records and accessors with verb names over a KV overlay.
+
+Key layout (all keys are ASCII prefixes followed by ids; documented in docs/state.md):
+
+    acct/<account id>                 Account
+    op/<account id>                   Operator
+    zone/<zone>/<account id>          b""  (participants of a zone)
+    meter/<meter id>                  Meter
+    meterkey/<meter pubkey hex>       meter id  (meter keys are unique)
+    owns/<account id>/<meter id>      b""  (meters of a participant)
+    params                            Params
+    supply                            Supply (money issued by deposits minus withdrawals)
+    gov/next                          next proposal id
+    gov/prop/<id:be64>                Proposal
+    gov/vote/<id:be64>/<account id>   Vote
+    gov/open/<expiry:be64>/<id:be64>  b""  (open proposals by expiry time)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from abci_app.ledger import errors
+from abci_app.ledger.store import Overlay, prefix_end
+from abci_app.ledger.wire import Record
+
+PARTICIPANT_ROLES = ("consumer", "prosumer", "producer")
+OPERATOR_ROLES = ("dso", "lpd")
+
+
+@dataclass(frozen=True)
+class Account(Record):
+    """A registered identity that can sign transactions and hold money."""
+
+    id: str
+    """Pseudonymous account id (hex of SHA-256(pubkey)[:20])."""
+    pubkey: bytes
+    """Ed25519 public key that signs this account's transactions."""
+    role: str
+    """consumer | prosumer | producer | dso | lpd."""
+    zone: str
+    """Grid zone of a participant; empty for operators."""
+    dso: str
+    """Account id of the DSO that registered this participant; empty for operators."""
+    active: bool
+    """Deactivated accounts may only withdraw their free balance."""
+    balance: int
+    """Money held, in the currency's smallest unit (includes locked money)."""
+    locked: int
+    """Part of ``balance`` held for open obligations; never above ``balance``."""
+    debt: int
+    """Unpaid settlement charges (always 0 until settlement lands)."""
+    nonce: int
+    """Nonce of the last authenticated transaction (0 before the first)."""
+    registered_at: int
+    """Block time (unix seconds) of registration; 0 for genesis accounts."""
+
+    @property
+    def free(self) -> int:
+        return self.balance - self.locked
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role in OPERATOR_ROLES
+
+
+@dataclass(frozen=True)
+class Operator(Record):
+    """A grid operator that runs a validator and votes in governance."""
+
+    account: str
+    """The operator's account id."""
+    name: str
+    """Human-readable operator name, unique."""
+    role: str
+    """dso | lpd."""
+    zones: tuple[str, ...]
+    """Grid zones a DSO serves (sorted); empty for an LPD."""
+    power: int
+    """Governance voting power."""
+
+
+@dataclass(frozen=True)
+class Meter(Record):
+    """A smart meter with its own signing key, registered by a DSO to a participant."""
+
+    id: str
+    """Meter id chosen by the DSO (e.g. its serial number)."""
+    pubkey: bytes
+    """Ed25519 key the meter signs its readings with."""
+    owner: str
+    """Account id of the participant the meter belongs to."""
+    dso: str
+    """Account id of the registering DSO."""
+    import_capacity_w: int
+    """Largest power the connection can draw from the grid, in W."""
+    export_capacity_w: int
+    """Largest power the connection can feed into the grid, in W."""
+    import_register_wh: int
+    """Cumulative import register (OBIS 1.8.0) at registration, in Wh."""
+    export_register_wh: int
+    """Cumulative export register (OBIS 2.8.0) at registration, in Wh."""
+    active: bool
+    """Deactivated meters are ignored."""
+    registered_at: int
+    """Block time (unix seconds) of registration."""
+
+
+@dataclass(frozen=True)
+class Params(Record):
+    """Chain parameters, changed only by governance (``propose_params``)."""
+
+    currency: str = "EUR"
+    """Settlement currency symbol (fixed at genesis)."""
+    currency_exponent: int = 6
+    """Decimal places of the smallest unit: 6 means micro-euro (fixed at genesis)."""
+    max_tx_bytes: int = 65_536
+    """Largest transaction accepted, in bytes."""
+    voting_period_s: int = 86_400
+    """How long a governance proposal stays open, in seconds of block time."""
+    max_meters_per_participant: int = 16
+    """Cap on registered meters of one participant."""
+
+    # Parameters fixed at genesis: changing them later would reinterpret stored amounts.
+    IMMUTABLE: ClassVar[tuple[str, ...]] = ("currency", "currency_exponent")
+    # Inclusive bounds for every changeable parameter.
+    BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
+        "max_tx_bytes": (256, 1 << 20),
+        "voting_period_s": (60, 365 * 86_400),
+        "max_meters_per_participant": (1, 1_000),
+    }
+
+
+@dataclass(frozen=True)
+class Supply(Record):
+    """Money in circulation: everything deposited minus everything withdrawn."""
+
+    total: int
+
+
+@dataclass(frozen=True)
+class ParamChange(Record):
+    name: str
+    """Parameter name, as in ``Params``."""
+    value: int
+    """New value (all changeable parameters are integers)."""
+
+
+@dataclass(frozen=True)
+class Proposal(Record):
+    """A governance proposal and its running tally."""
+
+    id: int
+    proposer: str
+    kind: str
+    """``params`` (more kinds arrive with validator governance)."""
+    changes: tuple[ParamChange, ...]
+    description: str
+    submitted_at: int
+    expires_at: int
+    yes_power: int
+    no_power: int
+    status: str
+    """open | passed | rejected | expired."""
+
+
+@dataclass(frozen=True)
+class Vote(Record):
+    approve: bool
+    power: int
+
+
+def _be64(value: int) -> bytes:
+    return struct.pack(">Q", value)
+
+
+class State:
+    """Typed access to the ledger state held in an overlay."""
+
+    def __init__(self, kv: Overlay) -> None:
+        self.kv = kv
+
+    # -- generic -----------------------------------------------------------
+    def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self.kv.iterate(prefix, prefix_end(prefix))
+
+    # -- accounts ------------------------------------------------------------
+    def get_account(self, account_id: str) -> Account | None:
+        raw = self.kv.get(b"acct/" + account_id.encode())
+        return Account.decode(raw) if raw is not None else None
+
+    def require_account(self, account_id: str) -> Account:
+        account = self.get_account(account_id)
+        if account is None:
+            raise errors.UnknownAccount(f"account {account_id} does not exist")
+        return account
+
+    def put_account(self, account: Account) -> None:
+        self.kv.set(b"acct/" + account.id.encode(), account.encode())
+
+    def add_account(self, account: Account) -> None:
+        """Store a new account and index a participant by its zone."""
+        self.put_account(account)
+        if not account.is_operator:
+            self.kv.set(f"zone/{account.zone}/{account.id}".encode(), b"")
+
+    def credit(self, account_id: str, amount: int) -> Account:
+        """Add ``amount`` to a balance."""
+        account = self.require_account(account_id)
+        account = replace(account, balance=account.balance + amount)
+        self.put_account(account)
+        return account
+
+    def debit(self, account_id: str, amount: int) -> Account:
+        """Take ``amount`` from the free balance."""
+        account = self.require_account(account_id)
+        # Rule: only free money (balance minus locks) can leave an account.
+        if account.free < amount:
+            raise errors.InsufficientFunds(
+                f"account {account_id} has {account.free} free, {amount} needed"
+            )
+        account = replace(account, balance=account.balance - amount)
+        self.put_account(account)
+        return account
+
+    def set_nonce(self, account_id: str, nonce: int) -> None:
+        account = self.require_account(account_id)
+        self.put_account(replace(account, nonce=nonce))
+
+    def iter_accounts(self) -> Iterator[Account]:
+        for _, raw in self._scan(b"acct/"):
+            yield Account.decode(raw)
+
+    def participants_in_zone(self, zone: str) -> list[str]:
+        prefix = f"zone/{zone}/".encode()
+        return [key[len(prefix) :].decode() for key, _ in self._scan(prefix)]
+
+    # -- operators -------------------------------------------------------------
+    def get_operator(self, account_id: str) -> Operator | None:
+        raw = self.kv.get(b"op/" + account_id.encode())
+        return Operator.decode(raw) if raw is not None else None
+
+    def put_operator(self, operator: Operator) -> None:
+        self.kv.set(b"op/" + operator.account.encode(), operator.encode())
+
+    def iter_operators(self) -> Iterator[Operator]:
+        for _, raw in self._scan(b"op/"):
+            yield Operator.decode(raw)
+
+    def total_operator_power(self) -> int:
+        return sum(op.power for op in self.iter_operators())
+
+    # -- meters ----------------------------------------------------------------
+    def get_meter(self, meter_id: str) -> Meter | None:
+        raw = self.kv.get(b"meter/" + meter_id.encode())
+        return Meter.decode(raw) if raw is not None else None
+
+    def meter_key_taken(self, pubkey: bytes) -> bool:
+        return self.kv.get(b"meterkey/" + pubkey.hex().encode()) is not None
+
+    def put_meter(self, meter: Meter) -> None:
+        self.kv.set(b"meter/" + meter.id.encode(), meter.encode())
+
+    def add_meter(self, meter: Meter) -> None:
+        self.put_meter(meter)
+        self.kv.set(b"meterkey/" + meter.pubkey.hex().encode(), meter.id.encode())
+        self.kv.set(f"owns/{meter.owner}/{meter.id}".encode(), b"")
+
+    def meters_of(self, account_id: str) -> list[str]:
+        prefix = f"owns/{account_id}/".encode()
+        return [key[len(prefix) :].decode() for key, _ in self._scan(prefix)]
+
+    # -- params and supply -------------------------------------------------------
+    def get_params(self) -> Params:
+        raw = self.kv.get(b"params")
+        return Params.decode(raw) if raw is not None else Params()
+
+    def put_params(self, params: Params) -> None:
+        self.kv.set(b"params", params.encode())
+
+    def get_supply(self) -> int:
+        raw = self.kv.get(b"supply")
+        return Supply.decode(raw).total if raw is not None else 0
+
+    def change_supply(self, delta: int) -> None:
+        self.kv.set(b"supply", Supply(self.get_supply() + delta).encode())
+
+    # -- governance ----------------------------------------------------------------
+    def next_proposal_id(self) -> int:
+        raw = self.kv.get(b"gov/next")
+        next_id = struct.unpack(">Q", raw)[0] if raw is not None else 1
+        self.kv.set(b"gov/next", _be64(next_id + 1))
+        return int(next_id)
+
+    def get_proposal(self, proposal_id: int) -> Proposal | None:
+        raw = self.kv.get(b"gov/prop/" + _be64(proposal_id))
+        return Proposal.decode(raw) if raw is not None else None
+
+    def put_proposal(self, proposal: Proposal) -> None:
+        self.kv.set(b"gov/prop/" + _be64(proposal.id), proposal.encode())
+        open_key = b"gov/open/" + _be64(proposal.expires_at) + b"/" + _be64(proposal.id)
+        if proposal.status == "open":
+            self.kv.set(open_key, b"")
+        else:
+            self.kv.delete(open_key)
+
+    def iter_proposals(self) -> Iterator[Proposal]:
+        for _, raw in self._scan(b"gov/prop/"):
+            yield Proposal.decode(raw)
+
+    def open_proposals_expired_by(self, time: int) -> list[int]:
+        """Ids of open proposals whose voting period ended at or before ``time``, oldest first."""
+        ids = []
+        for key, _ in self.kv.iterate(b"gov/open/", b"gov/open/" + _be64(time + 1)):
+            ids.append(struct.unpack(">Q", key[-8:])[0])
+        return ids
+
+    def get_vote(self, proposal_id: int, voter: str) -> Vote | None:
+        raw = self.kv.get(b"gov/vote/" + _be64(proposal_id) + b"/" + voter.encode())
+        return Vote.decode(raw) if raw is not None else None
+
+    def put_vote(self, proposal_id: int, voter: str, vote: Vote) -> None:
+        self.kv.set(b"gov/vote/" + _be64(proposal_id) + b"/" + voter.encode(), vote.encode())
