@@ -143,15 +143,15 @@ class LedgerApplication:
         base = self.pending if self.pending is not None else self.committed
         previous_hash = self.pending_hash if self.pending is not None else self.committed.app_hash
         block = Overlay(base)
-        time = req.time.seconds
-        block_events = begin_block(block, req.height, time)
-        results = [self._deliver(block, raw, req.height, time) for raw in req.txs]
-        app_hash = next_app_hash(req.height, previous_hash, block.writes)
+        height, time = self._block_header(block, req)
+        block_events = begin_block(block, height, time)
+        results = [self._deliver(block, raw, height, time) for raw in req.txs]
+        app_hash = next_app_hash(height, previous_hash, block.writes)
         if self.pending is None:
             self.pending = block
         else:
             block.merge_into(self.pending)
-        self.pending_height = req.height
+        self.pending_height = height
         self.pending_hash = app_hash
         return abci.ResponseFinalizeBlock(
             events=_events(block_events),
@@ -161,6 +161,23 @@ class LedgerApplication:
             ],
             app_hash=app_hash,
         )
+
+    @staticmethod
+    def _block_header(block: Overlay, req: abci.RequestFinalizeBlock) -> tuple[int, int]:
+        """Height and time of the block being finalized.
+
+        CometBFT always sends the next height and a BFT time that never goes
+        backwards. A header-less request (height 0, as CometBFT's ``abci-cli
+        finalize_block`` sends) is taken as the next block at the previous
+        block's time, so test drivers cannot break the chain's clock.
+        """
+        chain = get_chain(block)
+        expected = chain.height + 1
+        if req.height == 0:
+            return expected, chain.time
+        if req.height != expected:
+            raise RuntimeError(f"FinalizeBlock for height {req.height}, expected {expected}")
+        return req.height, max(req.time.seconds, chain.time)
 
     @staticmethod
     def _deliver(block: Overlay, raw: bytes, height: int, time: int) -> TxResult:
