@@ -9,6 +9,7 @@ computed exactly what a node that never crashed computes.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import random
 import signal
@@ -79,7 +80,7 @@ def test_sigkill_app_and_recover(tmp_path: Path, tools_bin: Path) -> None:
 
     replica = Chain(chain_id="crash-chain", time=genesis_time)  # same genesis, never crashed
     committed_txs = 0
-    for block, following in zip(blocks, blocks[1:], strict=False):
+    for block, following in itertools.pairwise(blocks):
         height = int(block["header"]["height"])
         req = abci.RequestFinalizeBlock(height=height, txs=[base64.b64decode(t) for t in block["data"]["txs"] or []])
         req.time.seconds = _header_time(block["header"]["time"])
