@@ -64,7 +64,7 @@ test: setup lint
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) -m tools.bench_ledger
+	$(PY) tools/bench_ledger.py
 
 clean:
 	rm -rf abci_app/pb .pytest_cache .mypy_cache .ruff_cache

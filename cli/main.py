@@ -48,6 +48,7 @@ def demo(
     rpc_port: int = typer.Option(26657, help="CometBFT RPC port on 127.0.0.1."),
     p2p_port: int = typer.Option(26656, help="CometBFT p2p port on 127.0.0.1."),
     abci_port: int = typer.Option(26658, help="ABCI port on 127.0.0.1."),
+    rpc_host: str = typer.Option("127.0.0.1", help="Interface the RPC listens on (0.0.0.0 in a container)."),
 ) -> None:
     """Start a single-validator local chain with demo operators and participants.
 
@@ -56,13 +57,13 @@ def demo(
     ports = localnet.Ports(rpc=rpc_port, p2p=p2p_port, abci=abci_port)
     home = home.resolve()
     try:
-        localnet.init_single(home, "gridledger-demo", localnet.demo_app_state(home), ports)
+        localnet.init_single(home, "gridledger-demo", localnet.demo_app_state(home), ports, rpc_host=rpc_host)
     except FileNotFoundError as exc:
         fail(str(exc))
     typer.echo(f"demo chain home: {home}\nRPC: {ports.rpc_url}   (Ctrl-C stops both processes)", err=True)
     code = supervisor.run(supervisor.NodeSpec(
         home=home, abci_address=f"tcp://127.0.0.1:{abci_port}",
-        rpc_laddr=f"tcp://127.0.0.1:{rpc_port}", p2p_laddr=f"tcp://127.0.0.1:{p2p_port}",
+        rpc_laddr=f"tcp://{rpc_host}:{rpc_port}", p2p_laddr=f"tcp://127.0.0.1:{p2p_port}",
     ))
     raise typer.Exit(code)
 

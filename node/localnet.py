@@ -63,15 +63,15 @@ def demo_app_state(home: Path) -> dict[str, Any]:
 
 
 def init_single(home: Path, chain_id: str, app_state: dict[str, Any], ports: Ports,
-                timeout_commit: str = "1s") -> None:
-    """Create (once) a one-validator home listening on loopback only."""
+                timeout_commit: str = "1s", rpc_host: str = "127.0.0.1") -> None:
+    """Create (once) a one-validator home; only the RPC may listen beyond loopback."""
     fresh = not (home / "config" / "genesis.json").exists()
     cometbft.init_home(home)
     if fresh:
         cometbft.set_genesis(home, chain_id, app_state)
     cometbft.configure(home, {
         "": {"proxy_app": f"tcp://127.0.0.1:{ports.abci}", "moniker": home.name or "gridledger"},
-        "rpc": {"laddr": f"tcp://127.0.0.1:{ports.rpc}"},
+        "rpc": {"laddr": f"tcp://{rpc_host}:{ports.rpc}"},
         "p2p": {"laddr": f"tcp://127.0.0.1:{ports.p2p}", "allow_duplicate_ip": True, "addr_book_strict": False},
         "consensus": {"timeout_commit": timeout_commit},
         "tx_index": {"indexer": "kv"},

@@ -1,0 +1,120 @@
+"""In-process benchmark: signed transactions per second through CheckTx and FinalizeBlock.
+
+Runs on one core (one Python thread) against the in-memory backend and prints
+the rates next to the machine's raw Ed25519 verification rate, as a ratio: the
+share of a core's signature-checking capacity the ledger achieves end to end.
+A benchmark, not a test: it prints figures and asserts nothing about speed.
+
+    make bench            (or: .venv/bin/python tools/bench_ledger.py --txs 20000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+from abci_app.app import LedgerApplication
+from abci_app.ledger import tx as txmod
+from abci_app.ledger.crypto import SigningKey, verify
+from abci_app.ledger.modules.bank import Transfer
+from abci_app.ledger.store import MemoryBackend
+from abci_app.pb.tendermint.abci import types_pb2 as abci
+
+CHAIN_ID = "bench"
+GENESIS_TIME = 1_767_225_600
+
+
+def make_app(keys: list[SigningKey]) -> LedgerApplication:
+    dso, lpd = SigningKey.from_seed(b"d" * 32), SigningKey.from_seed(b"l" * 32)
+    app_state = {
+        "operators": [
+            {"name": "dso", "role": "dso", "pubkey": dso.pubkey.hex(), "zones": ["z"], "power": 1},
+            {"name": "lpd", "role": "lpd", "pubkey": lpd.pubkey.hex(), "zones": [], "power": 1},
+        ],
+        "participants": [
+            {"pubkey": k.pubkey.hex(), "role": "prosumer", "zone": "z", "dso": "dso", "balance": 10**12}
+            for k in keys
+        ],
+    }
+    app = LedgerApplication(MemoryBackend())
+    req = abci.RequestInitChain(chain_id=CHAIN_ID, initial_height=1, app_state_bytes=json.dumps(app_state).encode())
+    req.time.seconds = GENESIS_TIME
+    app.init_chain(req)
+    return app
+
+
+def signed_transfers(keys: list[SigningKey], count: int) -> list[bytes]:
+    nonces = [0] * len(keys)
+    out = []
+    for i in range(count):
+        sender = i % len(keys)
+        nonces[sender] += 1
+        recipient = keys[(sender + 1) % len(keys)].account
+        out.append(txmod.encode_tx(CHAIN_ID, Transfer(recipient=recipient, amount=1, memo=""), keys[sender],
+                                   nonces[sender]))
+    return out
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--txs", type=int, default=10_000, help="transactions per phase")
+    parser.add_argument("--accounts", type=int, default=500)
+    parser.add_argument("--block", type=int, default=1_000, help="transactions per block")
+    args = parser.parse_args()
+
+    keys = [SigningKey.from_seed(i.to_bytes(32, "big")) for i in range(1, args.accounts + 1)]
+    txs = signed_transfers(keys, args.txs)
+
+    # Raw Ed25519 verification of the same sign bytes (the floor of any signed-tx ledger).
+    samples = [(k.pubkey, k.sign(b"x" * 120), b"x" * 120) for k in keys[:100]]
+    start = time.perf_counter()
+    for i in range(args.txs):
+        pubkey, signature, message = samples[i % len(samples)]
+        verify(pubkey, signature, message)
+    verify_rate = rate(args.txs, time.perf_counter() - start)
+
+    # CheckTx: full checks (decode, signature, nonce, balance) against the mempool view.
+    app = make_app(keys)
+    start = time.perf_counter()
+    for raw in txs:
+        assert app.check_tx(abci.RequestCheckTx(tx=raw)).code == 0
+    check_rate = rate(len(txs), time.perf_counter() - start)
+
+    # FinalizeBlock + Commit with signatures already verified in CheckTx (a validator's usual case).
+    finalize_warm = run_blocks(app, txs, args.block)
+    # FinalizeBlock + Commit on a node that never saw the transactions (signatures verified here).
+    txmod._verified = txmod._VerifiedCache()
+    finalize_cold = run_blocks(make_app(keys), txs, args.block)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}; {args.txs} transfers, {args.block} per block, one thread")
+    print(f"{'phase':<40}{'tx/s':>12}{'vs verify':>12}")
+    for name, value in (
+        ("raw Ed25519 verify", verify_rate),
+        ("CheckTx", check_rate),
+        ("FinalizeBlock+Commit (sig cached)", finalize_warm),
+        ("FinalizeBlock+Commit (sig verified)", finalize_cold),
+    ):
+        print(f"{name:<40}{value:>12,.0f}{value / verify_rate:>11.2f}x")
+
+
+def run_blocks(app: LedgerApplication, txs: list[bytes], per_block: int) -> float:
+    start = time.perf_counter()
+    for height, first in enumerate(range(0, len(txs), per_block), start=1):
+        req = abci.RequestFinalizeBlock(height=height, txs=txs[first : first + per_block])
+        req.time.seconds = GENESIS_TIME + height
+        response = app.finalize_block(req)
+        assert all(r.code == 0 for r in response.tx_results)
+        app.commit(abci.RequestCommit())
+    return rate(len(txs), time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()
