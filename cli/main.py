@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from cli.keys import keys_app
 from node import cometbft, localnet, supervisor
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABCI app).", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+app.add_typer(keys_app, name="keys")
 
 EXIT_USAGE = 2
 
