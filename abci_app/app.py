@@ -12,6 +12,7 @@ State flows through three layers:
 
 from __future__ import annotations
 
+import json
 import logging
 from importlib import metadata
 
@@ -28,6 +29,7 @@ from abci_app.pb.tendermint.abci import types_pb2 as abci
 log = logging.getLogger("gridledger.app")
 
 APP_PROTOCOL_VERSION = 1
+NEXT_NONCE_PATH = "/next_nonce/"
 
 
 def _version() -> str:
@@ -203,10 +205,24 @@ class LedgerApplication:
                 raise errors.BadQuery(f"only the last committed height {height} can be queried")
             if height == 0:
                 raise errors.NotFound("no block has been committed yet")
-            value = run_query(Overlay(self.committed), req.path)
+            if req.path.startswith(NEXT_NONCE_PATH):
+                value = self._next_nonce(req.path[len(NEXT_NONCE_PATH) :])
+            else:
+                value = run_query(Overlay(self.committed), req.path)
         except errors.LedgerError as exc:
             return abci.ResponseQuery(code=exc.code, log=exc.log, codespace=exc.codespace, height=height)
         return abci.ResponseQuery(code=0, value=value, height=height, key=req.path.encode())
+
+    def _next_nonce(self, account_id: str) -> bytes:
+        """Node-local hint: the next nonce counting this node's pending mempool transactions.
+
+        Not consensus state (another node's mempool may differ); it lets a
+        client send several transactions before the first one commits.
+        """
+        account = State(self.mempool).get_account(account_id)
+        if account is None:
+            raise errors.NotFound(f"account {account_id} not found")
+        return json.dumps({"account": account_id, "next_nonce": account.nonce + 1}).encode()
 
     # -- snapshots (state sync is not offered yet) --------------------------------------------
     def list_snapshots(self, req: abci.RequestListSnapshots) -> abci.ResponseListSnapshots:

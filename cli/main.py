@@ -13,6 +13,8 @@ from pathlib import Path
 import typer
 
 from cli.keys import keys_app
+from cli.query import query_app
+from cli.tx import tx_app
 from node import cometbft, localnet, supervisor
 
 app = typer.Typer(
@@ -24,8 +26,23 @@ app = typer.Typer(
 node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABCI app).", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tx_app, name="tx")
+app.add_typer(query_app, name="query")
 
 EXIT_USAGE = 2
+DEMO_HINT = """
+demo chain: home {home}, RPC {rpc}  (Ctrl-C stops CometBFT, then the app)
+demo keys (dso, lpd, alice, bob) are in {home}/keyring under the passphrase 'demo'. In another shell:
+
+  . .venv/bin/activate
+  export GRIDLEDGER_KEYRING_DIR={home}/keyring GRIDLEDGER_PASSPHRASE=demo
+  gridledger query account alice
+  gridledger tx transfer bob 1.50EUR --from alice --wait
+  gridledger keys add carol
+  gridledger tx participant register carol --role consumer --zone zone-a --from dso --wait
+  gridledger tx deposit carol 25EUR --reference demo-1 --from lpd --wait
+  gridledger query account carol
+"""
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -62,7 +79,7 @@ def demo(
         localnet.init_single(home, "gridledger-demo", localnet.demo_app_state(home), ports, rpc_host=rpc_host)
     except FileNotFoundError as exc:
         fail(str(exc))
-    typer.echo(f"demo chain home: {home}\nRPC: {ports.rpc_url}   (Ctrl-C stops both processes)", err=True)
+    typer.echo(DEMO_HINT.format(home=home, rpc=ports.rpc_url, cwd=Path.cwd()), err=True)
     code = supervisor.run(supervisor.NodeSpec(
         home=home, abci_address=f"tcp://127.0.0.1:{abci_port}",
         rpc_laddr=f"tcp://{rpc_host}:{rpc_port}", p2p_laddr=f"tcp://127.0.0.1:{p2p_port}",

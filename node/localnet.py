@@ -1,22 +1,22 @@
 """A single-validator local chain with demo operators and participants.
 
 Used by ``make run`` (``gridledger demo``) and by the end-to-end tests. Demo
-keys are written unencrypted to ``<home>/demo-keys/`` (mode 0600): they guard
-nothing but a throw-away local chain.
+keys live in an ordinary encrypted keyring, ``<home>/keyring``, under the
+publicly known passphrase ``demo``: they guard nothing but a throw-away chain.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from abci_app.ledger.crypto import SigningKey
+from cli.keystore import Keystore
 from node import cometbft
 
 DEMO_ZONE = "zone-a"
+DEMO_PASSPHRASE = "demo"
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,12 @@ class Ports:
 
 
 def demo_key(home: Path, name: str) -> SigningKey:
-    """Load a demo key, creating it on first use."""
-    path = home / "demo-keys" / f"{name}.json"
-    if path.exists():
-        return SigningKey.from_seed(bytes.fromhex(json.loads(path.read_text())["seed"]))
+    """Load a demo key from the demo keyring, creating it on first use."""
+    keyring = Keystore(home / "keyring")
+    if keyring.exists(name):
+        return keyring.load(name, DEMO_PASSPHRASE)
     key = SigningKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump({"name": name, "seed": key.seed().hex(), "pubkey": key.pubkey.hex(),
-                   "account": key.account}, out)
+    keyring.add(name, DEMO_PASSPHRASE, key)
     return key
 
 

@@ -1,0 +1,365 @@
+"""`gridledger tx ...`: build, sign, broadcast (or sign offline) ledger transactions.
+
+Every command shares the signing options (added by ``tx_command``): ``--from``,
+``--keyring-dir``, ``--passphrase-file``, ``--node``, ``--chain-id``, ``--nonce``,
+``--wait``, ``--sign-only --out FILE``, ``--dry-run``, ``--output``.
+Exit codes: 0 accepted (and committed with --wait), 1 rejected, 2 usage or
+input error, 3 node unreachable or timed out.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from abci_app.ledger import codec
+from abci_app.ledger.crypto import SigningKey, account_id
+from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
+from abci_app.ledger.modules.gov import CastVote, ProposeParams
+from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
+from abci_app.ledger.msg import Msg
+from abci_app.ledger.state import ParamChange
+from abci_app.ledger.tx import encode_tx
+from cli.client import DEFAULT_NODE, ChainInfo, NodeClient
+from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
+from cli.keystore import Keystore, KeystoreError
+from cli.output import TX_REJECTED, Output, fail, note
+from cli.units import UnitError, parse_energy, parse_money, parse_power
+from node.rpc import tx_hash
+
+tx_app = typer.Typer(help="Sign and send transactions (or sign offline).", no_args_is_help=True)
+participant_app = typer.Typer(help="DSO: register or deactivate participants.", no_args_is_help=True)
+meter_app = typer.Typer(help="DSO: register or deactivate smart meters.", no_args_is_help=True)
+gov_app = typer.Typer(help="Operators: propose parameter changes and vote.", no_args_is_help=True)
+tx_app.add_typer(participant_app, name="participant")
+tx_app.add_typer(meter_app, name="meter")
+tx_app.add_typer(gov_app, name="gov")
+
+OFFLINE_DEFAULT = ChainInfo(chain_id="", currency="EUR", currency_exponent=6)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a message builder may use: chain facts and the keyring for name lookups."""
+
+    chain: ChainInfo
+    keyring_dir: Path
+
+    def money(self, text: str) -> int:
+        return parse_money(text, self.chain.currency, self.chain.currency_exponent)
+
+    def account(self, text: str) -> str:
+        return resolve_account(text, self.keyring_dir)
+
+    def pubkey(self, text: str) -> bytes:
+        return resolve_pubkey(text, self.keyring_dir)
+
+
+@dataclass(frozen=True)
+class TxOptions:
+    from_key: str
+    keyring_dir: Path
+    passphrase_file: Path | None
+    node: str
+    chain_id: str | None
+    nonce: int | None
+    wait: bool
+    timeout: float
+    sign_only: bool
+    out: Path | None
+    dry_run: bool
+    output: Format
+
+
+_COMMON: list[inspect.Parameter] = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, annotation, default in (
+        ("from_key", Annotated[str, typer.Option("--from", help="Name of the signing key in the keyring.")], ...),
+        ("keyring_dir", Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
+                                                     help="Directory of the encrypted keys.")], DEFAULT_KEYRING),
+        ("passphrase_file", Annotated[Path | None, typer.Option(
+            "--passphrase-file", metavar="FILE", help="Passphrase file (else $GRIDLEDGER_PASSPHRASE, else ask).")],
+         None),
+        ("node", Annotated[str, typer.Option("--node", envvar="GRIDLEDGER_NODE", help="CometBFT RPC URL.")],
+         DEFAULT_NODE),
+        ("chain_id", Annotated[str | None, typer.Option("--chain-id", help="Chain id (default: from the node).")],
+         None),
+        ("nonce", Annotated[int | None, typer.Option("--nonce", min=1, help="Nonce (default: from the node).")],
+         None),
+        ("wait", Annotated[bool, typer.Option("--wait", help="Wait for the commit; print the block result.")], False),
+        ("timeout", Annotated[float, typer.Option("--timeout", help="Seconds --wait waits for the commit.")], 30.0),
+        ("sign_only", Annotated[bool, typer.Option("--sign-only", help="Sign offline; write the tx to --out.")],
+         False),
+        ("out", Annotated[Path | None, typer.Option("--out", help="File for --sign-only.")], None),
+        ("dry_run", Annotated[bool, typer.Option("--dry-run", help="Print the decoded tx; send nothing.")], False),
+        ("output", Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")], Format.table),
+    )
+]
+_COMMON_NAMES = [p.name for p in _COMMON]
+
+
+def tx_command(app: typer.Typer, name: str) -> Callable[[Callable[..., Msg]], Callable[..., Msg]]:
+    """Register ``build(ctx, **args) -> Msg`` as a command with the shared signing options."""
+
+    def register(build: Callable[..., Msg]) -> Callable[..., Msg]:
+        # Annotations are strings here (postponed evaluation); typer needs the objects.
+        hints = typing.get_type_hints(build, include_extras=True)
+        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(build).parameters.values()
+               if p.name != "ctx"]
+
+        @functools.wraps(build)
+        def command(**kwargs: Any) -> None:
+            opts = TxOptions(**{key: kwargs.pop(key) for key in _COMMON_NAMES})
+            send(opts, lambda ctx: build(ctx, **kwargs))
+
+        command.__signature__ = inspect.Signature(own + _COMMON)  # type: ignore[attr-defined]
+        app.command(name)(command)
+        return build
+
+    return register
+
+
+def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
+    """Sign the message and do what the options ask: dry-run, sign-only, broadcast, wait."""
+    out = Output(opts.output.value)
+    if opts.sign_only and opts.out is None:
+        fail("--sign-only needs --out FILE")
+    offline = opts.sign_only or opts.dry_run
+    if offline and (opts.chain_id is None or opts.nonce is None):
+        fail("offline signing needs --chain-id and --nonce (the node is not asked)")
+    client = NodeClient(opts.node)
+    chain = OFFLINE_DEFAULT if offline else client.chain_info()
+    if offline:
+        note("offline: amounts are read in EUR with 6 decimals (the default chain currency)")
+    try:
+        msg = build(BuildContext(chain, opts.keyring_dir))
+    except UnitError as exc:
+        fail(str(exc))
+    with user_errors():
+        key = load_key(opts.from_key, opts.keyring_dir, opts.passphrase_file)
+    chain_id = opts.chain_id or chain.chain_id
+    nonce = opts.nonce if opts.nonce is not None else client.next_nonce(key.account)
+    raw = encode_tx(chain_id, msg, key, nonce)
+    summary = describe(raw, msg, key, chain_id, nonce)
+    if opts.dry_run:
+        out.record(summary, title="transaction (not sent)")
+        return
+    if opts.sign_only:
+        assert opts.out is not None
+        opts.out.write_text(json.dumps({**summary, "tx_base64": base64.b64encode(raw).decode()}, indent=2) + "\n")
+        note(f"signed transaction written to {opts.out}; send it with `gridledger tx broadcast {opts.out}`")
+        out.record({"hash": summary["hash"], "file": str(opts.out)})
+        return
+    broadcast(client, raw, out, opts.wait, opts.timeout)
+
+
+def describe(raw: bytes, msg: Msg, key: SigningKey, chain_id: str, nonce: int) -> dict[str, Any]:
+    body = {name: _plain(getattr(msg, name)) for name, _ in msg._fields()}
+    return {"hash": tx_hash(raw), "type": msg.TYPE, "chain_id": chain_id, "signer": key.account,
+            "nonce": nonce, "body": body, "bytes": len(raw)}
+
+
+def broadcast(client: NodeClient, raw: bytes, out: Output, wait: bool, timeout: float) -> None:
+    digest = tx_hash(raw)
+    checked = client.broadcast(raw)
+    code = int(checked.get("code", 0))
+    result: dict[str, Any] = {"hash": digest, "check_code": code, "check_log": checked.get("log", "")}
+    if code != 0 or not wait:
+        out.record(result)
+        if code != 0:
+            raise typer.Exit(TX_REJECTED)
+        return
+    committed = client.wait(digest, timeout)
+    tx_result = committed["tx_result"]
+    result.update(height=int(committed["height"]), code=int(tx_result.get("code", 0)), log=tx_result.get("log", ""),
+                  events=[{"type": e["type"], **{a["key"]: a["value"] for a in e.get("attributes", [])}}
+                          for e in tx_result.get("events", [])])
+    out.record(result)
+    if result["code"] != 0:
+        raise typer.Exit(TX_REJECTED)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "_fields"):
+        return {name: _plain(getattr(value, name)) for name, _ in value._fields()}
+    return value
+
+
+def resolve_account(text: str, keyring_dir: Path) -> str:
+    """An account id, or the account of a key in the keyring (no passphrase needed)."""
+    if len(text) == 40 and all(c in "0123456789abcdef" for c in text):
+        return text
+    try:
+        info = Keystore(keyring_dir.expanduser()).show(text)
+    except KeystoreError:
+        raise UnitError(f"{text!r} is neither a 40-hex account id nor a key in {keyring_dir}") from None
+    return account_id(bytes.fromhex(info.pubkey))
+
+
+def resolve_pubkey(text: str, keyring_dir: Path) -> bytes:
+    """A 64-hex public key, or the public key of a key in the keyring."""
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return bytes.fromhex(text)
+    try:
+        return bytes.fromhex(Keystore(keyring_dir.expanduser()).show(text).pubkey)
+    except KeystoreError:
+        raise UnitError(f"{text!r} is neither a 64-hex public key nor a key in {keyring_dir}") from None
+
+
+
+
+# -- commands -------------------------------------------------------------------------
+@tx_command(tx_app, "transfer")
+def transfer(ctx: BuildContext, recipient: Annotated[str, typer.Argument(help="Account id or key name.")],
+             amount: Annotated[str, typer.Argument(help="Amount, e.g. 12.50EUR.")],
+             memo: Annotated[str, typer.Option(help="Note for the recipient.")] = "") -> Msg:
+    """Send money to another account.
+
+    Example: gridledger tx transfer bob 12.50EUR --from alice --wait
+    """
+    return Transfer(recipient=ctx.account(recipient),
+                    amount=ctx.money(amount), memo=memo)
+
+
+@tx_command(tx_app, "deposit")
+def deposit(ctx: BuildContext, account: Annotated[str, typer.Argument(help="Account id or key name credited.")],
+            amount: Annotated[str, typer.Argument(help="Amount, e.g. 100EUR.")],
+            reference: Annotated[str, typer.Option(help="Off-chain payment reference.")] = "") -> Msg:
+    """LPD: credit an account against an off-chain payment received.
+
+    Example: gridledger tx deposit alice 100EUR --reference SEPA-4711 --from lpd
+    """
+    return Deposit(account=ctx.account(account),
+                   amount=ctx.money(amount), reference=reference)
+
+
+@tx_command(tx_app, "withdraw")
+def withdraw(ctx: BuildContext, amount: Annotated[str, typer.Argument(help="Amount, e.g. 20EUR.")],
+             agent: Annotated[str, typer.Option(help="LPD (account id or key name) that pays out.")],
+             reference: Annotated[str, typer.Option(help="Payout instruction reference.")] = "") -> Msg:
+    """Ask an LPD to pay part of the free balance out off-chain.
+
+    Example: gridledger tx withdraw 20EUR --agent lpd --from alice
+    """
+    return Withdraw(amount=ctx.money(amount),
+                    agent=ctx.account(agent), reference=reference)
+
+
+@tx_command(participant_app, "register")
+def participant_register(
+    ctx: BuildContext,
+    pubkey: Annotated[str, typer.Argument(help="Participant's public key (64 hex) or key name.")],
+    role: Annotated[str, typer.Option(help="consumer | prosumer | producer.")],
+    zone: Annotated[str, typer.Option(help="Grid zone served by the signing DSO.")],
+) -> Msg:
+    """DSO: register a participant in one of its zones.
+
+    Example: gridledger tx participant register carol --role consumer --zone zone-a --from dso
+    """
+    return RegisterParticipant(pubkey=ctx.pubkey(pubkey), role=role, zone=zone)
+
+
+@tx_command(participant_app, "deactivate")
+def participant_deactivate(ctx: BuildContext,
+                           account: Annotated[str, typer.Argument(help="Account id or key name.")]) -> Msg:
+    """DSO: deactivate one of its participants (it can still withdraw).
+
+    Example: gridledger tx participant deactivate carol --from dso
+    """
+    return Deactivate(kind="participant", target=ctx.account(account))
+
+
+@tx_command(meter_app, "register")
+def meter_register(
+    ctx: BuildContext,
+    meter_id: Annotated[str, typer.Argument(help="Meter id, e.g. its serial number.")],
+    pubkey: Annotated[str, typer.Option(help="Meter public key (64 hex) or meter key name.")],
+    owner: Annotated[str, typer.Option(help="Participant (account id or key name).")],
+    import_capacity: Annotated[str, typer.Option(help="Import capacity, e.g. 11kW.")] = "0W",
+    export_capacity: Annotated[str, typer.Option(help="Export capacity, e.g. 8kW.")] = "0W",
+    import_register: Annotated[str, typer.Option(help="Import register at installation, e.g. 0Wh.")] = "0Wh",
+    export_register: Annotated[str, typer.Option(help="Export register at installation.")] = "0Wh",
+) -> Msg:
+    """DSO: register a smart meter to one of its participants.
+
+    Example: gridledger tx meter register m-001 --pubkey m-001 --owner alice --export-capacity 8kW --from dso
+    """
+    return RegisterMeter(
+        meter_id=meter_id, pubkey=ctx.pubkey(pubkey), owner=ctx.account(owner),
+        import_capacity_w=parse_power(import_capacity), export_capacity_w=parse_power(export_capacity),
+        import_register_wh=parse_energy(import_register), export_register_wh=parse_energy(export_register),
+    )
+
+
+@tx_command(meter_app, "deactivate")
+def meter_deactivate(ctx: BuildContext, meter_id: Annotated[str, typer.Argument(help="Meter id.")]) -> Msg:
+    """DSO: deactivate one of its meters.
+
+    Example: gridledger tx meter deactivate m-001 --from dso
+    """
+    return Deactivate(kind="meter", target=meter_id)
+
+
+@tx_command(gov_app, "propose-params")
+def propose_params(
+    ctx: BuildContext,
+    changes: Annotated[list[str], typer.Argument(help="NAME=VALUE pairs (integers).")],
+    description: Annotated[str, typer.Option(help="Why; shown to voters.")] = "",
+) -> Msg:
+    """Operator: propose new parameter values (pass with > 2/3 of operator power).
+
+    Example: gridledger tx gov propose-params voting_period_s=3600 --description "faster votes" --from dso
+    """
+    parsed = []
+    for change in changes:
+        name, sep, value = change.partition("=")
+        if not sep or not value.lstrip("-").isdigit():
+            raise UnitError(f"{change!r}: write NAME=INTEGER")
+        parsed.append(ParamChange(name=name, value=int(value)))
+    return ProposeParams(changes=tuple(parsed), description=description)
+
+
+@tx_command(gov_app, "vote")
+def vote(ctx: BuildContext, proposal_id: Annotated[int, typer.Argument(help="Proposal id.", min=1)],
+         choice: Annotated[str, typer.Argument(help="yes | no.")]) -> Msg:
+    """Operator: vote on an open proposal.
+
+    Example: gridledger tx gov vote 1 yes --from lpd
+    """
+    if choice not in ("yes", "no"):
+        raise UnitError("vote yes or no")
+    return CastVote(proposal_id=proposal_id, approve=choice == "yes")
+
+
+@tx_app.command("broadcast")
+def broadcast_file(
+    file: Annotated[Path, typer.Argument(help="File written by --sign-only.")],
+    node: Annotated[str, typer.Option("--node", envvar="GRIDLEDGER_NODE", help="CometBFT RPC URL.")] = DEFAULT_NODE,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the commit.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 30.0,
+    output: Annotated[Format, typer.Option("--output", "-o", help="Result format.")] = Format.table,
+) -> None:
+    """Send a transaction signed offline with --sign-only.
+
+    Example: gridledger tx broadcast transfer.json --wait
+    """
+    try:
+        doc = json.loads(file.read_text())
+        raw = base64.b64decode(doc["tx_base64"], validate=True)
+        codec.decode(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{file} is not a signed transaction file: {exc}")
+    broadcast(NodeClient(node), raw, Output(output.value), wait, timeout)
