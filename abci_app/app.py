@@ -84,7 +84,7 @@ class LedgerApplication:
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
         chain = get_chain(self.mempool)
         scratch = self.mempool.branch()
-        result = run_tx(scratch, req.tx, chain.height + 1, chain.time)
+        result = self._deliver(scratch, req.tx, chain.height + 1, chain.time)
         if result.ok:
             scratch.merge_into(self.mempool)
         return abci.ResponseCheckTx(code=result.code, log=result.log, codespace=result.codespace,

@@ -45,7 +45,10 @@ def decode(data: bytes, max_depth: int = 16) -> Wire:
             max_array_len=len(data),
             max_map_len=0,
             max_ext_len=0,
+            ext_hook=_refuse_ext,
         )
+    except CodecError:
+        raise
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise CodecError(f"not a single msgpack value: {exc}") from exc
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
@@ -54,6 +57,10 @@ def decode(data: bytes, max_depth: int = 16) -> Wire:
     if msgpack.packb(value, use_bin_type=True) != data:
         raise CodecError("bytes are not in canonical form (integer width, string type or length prefix)")
     return value  # type: ignore[no-any-return]
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise CodecError(f"msgpack extension type {code} is not allowed")
 
 
 def _check(value: Any, depth: int, max_depth: int = 16) -> None:
@@ -65,7 +72,8 @@ def _check(value: Any, depth: int, max_depth: int = 16) -> None:
         if not MIN_INT <= value <= MAX_INT:
             raise CodecError(f"integer {value} outside the signed 64-bit range")
         return
-    if isinstance(value, list | tuple):
+    # Exact types: msgpack's ExtType is a tuple subclass and must not pass as an array.
+    if type(value) in (list, tuple):
         for item in value:
             _check(item, depth + 1, max_depth)
         return

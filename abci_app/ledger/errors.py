@@ -38,7 +38,8 @@ TxTooLarge = _error("TxTooLarge", 9, "transaction exceeds the size limit")
 UnknownSigner = _error("UnknownSigner", 10, "signer is not a registered account")
 InactiveSigner = _error("InactiveSigner", 11, "signer account is deactivated")
 StaleNonce = _error("StaleNonce", 12, "nonce is not greater than the account's last nonce")
-DuplicateInBlock = _error("DuplicateInBlock", 13, "the same (account, nonce) appears twice in the block")
+# 13 was reserved for a repeated (account, nonce) in one block; ProcessProposal rejects
+# such blocks whole and FinalizeBlock reports the repeat as StaleNonce, so it is unused.
 # 20-39: authorisation and values
 NotAuthorised = _error("NotAuthorised", 20, "signer's role may not send this transaction")
 ValueOutOfRange = _error("ValueOutOfRange", 21, "a value is outside its allowed range")

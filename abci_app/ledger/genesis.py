@@ -24,6 +24,7 @@ from typing import Any
 
 from abci_app.ledger import crypto, errors
 from abci_app.ledger.modules.gov import check_param_change
+from abci_app.ledger.modules.registry import RegisterMeter
 from abci_app.ledger.msg import require_amount, require_name
 from abci_app.ledger.state import (
     OPERATOR_ROLES,
@@ -163,7 +164,10 @@ def _meter(state: State, entry: dict[str, Any]) -> None:
         raise GenesisError(f"meter {entry['id']} or its key used twice")
     values = {name: entry.get(name, 0) for name in
               ("import_capacity_w", "export_capacity_w", "import_register_wh", "export_register_wh")}
-    for name, value in values.items():
-        require_amount(name, value, minimum=0)
+    # The same stateless rules as a register_meter transaction.
+    RegisterMeter(meter_id=entry["id"], pubkey=pubkey, owner=owner.id, **values).validate_basic()
+    limit = state.get_params().max_meters_per_participant
+    if len(state.meters_of(owner.id)) >= limit:
+        raise GenesisError(f"participant {owner.id} has more than {limit} meters")
     state.add_meter(Meter(id=entry["id"], pubkey=pubkey, owner=owner.id, dso=owner.dso, active=True,
                           registered_at=0, **values))

@@ -42,6 +42,9 @@ class TxContext:
 
 # -- stateless check helpers (each raises a typed error with a clear log) ------
 def require_amount(name: str, value: int, minimum: int = 1) -> None:
+    # Exact type: bool is an int subclass in Python but not on the wire.
+    if type(value) is not int:
+        raise errors.MalformedBody(f"{name} must be an integer")
     if not minimum <= value <= codec.MAX_INT:
         raise errors.ValueOutOfRange(f"{name} must be between {minimum} and {codec.MAX_INT}, got {value}")
 

@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from abci_app.ledger import errors
+from abci_app.ledger import codec, errors
 from abci_app.ledger.execute import get_chain
 from abci_app.ledger.state import Account, Meter, Proposal, State
 from abci_app.ledger.store import Overlay
@@ -51,8 +51,8 @@ def run_query(kv: Overlay, path: str) -> bytes:
         answer = {"total": state.get_supply()}
     elif head == "proposals" and not args:
         answer = {"proposals": [_proposal(p) for p in state.iter_proposals()]}
-    elif head == "proposal" and len(args) == 1 and args[0].isdigit():
-        answer = _proposal(_found(state.get_proposal(int(args[0])), f"proposal {args[0]}"))
+    elif head == "proposal" and len(args) == 1:
+        answer = _proposal(_found(state.get_proposal(_proposal_id(args[0])), f"proposal {args[0]}"))
     elif head == "chain" and not args:
         answer = asdict(get_chain(kv))
     else:
@@ -67,6 +67,12 @@ def _found(value: T | None, what: str) -> T:
     if value is None:
         raise errors.NotFound(f"{what} not found")
     return value
+
+
+def _proposal_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
+        raise errors.BadQuery(f"proposal id {text!r} is not a 64-bit unsigned integer")
+    return int(text)
 
 
 def _plain(value: Any) -> Any:

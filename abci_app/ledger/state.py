@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from abci_app.ledger import errors
+from abci_app.ledger import codec, errors
 from abci_app.ledger.store import Overlay, prefix_end
 from abci_app.ledger.wire import Record
 
@@ -210,6 +210,9 @@ class State:
     def credit(self, account_id: str, amount: int) -> Account:
         """Add ``amount`` to a balance."""
         account = self.require_account(account_id)
+        # Rule: balances stay within the signed 64-bit range every client can represent.
+        if account.balance + amount > codec.MAX_INT:
+            raise errors.ValueOutOfRange(f"balance of {account_id} would exceed {codec.MAX_INT}")
         account = replace(account, balance=account.balance + amount)
         self.put_account(account)
         return account
@@ -286,7 +289,11 @@ class State:
         return Supply.decode(raw).total if raw is not None else 0
 
     def change_supply(self, delta: int) -> None:
-        self.kv.set(b"supply", Supply(self.get_supply() + delta).encode())
+        total = self.get_supply() + delta
+        # Rule: the money supply stays within the signed 64-bit range.
+        if total > codec.MAX_INT:
+            raise errors.ValueOutOfRange(f"money supply would exceed {codec.MAX_INT}")
+        self.kv.set(b"supply", Supply(total).encode())
 
     # -- governance ----------------------------------------------------------------
     def next_proposal_id(self) -> int:

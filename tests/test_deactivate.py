@@ -1,0 +1,127 @@
+"""deactivate: a DSO deactivates one of its own participants or meters."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from abci_app.ledger import errors
+from abci_app.ledger.modules.bank import Transfer
+from abci_app.ledger.modules.registry import Deactivate, RegisterMeter
+from abci_app.ledger.msg import Msg
+from tests.harness import ZONE_A, ZONE_B, Chain, events_of, seeded_key
+
+
+def snapshot(chain: Chain) -> dict[str, Any]:
+    """Everything the queries show that a transaction could change."""
+    accounts = {}
+    for name in chain.keys:
+        try:
+            accounts[name] = chain.account(name)
+        except LookupError:
+            accounts[name] = None
+    return {
+        "accounts": accounts,
+        "supply": chain.query("/supply"),
+        "params": chain.query("/params"),
+        "operators": chain.query("/operators"),
+        "proposals": chain.query("/proposals"),
+        "zones": [chain.query(f"/participants/{zone}") for zone in (ZONE_A, ZONE_B)],
+        "meters": [chain.query(f"/meters/{key.account}") for key in chain.keys.values()],
+    }
+
+
+def nonce_spent(before: dict[str, Any], name: str, nonce: int) -> dict[str, Any]:
+    """``before`` with only the signer's nonce advanced (the documented nonce rule)."""
+    expected = copy.deepcopy(before)
+    expected["accounts"][name]["nonce"] = nonce
+    return expected
+
+
+def rejected(chain: Chain, signer: str, msg: Msg, error: type[errors.LedgerError], *, spends_nonce: bool) -> None:
+    """Deliver ``msg``; assert its code and that nothing but (maybe) the nonce changed."""
+    before = snapshot(chain)
+    result = chain.deliver(signer, msg)
+    assert result.code == error.code, result.log
+    expected = nonce_spent(before, signer, chain.nonces[chain.id(signer)]) if spends_nonce else before
+    assert snapshot(chain) == expected
+    assert not result.events
+
+
+def register_meter(chain: Chain, dso: str, owner: str, meter_id: str) -> None:
+    msg = RegisterMeter(meter_id=meter_id, pubkey=seeded_key(meter_id).pubkey, owner=chain.id(owner),
+                        import_capacity_w=1_000, export_capacity_w=0, import_register_wh=0, export_register_wh=0)
+    assert chain.deliver(dso, msg).code == 0
+
+
+@pytest.fixture
+def chain() -> Chain:
+    chain = Chain()
+    chain.block()
+    register_meter(chain, "dso", "alice", "m-a")
+    register_meter(chain, "dso_b", "carol", "m-c")
+    return chain
+
+
+def test_basic(chain: Chain) -> None:
+    result = chain.deliver("dso", Deactivate(kind="participant", target=chain.id("alice")))
+    assert result.code == 0, result.log
+    alice = chain.account("alice")
+    assert alice["active"] is False
+    assert (alice["balance"], alice["nonce"]) == (10_000_000, 0)
+    assert chain.account("bob")["active"] is True
+    assert events_of(result, "account.deactivated") == [{"target": chain.id("alice"), "dso": chain.id("dso")}]
+    # A deactivated account can no longer send (only withdraw) nor receive.
+    sent = chain.deliver("alice", Transfer(recipient=chain.id("bob"), amount=1, memo=""))
+    received = chain.deliver("bob", Transfer(recipient=chain.id("alice"), amount=1, memo=""))
+    assert (sent.code, received.code) == (errors.InactiveSigner.code, errors.InactiveAccount.code)
+
+
+def test_basic_meter(chain: Chain) -> None:
+    result = chain.deliver("dso", Deactivate(kind="meter", target="m-a"))
+    assert result.code == 0, result.log
+    assert chain.query("/meter/m-a")["active"] is False
+    assert chain.query(f"/meters/{chain.id('alice')}")["meters"][0]["active"] is False
+    assert chain.account("alice")["active"] is True
+    assert events_of(result, "meter.deactivated") == [{"target": "m-a", "dso": chain.id("dso")}]
+
+
+@pytest.mark.parametrize("signer", ["lpd", "bob"])
+def test_invalid_signer_not_dso(chain: Chain, signer: str) -> None:
+    msg = Deactivate(kind="participant", target=chain.id("alice"))
+    rejected(chain, signer, msg, errors.NotAuthorised, spends_nonce=True)
+
+
+def test_invalid_unknown_participant(chain: Chain) -> None:
+    msg = Deactivate(kind="participant", target=chain.id("dave"))
+    rejected(chain, "dso", msg, errors.UnknownAccount, spends_nonce=True)
+
+
+@pytest.mark.parametrize("target", ["carol", "lpd", "dso_b"])
+def test_invalid_participant_not_registered_by_this_dso(chain: Chain, target: str) -> None:
+    msg = Deactivate(kind="participant", target=chain.id(target))
+    rejected(chain, "dso", msg, errors.NotAuthorised, spends_nonce=True)
+
+
+def test_invalid_unknown_meter(chain: Chain) -> None:
+    rejected(chain, "dso", Deactivate(kind="meter", target="m-x"), errors.UnknownMeter, spends_nonce=True)
+
+
+def test_invalid_meter_not_registered_by_this_dso(chain: Chain) -> None:
+    rejected(chain, "dso", Deactivate(kind="meter", target="m-c"), errors.NotAuthorised, spends_nonce=True)
+    assert chain.query("/meter/m-c")["active"] is True
+
+
+def test_invalid_kind(chain: Chain) -> None:
+    msg = Deactivate(kind="account", target=chain.id("alice"))
+    rejected(chain, "dso", msg, errors.MalformedBody, spends_nonce=False)
+
+
+def test_invalid_participant_target_not_an_account_id(chain: Chain) -> None:
+    rejected(chain, "dso", Deactivate(kind="participant", target="m-a"), errors.MalformedBody, spends_nonce=False)
+
+
+def test_invalid_meter_target_name(chain: Chain) -> None:
+    rejected(chain, "dso", Deactivate(kind="meter", target="m/a"), errors.MalformedBody, spends_nonce=False)

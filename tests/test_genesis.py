@@ -1,0 +1,276 @@
+"""Genesis app_state: what a valid one writes, and every reason to refuse one."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from abci_app.ledger import crypto
+from abci_app.ledger.genesis import GenesisError, load_genesis
+from abci_app.ledger.state import Params, State
+from abci_app.ledger.store import MemoryBackend, Overlay
+from tests.harness import ZONE_A, ZONE_B, Chain, default_app_state, seeded_key
+
+NAMES = ("dso", "dso_b", "lpd", "lpd_b", "alice", "bob", "carol", "dave")
+KEYS = {name: seeded_key(name) for name in NAMES}
+
+
+def doc() -> dict[str, Any]:
+    """A fresh copy of the harness genesis (2 DSOs, 2 LPDs, 3 participants), plus one meter."""
+    app_state = copy.deepcopy(default_app_state(KEYS))
+    app_state["meters"] = [
+        {"id": "m-1", "pubkey": seeded_key("meter-1").pubkey.hex(), "owner_pubkey": KEYS["alice"].pubkey.hex(),
+         "import_capacity_w": 11_000, "export_capacity_w": 8_000, "import_register_wh": 5, "export_register_wh": 0},
+    ]
+    return app_state
+
+
+def load(app_state: Any) -> State:
+    state = State(Overlay(MemoryBackend()))
+    load_genesis(state, json.dumps(app_state).encode())
+    return state
+
+
+def refused(app_state: Any) -> None:
+    with pytest.raises(GenesisError):
+        load(app_state)
+
+
+def test_basic() -> None:
+    state = load(doc())
+    assert state.get_params() == Params(currency="EUR", currency_exponent=6)
+    assert state.get_supply() == 30_000_000
+    assert {op.name: (op.role, op.zones, op.power) for op in state.iter_operators()} == {
+        "dso-a": ("dso", (ZONE_A,), 10), "dso-b": ("dso", (ZONE_B,), 10),
+        "lpd-a": ("lpd", (), 10), "lpd-b": ("lpd", (), 10),
+    }
+    alice = state.get_account(KEYS["alice"].account)
+    assert alice is not None
+    assert (alice.role, alice.zone, alice.dso, alice.balance, alice.nonce, alice.active) == (
+        "prosumer", ZONE_A, KEYS["dso"].account, 10_000_000, 0, True,
+    )
+    lpd = state.get_account(KEYS["lpd"].account)
+    assert lpd is not None and (lpd.role, lpd.zone, lpd.dso) == ("lpd", "", "")
+    assert sorted(state.participants_in_zone(ZONE_A)) == sorted([KEYS["alice"].account, KEYS["bob"].account])
+    meter = state.get_meter("m-1")
+    assert meter is not None
+    assert (meter.owner, meter.dso, meter.import_register_wh) == (KEYS["alice"].account, KEYS["dso"].account, 5)
+    assert state.meters_of(KEYS["alice"].account) == ["m-1"]
+
+
+def test_basic_empty_app_state() -> None:
+    state = load({})
+    assert state.get_params() == Params()
+    assert state.get_supply() == 0
+    assert list(state.iter_accounts()) == []
+    state = State(Overlay(MemoryBackend()))
+    load_genesis(state, b"")
+    assert state.get_params() == Params()
+
+
+def test_basic_param_overrides_and_balances() -> None:
+    app_state = doc()
+    app_state["params"] = {"currency": "CHF", "currency_exponent": 2, "voting_period_s": 60, "max_tx_bytes": 256}
+    app_state["operators"][2]["balance"] = 7
+    state = load(app_state)
+    assert state.get_params() == Params(currency="CHF", currency_exponent=2, voting_period_s=60, max_tx_bytes=256)
+    assert state.get_supply() == 30_000_007
+
+
+def test_basic_through_init_chain() -> None:
+    chain = Chain(app_state=doc())
+    chain.block()
+    assert chain.query("/supply") == {"total": 30_000_000}
+    assert chain.query("/meter/m-1")["owner"] == chain.id("alice")
+    assert chain.query("/params")["voting_period_s"] == 86_400
+
+
+def test_basic_same_genesis_same_hash() -> None:
+    assert Chain(app_state=doc()).genesis_hash == Chain(app_state=doc()).genesis_hash
+    other = doc()
+    other["participants"][0]["balance"] += 1
+    assert Chain(app_state=other).genesis_hash != Chain(app_state=doc()).genesis_hash
+
+
+def test_invalid_not_json() -> None:
+    state = State(Overlay(MemoryBackend()))
+    with pytest.raises(GenesisError):
+        load_genesis(state, b"{not json")
+
+
+def test_invalid_not_an_object() -> None:
+    refused([])
+
+
+def test_invalid_unknown_key() -> None:
+    app_state = doc()
+    app_state["validators"] = []
+    refused(app_state)
+
+
+def test_invalid_unknown_param() -> None:
+    app_state = doc()
+    app_state["params"]["block_reward"] = 1
+    refused(app_state)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_tx_bytes", 255),
+        ("max_tx_bytes", (1 << 20) + 1),
+        ("voting_period_s", 59),
+        ("max_meters_per_participant", 0),
+        ("max_meters_per_participant", "16"),
+        ("max_meters_per_participant", 16.0),
+        ("max_meters_per_participant", True),
+    ],
+)
+def test_invalid_param_value(name: str, value: Any) -> None:
+    app_state = doc()
+    app_state["params"][name] = value
+    refused(app_state)
+
+
+@pytest.mark.parametrize(("name", "value"), [("currency", 978), ("currency_exponent", "6"),
+                                             ("currency_exponent", True), ("currency_exponent", 6.0)])
+def test_invalid_immutable_param_type(name: str, value: Any) -> None:
+    app_state = doc()
+    app_state["params"][name] = value
+    refused(app_state)
+
+
+def test_invalid_dso_without_zones() -> None:
+    app_state = doc()
+    app_state["operators"][0]["zones"] = []
+    refused(app_state)
+
+
+def test_invalid_lpd_with_zones() -> None:
+    app_state = doc()
+    app_state["operators"][2]["zones"] = [ZONE_A]
+    refused(app_state)
+
+
+def test_invalid_operator_role() -> None:
+    app_state = doc()
+    app_state["operators"][0]["role"] = "prosumer"
+    refused(app_state)
+
+
+def test_invalid_participant_zone_not_served_by_its_dso() -> None:
+    app_state = doc()
+    app_state["participants"][0]["zone"] = ZONE_B  # alice's DSO is dso-a, which serves only zone-a
+    refused(app_state)
+
+
+@pytest.mark.parametrize("dso", ["dso-x", "lpd-a"])
+def test_invalid_participant_dso_not_a_genesis_dso(dso: str) -> None:
+    app_state = doc()
+    app_state["participants"][0]["dso"] = dso
+    refused(app_state)
+
+
+def test_invalid_participants_without_dso() -> None:
+    app_state = doc()
+    app_state["operators"] = [op for op in app_state["operators"] if op["role"] == "lpd"]
+    app_state["meters"] = []
+    refused(app_state)
+
+
+def test_invalid_participant_role() -> None:
+    app_state = doc()
+    app_state["participants"][0]["role"] = "dso"
+    refused(app_state)
+
+
+def test_invalid_duplicate_operator_key() -> None:
+    app_state = doc()
+    app_state["operators"][1]["pubkey"] = app_state["operators"][0]["pubkey"]
+    refused(app_state)
+
+
+def test_invalid_duplicate_operator_name() -> None:
+    app_state = doc()
+    app_state["operators"][3]["name"] = app_state["operators"][2]["name"]
+    refused(app_state)
+
+
+def test_invalid_duplicate_participant_key() -> None:
+    app_state = doc()
+    app_state["participants"][1]["pubkey"] = app_state["participants"][0]["pubkey"]
+    refused(app_state)
+
+
+def test_invalid_participant_key_of_an_operator() -> None:
+    app_state = doc()
+    app_state["participants"][0]["pubkey"] = app_state["operators"][0]["pubkey"]
+    refused(app_state)
+
+
+def test_invalid_duplicate_meter_id() -> None:
+    app_state = doc()
+    app_state["meters"].append({**app_state["meters"][0], "pubkey": seeded_key("meter-2").pubkey.hex()})
+    refused(app_state)
+
+
+def test_invalid_duplicate_meter_key() -> None:
+    app_state = doc()
+    app_state["meters"].append({**app_state["meters"][0], "id": "m-2"})
+    refused(app_state)
+
+
+def test_invalid_meter_owner_unknown() -> None:
+    app_state = doc()
+    app_state["meters"][0]["owner_pubkey"] = KEYS["dave"].pubkey.hex()
+    refused(app_state)
+
+
+@pytest.mark.parametrize("pubkey", ["abcd", "zz" * 32, 42])
+def test_invalid_pubkey(pubkey: Any) -> None:
+    app_state = doc()
+    app_state["participants"][0]["pubkey"] = pubkey
+    refused(app_state)
+
+
+@pytest.mark.parametrize(("section", "field", "value"), [
+    ("operators", "name", "dso a"),
+    ("operators", "power", 0),
+    ("operators", "balance", -1),
+    ("participants", "balance", -1),
+    ("participants", "balance", 1 << 63),
+    ("meters", "import_capacity_w", -1),
+    ("meters", "id", "m/1"),
+])
+def test_invalid_field_value(section: str, field: str, value: Any) -> None:
+    app_state = doc()
+    app_state[section][0][field] = value
+    refused(app_state)
+
+
+def test_invalid_missing_field() -> None:
+    app_state = doc()
+    del app_state["participants"][0]["zone"]
+    refused(app_state)
+
+
+@pytest.mark.parametrize(("section", "index", "field"), [
+    ("participants", 2, "balance"),  # carol: no meter reads her account back
+    ("operators", 3, "power"),  # the last operator: nothing reads it back during genesis
+    ("operators", 0, "balance"),
+    ("meters", 0, "import_register_wh"),
+])
+def test_invalid_bool_for_integer(section: str, index: int, field: str) -> None:
+    """JSON true is not an integer: stored as msgpack bool it makes the record undecodable (wire.py)."""
+    app_state = doc()
+    app_state[section][index][field] = True
+    refused(app_state)
+
+
+def test_account_ids_are_derived_from_keys() -> None:
+    state = load(doc())
+    ids = {account.id for account in state.iter_accounts()}
+    assert ids == {crypto.account_id(KEYS[name].pubkey) for name in NAMES if name != "dave"}

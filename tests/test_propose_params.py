@@ -1,0 +1,141 @@
+"""propose_params: an operator proposes new values for changeable chain parameters."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from abci_app.ledger import errors
+from abci_app.ledger.modules.gov import MAX_CHANGES, ProposeParams
+from abci_app.ledger.msg import Msg
+from abci_app.ledger.state import ParamChange
+from tests.harness import GENESIS_TIME, ZONE_A, ZONE_B, Chain, events_of
+
+
+def snapshot(chain: Chain) -> dict[str, Any]:
+    """Everything the queries show that a transaction could change."""
+    accounts = {}
+    for name in chain.keys:
+        try:
+            accounts[name] = chain.account(name)
+        except LookupError:
+            accounts[name] = None
+    return {
+        "accounts": accounts,
+        "supply": chain.query("/supply"),
+        "params": chain.query("/params"),
+        "operators": chain.query("/operators"),
+        "proposals": chain.query("/proposals"),
+        "zones": [chain.query(f"/participants/{zone}") for zone in (ZONE_A, ZONE_B)],
+        "meters": [chain.query(f"/meters/{key.account}") for key in chain.keys.values()],
+    }
+
+
+def nonce_spent(before: dict[str, Any], name: str, nonce: int) -> dict[str, Any]:
+    """``before`` with only the signer's nonce advanced (the documented nonce rule)."""
+    expected = copy.deepcopy(before)
+    expected["accounts"][name]["nonce"] = nonce
+    return expected
+
+
+def rejected(chain: Chain, signer: str, msg: Msg, error: type[errors.LedgerError], *, spends_nonce: bool) -> None:
+    """Deliver ``msg``; assert its code and that nothing but (maybe) the nonce changed."""
+    before = snapshot(chain)
+    result = chain.deliver(signer, msg)
+    assert result.code == error.code, result.log
+    expected = nonce_spent(before, signer, chain.nonces[chain.id(signer)]) if spends_nonce else before
+    assert snapshot(chain) == expected
+    assert not result.events
+
+
+def propose(*changes: tuple[str, int], description: str = "") -> ProposeParams:
+    return ProposeParams(changes=tuple(ParamChange(name, value) for name, value in changes), description=description)
+
+
+@pytest.fixture
+def chain() -> Chain:
+    chain = Chain()
+    chain.block()
+    return chain
+
+
+def test_basic(chain: Chain) -> None:
+    params = chain.query("/params")
+    msg = propose(("max_meters_per_participant", 32), ("voting_period_s", 3_600), description="more meters")
+    result = chain.deliver("lpd", msg)
+    assert result.code == 0, result.log
+    submitted = GENESIS_TIME + 10
+    proposal = {
+        "id": 1, "proposer": chain.id("lpd"), "kind": "params",
+        "changes": [{"name": "max_meters_per_participant", "value": 32}, {"name": "voting_period_s", "value": 3_600}],
+        "description": "more meters", "submitted_at": submitted, "expires_at": submitted + 86_400,
+        "yes_power": 0, "no_power": 0, "status": "open",
+    }
+    assert chain.query("/proposal/1") == proposal
+    assert chain.query("/proposals") == {"proposals": [proposal]}
+    assert chain.query("/params") == params  # nothing changes before the vote
+    assert events_of(result, "proposal.submitted") == [
+        {"id": "1", "proposer": chain.id("lpd"), "kind": "params", "expires_at": str(submitted + 86_400)}
+    ]
+
+
+def test_basic_ids_increase(chain: Chain) -> None:
+    assert chain.deliver("dso", propose(("max_tx_bytes", 1_024))).code == 0
+    result = chain.deliver("dso_b", propose(("max_tx_bytes", 2_048)))
+    assert events_of(result, "proposal.submitted")[0]["id"] == "2"
+    assert [p["id"] for p in chain.query("/proposals")["proposals"]] == [1, 2]
+
+
+def test_basic_bounds_are_inclusive(chain: Chain) -> None:
+    msg = propose(("max_tx_bytes", 256), ("voting_period_s", 365 * 86_400), ("max_meters_per_participant", 1))
+    assert chain.deliver("dso", msg).code == 0
+
+
+@pytest.mark.parametrize("signer", ["alice", "carol"])
+def test_invalid_signer_not_operator(chain: Chain, signer: str) -> None:
+    rejected(chain, signer, propose(("max_tx_bytes", 1_024)), errors.NotAuthorised, spends_nonce=True)
+
+
+def test_invalid_unknown_param(chain: Chain) -> None:
+    rejected(chain, "dso", propose(("block_reward", 5)), errors.UnknownParam, spends_nonce=False)
+
+
+@pytest.mark.parametrize("name", ["currency", "currency_exponent"])
+def test_invalid_immutable_param(chain: Chain, name: str) -> None:
+    rejected(chain, "dso", propose((name, 2)), errors.NotAuthorised, spends_nonce=False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("max_tx_bytes", 255),
+        ("max_tx_bytes", (1 << 20) + 1),
+        ("voting_period_s", 59),
+        ("voting_period_s", 365 * 86_400 + 1),
+        ("max_meters_per_participant", 0),
+        ("max_meters_per_participant", 1_001),
+    ],
+)
+def test_invalid_value_out_of_bounds(chain: Chain, change: tuple[str, int]) -> None:
+    rejected(chain, "dso", propose(change), errors.ValueOutOfRange, spends_nonce=False)
+
+
+def test_invalid_no_changes(chain: Chain) -> None:
+    rejected(chain, "dso", propose(), errors.MalformedBody, spends_nonce=False)
+
+
+def test_invalid_too_many_changes(chain: Chain) -> None:
+    msg = propose(*[("max_tx_bytes", 1_024)] * (MAX_CHANGES + 1))
+    rejected(chain, "dso", msg, errors.MalformedBody, spends_nonce=False)
+
+
+def test_invalid_param_twice(chain: Chain) -> None:
+    msg = propose(("max_tx_bytes", 1_024), ("max_tx_bytes", 2_048))
+    rejected(chain, "dso", msg, errors.MalformedBody, spends_nonce=False)
+
+
+def test_invalid_description_too_long(chain: Chain) -> None:
+    msg = propose(("max_tx_bytes", 1_024), description="d" * 1_025)
+    rejected(chain, "dso", msg, errors.ValueOutOfRange, spends_nonce=False)
