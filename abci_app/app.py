@@ -179,7 +179,7 @@ class LedgerApplication:
             return expected, chain.time
         if req.height != expected:
             raise RuntimeError(f"FinalizeBlock for height {req.height}, expected {expected}")
-        return req.height, max(req.time.seconds, chain.time)
+        return req.height, req.time.seconds
 
     @staticmethod
     def _deliver(block: Overlay, raw: bytes, height: int, time: int) -> TxResult:
@@ -187,7 +187,8 @@ class LedgerApplication:
             return run_tx(block, raw, height, time)
         except Exception as exc:  # FinalizeBlock never raises for one bad transaction
             log.exception("transaction failed unexpectedly; rejected with code 1")
-            return TxResult(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}")
+            return TxResult(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",
+                            codespace=errors.LedgerError.codespace)
 
     def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
         if self.pending is None:
@@ -211,6 +212,10 @@ class LedgerApplication:
                 value = run_query(Overlay(self.committed), req.path)
         except errors.LedgerError as exc:
             return abci.ResponseQuery(code=exc.code, log=exc.log, codespace=exc.codespace, height=height)
+        except Exception as exc:  # a query must never take the node down
+            log.exception("query %s failed unexpectedly", req.path)
+            return abci.ResponseQuery(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",
+                                      codespace=errors.LedgerError.codespace, height=height)
         return abci.ResponseQuery(code=0, value=value, height=height, key=req.path.encode())
 
     def _next_nonce(self, account_id: str) -> bytes:
@@ -222,7 +227,8 @@ class LedgerApplication:
         account = State(self.mempool).get_account(account_id)
         if account is None:
             raise errors.NotFound(f"account {account_id} not found")
-        return json.dumps({"account": account_id, "next_nonce": account.nonce + 1}).encode()
+        answer = {"account": account_id, "next_nonce": account.nonce + 1}
+        return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
 
     # -- snapshots (state sync is not offered yet) --------------------------------------------
     def list_snapshots(self, req: abci.RequestListSnapshots) -> abci.ResponseListSnapshots:

@@ -4,7 +4,7 @@ Order: the app starts first and CometBFT only once the app listens; on SIGINT
 or SIGTERM CometBFT stops first (so it never calls a vanished app), then the
 app. If either child dies, the other is stopped and the exit code says which:
 
-    0   stopped by a signal, both children exited cleanly
+    0   stopped by SIGINT/SIGTERM (CometBFT, then the app, were asked to stop)
     10  the ABCI app died
     11  CometBFT died
     12  a child did not start

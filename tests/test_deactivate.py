@@ -125,3 +125,14 @@ def test_invalid_participant_target_not_an_account_id(chain: Chain) -> None:
 
 def test_invalid_meter_target_name(chain: Chain) -> None:
     rejected(chain, "dso", Deactivate(kind="meter", target="m/a"), errors.MalformedBody, spends_nonce=False)
+
+
+def test_invalid_participant_already_deactivated(chain: Chain) -> None:
+    assert chain.deliver("dso", Deactivate(kind="participant", target=chain.id("bob"))).code == 0
+    rejected(chain, "dso", Deactivate(kind="participant", target=chain.id("bob")), errors.InactiveAccount,
+             spends_nonce=True)
+
+
+def test_invalid_meter_already_deactivated(chain: Chain) -> None:
+    assert chain.deliver("dso", Deactivate(kind="meter", target="m-a")).code == 0
+    rejected(chain, "dso", Deactivate(kind="meter", target="m-a"), errors.UnknownMeter, spends_nonce=True)

@@ -274,3 +274,21 @@ def test_account_ids_are_derived_from_keys() -> None:
     state = load(doc())
     ids = {account.id for account in state.iter_accounts()}
     assert ids == {crypto.account_id(KEYS[name].pubkey) for name in NAMES if name != "dave"}
+
+
+def test_invalid_two_dsos_serve_one_zone() -> None:
+    app_state = doc()
+    app_state["operators"][1]["zones"] = [ZONE_B, ZONE_A]
+    refused(app_state)
+
+
+def test_invalid_meter_owned_by_an_operator() -> None:
+    app_state = doc()
+    app_state["meters"][0]["owner_pubkey"] = KEYS["dso"].pubkey.hex()
+    refused(app_state)
+
+
+def test_invalid_zone_listed_twice() -> None:
+    app_state = doc()
+    app_state["operators"][0]["zones"] = [ZONE_A, ZONE_A]
+    refused(app_state)

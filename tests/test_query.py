@@ -155,3 +155,13 @@ def test_queries_read_committed_state_only(chain: Chain) -> None:
     before = chain.account("alice")
     assert chain.check(chain.sign("alice", Transfer(recipient=chain.id("bob"), amount=5, memo=""))).code == 0
     assert chain.account("alice") == before
+
+
+def test_invalid_internal_error_is_a_code_not_a_crash(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corrupt record makes the query fail with code 1; the ABCI call itself never raises."""
+    def broken(*_: object) -> bytes:
+        raise ValueError("corrupt record")
+
+    monkeypatch.setattr("abci_app.app.run_query", broken)
+    response = raw_query(chain, "/params")
+    assert response.code == 1 and "internal error" in response.log

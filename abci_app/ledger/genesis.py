@@ -110,6 +110,8 @@ def _operator(state: State, entry: dict[str, Any]) -> Account:
         raise GenesisError(f"operator role must be dso or lpd, got {role!r}")
     require_name("operator name", entry["name"])
     zones = tuple(sorted(entry.get("zones", [])))
+    if len(set(zones)) != len(zones):
+        raise GenesisError(f"operator {entry['name']} lists a zone twice")
     for zone in zones:
         require_name("zone", zone)
     if (role == "dso") != bool(zones):
@@ -125,8 +127,13 @@ def _operator(state: State, entry: dict[str, Any]) -> Account:
     )
     if state.get_account(account.id) is not None:
         raise GenesisError(f"operator {entry['name']}: key used twice")
-    if any(op.name == entry["name"] for op in state.iter_operators()):
-        raise GenesisError(f"operator name {entry['name']} used twice")
+    for other in state.iter_operators():
+        if other.name == entry["name"]:
+            raise GenesisError(f"operator name {entry['name']} used twice")
+        # Each zone has exactly one DSO: it registers the zone's participants and meters.
+        shared = sorted(set(other.zones) & set(zones))
+        if shared:
+            raise GenesisError(f"zones {shared} are served by DSO {other.name} already")
     state.add_account(account)
     state.put_operator(Operator(account=account.id, name=entry["name"], role=role, zones=zones, power=power))
     return account
@@ -159,6 +166,8 @@ def _participant(state: State, entry: dict[str, Any], dso_by_name: dict[str, Acc
 def _meter(state: State, entry: dict[str, Any]) -> None:
     require_name("meter id", entry["id"])
     owner = state.require_account(crypto.account_id(_pubkey(entry["owner_pubkey"])))
+    if owner.is_operator:
+        raise GenesisError(f"meter {entry['id']}: meters belong to participants, not operators")
     pubkey = _pubkey(entry["pubkey"])
     if state.get_meter(entry["id"]) is not None or state.meter_key_taken(pubkey):
         raise GenesisError(f"meter {entry['id']} or its key used twice")

@@ -12,6 +12,10 @@ Paths (answers are UTF-8 JSON in ``value``; errors set ``code`` and ``log``):
     /proposals                   every governance proposal
     /proposal/<id>               one proposal
     /chain                       chain id, height and block time of the state
+
+The application answers one more, node-local path itself (abci_app/app.py):
+
+    /next_nonce/<account id>     next nonce counting this node's pending mempool txs
 """
 
 from __future__ import annotations

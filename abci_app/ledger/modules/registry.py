@@ -153,6 +153,9 @@ def handle_deactivate(ctx: TxContext, msg: Deactivate) -> None:
         # Rule: a DSO deactivates only participants it registered.
         if account.dso != ctx.signer.id:
             raise errors.NotAuthorised(f"participant {msg.target} is not registered by this DSO")
+        # Rule: only an active participant can be deactivated.
+        if not account.active:
+            raise errors.InactiveAccount(f"participant {msg.target} is already deactivated")
         ctx.state.put_account(replace(account, active=False))
     else:
         meter = ctx.state.get_meter(msg.target)
@@ -161,6 +164,9 @@ def handle_deactivate(ctx: TxContext, msg: Deactivate) -> None:
         # Rule: a DSO deactivates only meters it registered.
         if meter.dso != ctx.signer.id:
             raise errors.NotAuthorised(f"meter {msg.target} is not registered by this DSO")
+        # Rule: only an active meter can be deactivated.
+        if not meter.active:
+            raise errors.UnknownMeter(f"meter {msg.target} is already deactivated")
         ctx.state.put_meter(replace(meter, active=False))
     ctx.events.append(event("account.deactivated" if msg.kind == "participant" else "meter.deactivated",
                             target=msg.target, dso=ctx.signer.id))
