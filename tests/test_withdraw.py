@@ -2,52 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
 
 from abci_app.ledger import errors
 from abci_app.ledger.modules.bank import Withdraw
 from abci_app.ledger.modules.registry import Deactivate
-from abci_app.ledger.msg import Msg
-from tests.harness import ZONE_A, ZONE_B, Chain, events_of
-
-
-def snapshot(chain: Chain) -> dict[str, Any]:
-    """Everything the queries show that a transaction could change."""
-    accounts = {}
-    for name in chain.keys:
-        try:
-            accounts[name] = chain.account(name)
-        except LookupError:
-            accounts[name] = None
-    return {
-        "accounts": accounts,
-        "supply": chain.query("/supply"),
-        "params": chain.query("/params"),
-        "operators": chain.query("/operators"),
-        "proposals": chain.query("/proposals"),
-        "zones": [chain.query(f"/participants/{zone}") for zone in (ZONE_A, ZONE_B)],
-        "meters": [chain.query(f"/meters/{key.account}") for key in chain.keys.values()],
-    }
-
-
-def nonce_spent(before: dict[str, Any], name: str, nonce: int) -> dict[str, Any]:
-    """``before`` with only the signer's nonce advanced (the documented nonce rule)."""
-    expected = copy.deepcopy(before)
-    expected["accounts"][name]["nonce"] = nonce
-    return expected
-
-
-def rejected(chain: Chain, signer: str, msg: Msg, error: type[errors.LedgerError], *, spends_nonce: bool) -> None:
-    """Deliver ``msg``; assert its code and that nothing but (maybe) the nonce changed."""
-    before = snapshot(chain)
-    result = chain.deliver(signer, msg)
-    assert result.code == error.code, result.log
-    expected = nonce_spent(before, signer, chain.nonces[chain.id(signer)]) if spends_nonce else before
-    assert snapshot(chain) == expected
-    assert not result.events
+from tests.harness import Chain, events_of, rejected
 
 
 @pytest.fixture
