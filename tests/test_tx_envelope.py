@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import struct
 from typing import Any
 
@@ -14,34 +13,7 @@ from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.registry import Deactivate
 from abci_app.ledger.tx import SIGN_DOMAIN, TX_FORMAT_VERSION, decode_tx, encode_tx, sign_bytes
 from abci_app.pb.tendermint.abci import types_pb2 as abci
-from tests.harness import CHAIN_ID, ZONE_A, ZONE_B, Chain, default_app_state, events_of, seeded_key
-
-
-def snapshot(chain: Chain) -> dict[str, Any]:
-    """Everything the queries show that a transaction could change."""
-    accounts = {}
-    for name in chain.keys:
-        try:
-            accounts[name] = chain.account(name)
-        except LookupError:
-            accounts[name] = None
-    return {
-        "accounts": accounts,
-        "supply": chain.query("/supply"),
-        "params": chain.query("/params"),
-        "operators": chain.query("/operators"),
-        "proposals": chain.query("/proposals"),
-        "zones": [chain.query(f"/participants/{zone}") for zone in (ZONE_A, ZONE_B)],
-        "meters": [chain.query(f"/meters/{key.account}") for key in chain.keys.values()],
-    }
-
-
-def nonce_spent(before: dict[str, Any], name: str, nonce: int) -> dict[str, Any]:
-    """``before`` with only the signer's nonce advanced (the documented nonce rule)."""
-    expected = copy.deepcopy(before)
-    expected["accounts"][name]["nonce"] = nonce
-    return expected
-
+from tests.harness import CHAIN_ID, Chain, default_app_state, events_of, nonce_spent, seeded_key, snapshot
 
 ALICE = seeded_key("alice")
 MAX_BYTES = 65_536
