@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from importlib import metadata
 
 from abci_app.ledger import errors
@@ -25,6 +26,7 @@ from abci_app.ledger.state import State
 from abci_app.ledger.store import EMPTY_HASH, Backend, CommittedStore, Overlay, next_app_hash
 from abci_app.ledger.tx import decode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci
+from abci_app.pb.tendermint.crypto import keys_pb2
 
 log = logging.getLogger("gridledger.app")
 
@@ -78,7 +80,10 @@ class LedgerApplication:
         self.pending_height = initial_height - 1
         self.pending_hash = next_app_hash(initial_height - 1, EMPTY_HASH, overlay.writes)
         self.mempool = Overlay(overlay)
-        return abci.ResponseInitChain(app_hash=self.pending_hash)
+        validators = genesis_validators(State(overlay))
+        if validators and req.validators and _validator_set(req.validators) != _validator_set(validators):
+            log.warning("genesis.json validators differ from the app_state operators; the operators' keys win")
+        return abci.ResponseInitChain(app_hash=self.pending_hash, validators=validators)
 
     # -- mempool ---------------------------------------------------------------------
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
@@ -247,6 +252,19 @@ class LedgerApplication:
     def _chain_id_and_limit(self) -> tuple[str, int]:
         view = self.pending if self.pending is not None else Overlay(self.committed)
         return get_chain(view).chain_id, State(view).get_params().max_tx_bytes
+
+
+def genesis_validators(state: State) -> list[abci.ValidatorUpdate]:
+    """The operators that run validators, as CometBFT's initial validator set."""
+    return [validator_update(op.consensus_pubkey, op.power) for op in state.iter_operators() if op.is_validator]
+
+
+def validator_update(pubkey: bytes, power: int) -> abci.ValidatorUpdate:
+    return abci.ValidatorUpdate(pub_key=keys_pb2.PublicKey(ed25519=pubkey), power=power)
+
+
+def _validator_set(updates: Iterable[abci.ValidatorUpdate]) -> list[tuple[bytes, int]]:
+    return sorted((u.pub_key.ed25519, u.power) for u in updates)
 
 
 def _events(events: list[Event]) -> list[abci.Event]:

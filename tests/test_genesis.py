@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
 
 import pytest
 
+from abci_app.app import LedgerApplication
 from abci_app.ledger import crypto
 from abci_app.ledger.genesis import GenesisError, load_genesis
 from abci_app.ledger.state import Params, State
 from abci_app.ledger.store import MemoryBackend, Overlay
+from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.harness import ZONE_A, ZONE_B, Chain, default_app_state, seeded_key
 
 NAMES = ("dso", "dso_b", "lpd", "lpd_b", "alice", "bob", "carol", "dave")
@@ -291,4 +294,31 @@ def test_invalid_meter_owned_by_an_operator() -> None:
 def test_invalid_zone_listed_twice() -> None:
     app_state = doc()
     app_state["operators"][0]["zones"] = [ZONE_A, ZONE_A]
+    refused(app_state)
+
+
+def test_basic_consensus_keys_become_the_validator_set() -> None:
+    app_state = doc()
+    for index, operator in enumerate(app_state["operators"][:3]):
+        operator["consensus_pubkey"] = base64.b64encode(bytes([index + 1]) * 32).decode()
+    chain = Chain(app_state=app_state)
+    chain.block()
+    req = abci.RequestInitChain(chain_id="x", app_state_bytes=json.dumps(app_state).encode(), initial_height=1)
+    validators = LedgerApplication(MemoryBackend()).init_chain(req).validators
+    assert sorted((v.pub_key.ed25519, v.power) for v in validators) == [(bytes([i]) * 32, 10) for i in (1, 2, 3)]
+    operators = {op["name"]: op["consensus_pubkey"] for op in chain.query("/operators")["operators"]}
+    assert operators["dso-a"] == base64.b64encode(b"\x01" * 32).decode() and operators["lpd-b"] == ""
+
+
+@pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"short").decode(), 7])
+def test_invalid_consensus_pubkey(value: Any) -> None:
+    app_state = doc()
+    app_state["operators"][0]["consensus_pubkey"] = value
+    refused(app_state)
+
+
+def test_invalid_duplicate_consensus_pubkey() -> None:
+    app_state = doc()
+    for operator in app_state["operators"][:2]:
+        operator["consensus_pubkey"] = base64.b64encode(b"\x09" * 32).decode()
     refused(app_state)

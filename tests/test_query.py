@@ -73,10 +73,14 @@ def test_operators(chain: Chain) -> None:
     operators = chain.query("/operators")["operators"]
     assert [op["account"] for op in operators] == sorted(op["account"] for op in operators)
     assert sorted(operators, key=lambda op: op["name"]) == [
-        {"account": chain.id("dso"), "name": "dso-a", "role": "dso", "zones": [ZONE_A], "power": 10},
-        {"account": chain.id("dso_b"), "name": "dso-b", "role": "dso", "zones": [ZONE_B], "power": 10},
-        {"account": chain.id("lpd"), "name": "lpd-a", "role": "lpd", "zones": [], "power": 10},
-        {"account": chain.id("lpd_b"), "name": "lpd-b", "role": "lpd", "zones": [], "power": 10},
+        {"account": chain.id("dso"), "name": "dso-a", "role": "dso", "zones": [ZONE_A], "power": 10,
+         "consensus_pubkey": ""},
+        {"account": chain.id("dso_b"), "name": "dso-b", "role": "dso", "zones": [ZONE_B], "power": 10,
+         "consensus_pubkey": ""},
+        {"account": chain.id("lpd"), "name": "lpd-a", "role": "lpd", "zones": [], "power": 10,
+         "consensus_pubkey": ""},
+        {"account": chain.id("lpd_b"), "name": "lpd-b", "role": "lpd", "zones": [], "power": 10,
+         "consensus_pubkey": ""},
     ]
 
 

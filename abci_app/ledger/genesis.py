@@ -18,6 +18,8 @@ Initial balances are the initial money supply.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import fields, replace
 from typing import Any
@@ -104,6 +106,19 @@ def _pubkey(text: Any) -> bytes:
     return key
 
 
+def _consensus_pubkey(text: Any) -> bytes:
+    """The validator key as CometBFT writes it (base64 ``pub_key.value``); empty: no validator."""
+    if text == "":
+        return b""
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, TypeError) as exc:
+        raise GenesisError(f"consensus_pubkey {text!r} is not base64") from exc
+    if len(key) != crypto.PUBKEY_BYTES:
+        raise GenesisError(f"consensus_pubkey {text!r} is not a 32-byte Ed25519 key")
+    return key
+
+
 def _operator(state: State, entry: dict[str, Any]) -> Account:
     role = entry["role"]
     if role not in OPERATOR_ROLES:
@@ -134,8 +149,12 @@ def _operator(state: State, entry: dict[str, Any]) -> Account:
         shared = sorted(set(other.zones) & set(zones))
         if shared:
             raise GenesisError(f"zones {shared} are served by DSO {other.name} already")
+    consensus_pubkey = _consensus_pubkey(entry.get("consensus_pubkey", ""))
+    if consensus_pubkey and any(other.consensus_pubkey == consensus_pubkey for other in state.iter_operators()):
+        raise GenesisError(f"operator {entry['name']}: consensus key used twice")
     state.add_account(account)
-    state.put_operator(Operator(account=account.id, name=entry["name"], role=role, zones=zones, power=power))
+    state.put_operator(Operator(account=account.id, name=entry["name"], role=role, zones=zones, power=power,
+                                consensus_pubkey=consensus_pubkey))
     return account
 
 

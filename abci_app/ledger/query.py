@@ -20,13 +20,14 @@ The application answers one more, node-local path itself (abci_app/app.py):
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict
 from typing import Any, TypeVar
 
 from abci_app.ledger import codec, errors
 from abci_app.ledger.execute import get_chain
-from abci_app.ledger.state import Account, Meter, Proposal, State
+from abci_app.ledger.state import Account, Meter, Operator, Proposal, State
 from abci_app.ledger.store import Overlay
 
 
@@ -48,7 +49,7 @@ def run_query(kv: Overlay, path: str) -> bytes:
     elif head == "meter" and len(args) == 1:
         answer = _meter(_found(state.get_meter(args[0]), f"meter {args[0]}"))
     elif head == "operators" and not args:
-        answer = {"operators": [_plain(asdict(op)) for op in state.iter_operators()]}
+        answer = {"operators": [_operator(op) for op in state.iter_operators()]}
     elif head == "params" and not args:
         answer = asdict(state.get_params())
     elif head == "supply" and not args:
@@ -93,6 +94,13 @@ def _plain(value: Any) -> Any:
 def _account(account: Account) -> dict[str, Any]:
     out: dict[str, Any] = _plain(asdict(account))
     out["free"] = account.free
+    return out
+
+
+def _operator(operator: Operator) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(asdict(operator))
+    # Base64, as CometBFT writes validator keys (priv_validator_key.json, /validators).
+    out["consensus_pubkey"] = base64.b64encode(operator.consensus_pubkey).decode()
     return out
 
 

@@ -80,7 +80,13 @@ class Operator(Record):
     zones: tuple[str, ...]
     """Grid zones a DSO serves (sorted); empty for an LPD."""
     power: int
-    """Governance voting power."""
+    """Governance voting power; for a validator also its consensus voting power."""
+    consensus_pubkey: bytes
+    """Ed25519 consensus key of the operator's validator node; empty if it runs none."""
+
+    @property
+    def is_validator(self) -> bool:
+        return bool(self.consensus_pubkey) and self.power > 0
 
 
 @dataclass(frozen=True)
