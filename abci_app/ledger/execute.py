@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event
 from abci_app.ledger.modules import gov
+from abci_app.ledger.modules.market import clock as market_clock
 from abci_app.ledger.msg import TxContext
 from abci_app.ledger.router import ALLOWED_WHEN_INACTIVE, HANDLERS
 from abci_app.ledger.state import Account, State
@@ -104,4 +105,6 @@ def begin_block(kv: Overlay, height: int, time: int) -> list[Event]:
     if time < chain.time:
         raise RuntimeError(f"block {height} time {time} is before the previous block's {chain.time}")
     put_chain(kv, replace(chain, height=height, time=time))
-    return gov.expire_proposals(State(kv), time)
+    events = gov.expire_proposals(State(kv), time)
+    events += market_clock.on_block(State(kv), height, time)
+    return events

@@ -26,6 +26,9 @@ from typing import Any
 
 from abci_app.ledger import crypto, errors
 from abci_app.ledger.modules.gov import check_param_change
+from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.modules.market.msgs import FeeEntry, SetGridFees
+from abci_app.ledger.modules.market.types import GridFee
 from abci_app.ledger.modules.registry import RegisterMeter
 from abci_app.ledger.msg import require_amount, require_name
 from abci_app.ledger.state import (
@@ -60,7 +63,7 @@ def load_genesis(state: State, app_state_bytes: bytes) -> None:
 def _apply(state: State, doc: dict[str, Any]) -> None:
     if not isinstance(doc, dict):
         raise GenesisError("app_state must be a JSON object")
-    unknown = set(doc) - {"params", "operators", "participants", "meters"}
+    unknown = set(doc) - {"params", "operators", "participants", "meters", "grid_fees"}
     if unknown:
         raise GenesisError(f"unknown app_state keys: {sorted(unknown)}")
     params = _params(doc.get("params", {}))
@@ -78,6 +81,8 @@ def _apply(state: State, doc: dict[str, Any]) -> None:
         supply += _participant(state, entry, dso_by_name).balance
     for entry in doc.get("meters", []):
         _meter(state, entry)
+    for entry in doc.get("grid_fees", []):
+        _grid_fee(state, entry, dso_by_name)
     state.change_supply(supply)
 
 
@@ -91,6 +96,8 @@ def _params(overrides: dict[str, Any]) -> Params:
         if name in Params.IMMUTABLE:
             if type(value) is not type(getattr(params, name)):
                 raise GenesisError(f"parameter {name} has the wrong type")
+            if name == "slot_length_s" and value not in Params.SLOT_LENGTHS:
+                raise GenesisError("slot_length_s must be whole minutes (at least 5) that divide a day")
         else:
             if type(value) is not int:
                 raise GenesisError(f"parameter {name} must be an integer")
@@ -199,3 +206,30 @@ def _meter(state: State, entry: dict[str, Any]) -> None:
         raise GenesisError(f"participant {owner.id} has more than {limit} meters")
     state.add_meter(Meter(id=entry["id"], pubkey=pubkey, owner=owner.id, dso=owner.dso, active=True,
                           registered_at=0, **values))
+
+
+def _grid_fee(state: State, entry: dict[str, Any], dso_by_name: dict[str, Account]) -> None:
+    unknown = set(entry) - {"dso", "from", "to", "fee"}
+    if unknown:
+        raise GenesisError(f"grid fee: unknown keys {sorted(unknown)}")
+    dso = dso_by_name.get(entry["dso"])
+    if dso is None:
+        raise GenesisError(f"grid fee: {entry['dso']!r} is not a genesis DSO")
+    fee = SetGridFees(entries=(FeeEntry(from_zone=entry["from"], to_zone=entry["to"], fee_per_kwh=entry["fee"]),))
+    fee.validate_basic()
+    # The same rules as a set_grid_fees transaction from that DSO.
+    operator = state.get_operator(dso.id)
+    assert operator is not None
+    market = Market(state)
+    for zone in (entry["from"], entry["to"]):
+        if zone not in state.zone_dsos():
+            raise GenesisError(f"grid fee: zone {zone!r} is not served by any DSO")
+    if entry["from"] not in operator.zones and entry["to"] not in operator.zones:
+        raise GenesisError(f"grid fee: DSO {entry['dso']} serves neither {entry['from']} nor {entry['to']}")
+    if market.fee_components(entry["from"], entry["to"]) and any(
+            c.dso == dso.id for c in market.fee_components(entry["from"], entry["to"])):
+        raise GenesisError(f"grid fee {entry['from']}->{entry['to']} of {entry['dso']} listed twice")
+    if entry["fee"] > state.get_params().max_price_per_kwh:
+        raise GenesisError("grid fee above max_price_per_kwh")
+    market.set_fee_component(GridFee(from_zone=entry["from"], to_zone=entry["to"], dso=dso.id,
+                                     fee_per_kwh=entry["fee"]))

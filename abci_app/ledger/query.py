@@ -12,6 +12,16 @@ Paths (answers are UTF-8 JSON in ``value``; errors set ``code`` and ``log``):
     /proposals                   every governance proposal
     /proposal/<id>               one proposal
     /chain                       chain id, height and block time of the state
+    /book/<slot>/<zone>          depth of a zone's book by price level
+    /best/<slot>/<buyer zone>    best ask by effective price for a buyer zone, and the zone's best bid
+    /orders/<account id>         an account's open orders
+    /order/<id>                  one open order
+    /trades/slot/<slot>          trades of a slot (the last 500)
+    /trades/account/<account id> trades of an account (the last 500)
+    /clearing/<slot>/<zone>      last price formed in a slot and zone
+    /position/<slot>/<account>   an account's open quantities, trades and collateral in a slot
+    /slots                       slots with open orders, and the last closed slot
+    /fees                        the grid fee matrix and its DSO components
 
 The application answers one more, node-local path itself (abci_app/app.py):
 
@@ -27,6 +37,7 @@ from typing import Any, TypeVar
 
 from abci_app.ledger import codec, errors
 from abci_app.ledger.execute import get_chain
+from abci_app.ledger.modules.market.query import market_query
 from abci_app.ledger.state import Account, Meter, Operator, Proposal, State
 from abci_app.ledger.store import Overlay
 
@@ -61,7 +72,9 @@ def run_query(kv: Overlay, path: str) -> bytes:
     elif head == "chain" and not args:
         answer = asdict(get_chain(kv))
     else:
-        raise errors.BadQuery(f"unknown query path {path!r}")
+        answer = market_query(state, head, args)
+        if answer is None:
+            raise errors.BadQuery(f"unknown query path {path!r}")
     return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
 
 

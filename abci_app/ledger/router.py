@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from abci_app.ledger.modules import bank, gov, registry
+from abci_app.ledger.modules.market import handlers as market
+from abci_app.ledger.modules.market import msgs as market_msgs
 from abci_app.ledger.msg import Msg, TxContext
 
 Handler = Callable[[TxContext, Any], None]
@@ -19,6 +21,9 @@ _ROUTES: tuple[tuple[type[Msg], Handler], ...] = (
     (registry.Deactivate, registry.handle_deactivate),
     (gov.ProposeParams, gov.handle_propose_params),
     (gov.CastVote, gov.handle_vote),
+    (market_msgs.PlaceOrder, market.handle_place_order),
+    (market_msgs.CancelOrder, market.handle_cancel_order),
+    (market_msgs.SetGridFees, market.handle_set_grid_fees),
 )
 
 MESSAGE_TYPES: dict[str, type[Msg]] = {cls.TYPE: cls for cls, _ in _ROUTES}

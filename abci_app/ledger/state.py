@@ -14,6 +14,7 @@ Key layout (all keys are ASCII prefixes followed by ids; documented in docs/stat
     gov/prop/<id:be64>                Proposal
     gov/vote/<id:be64>/<account id>   Vote
     gov/open/<expiry:be64>/<id:be64>  b""  (open proposals by expiry time)
+    mkt/..., fee/...                  the market (abci_app/ledger/modules/market/book.py)
 """
 
 from __future__ import annotations
@@ -129,15 +130,44 @@ class Params(Record):
     """How long a governance proposal stays open, in seconds of block time."""
     max_meters_per_participant: int = 16
     """Cap on registered meters of one participant."""
+    # -- market (docs/market.md) --
+    slot_length_s: int = 900
+    """Length of a delivery slot in seconds; slots start at multiples of it (fixed at genesis)."""
+    gate_closure_lead_s: int = 300
+    """A slot's book closes this many seconds before the slot starts."""
+    max_slot_ahead_s: int = 172_800
+    """Orders may name slots starting at most this far after the block time."""
+    tick_size: int = 100
+    """Limit prices are multiples of this (money per kWh; 100 = 0.01 ct/kWh at exponent 6)."""
+    min_quantity_wh: int = 100
+    """Smallest order quantity in Wh."""
+    max_price_per_kwh: int = 10_000_000
+    """Highest limit price (money per kWh; 10 EUR/kWh at exponent 6)."""
+    max_open_orders: int = 200
+    """Open orders one account may hold at a time."""
+    collateral_per_kwh: int = 20_000
+    """Stability collateral both sides lock per kWh traded, until the slot is settled."""
+    matching_mode: int = 0
+    """0: continuous double auction (pay-as-bid); 1: uniform-price call auction per zone at gate closure."""
 
-    # Parameters fixed at genesis: changing them later would reinterpret stored amounts.
-    IMMUTABLE: ClassVar[tuple[str, ...]] = ("currency", "currency_exponent")
+    # Parameters fixed at genesis: changing them later would reinterpret stored amounts and slots.
+    IMMUTABLE: ClassVar[tuple[str, ...]] = ("currency", "currency_exponent", "slot_length_s")
     # Inclusive bounds for every changeable parameter.
     BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
         "max_tx_bytes": (256, 1 << 20),
         "voting_period_s": (60, 365 * 86_400),
         "max_meters_per_participant": (1, 1_000),
+        "gate_closure_lead_s": (0, 86_400),
+        "max_slot_ahead_s": (3_600, 31 * 86_400),
+        "tick_size": (1, 1_000_000_000),
+        "min_quantity_wh": (1, 1_000_000_000),
+        "max_price_per_kwh": (1, 1_000_000_000_000),
+        "max_open_orders": (1, 10_000),
+        "collateral_per_kwh": (0, 1_000_000_000_000),
+        "matching_mode": (0, 1),
     }
+    # Slot lengths a chain may choose at genesis: whole minutes that divide a day.
+    SLOT_LENGTHS: ClassVar[tuple[int, ...]] = tuple(s for s in range(300, 86_401, 60) if 86_400 % s == 0)
 
 
 @dataclass(frozen=True)
@@ -235,6 +265,26 @@ class State:
         self.put_account(account)
         return account
 
+    def lock(self, account_id: str, amount: int) -> Account:
+        """Hold ``amount`` of the free balance for an obligation."""
+        account = self.require_account(account_id)
+        # Rule: nothing is locked that is not free.
+        if account.free < amount:
+            raise errors.InsufficientFunds(
+                f"account {account_id} has {account.free} free, {amount} needed"
+            )
+        account = replace(account, locked=account.locked + amount)
+        self.put_account(account)
+        return account
+
+    def unlock(self, account_id: str, amount: int) -> Account:
+        """Release ``amount`` of locked money back to the free balance."""
+        account = self.require_account(account_id)
+        assert 0 <= amount <= account.locked, f"unlock {amount} of {account.locked} locked for {account_id}"
+        account = replace(account, locked=account.locked - amount)
+        self.put_account(account)
+        return account
+
     def set_nonce(self, account_id: str, nonce: int) -> None:
         account = self.require_account(account_id)
         self.put_account(replace(account, nonce=nonce))
@@ -261,6 +311,10 @@ class State:
 
     def total_operator_power(self) -> int:
         return sum(op.power for op in self.iter_operators())
+
+    def zone_dsos(self) -> dict[str, str]:
+        """Every served zone and the account id of its DSO."""
+        return {zone: op.account for op in self.iter_operators() for zone in op.zones}
 
     # -- meters ----------------------------------------------------------------
     def get_meter(self, meter_id: str) -> Meter | None:

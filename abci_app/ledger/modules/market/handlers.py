@@ -1,0 +1,299 @@
+"""Market handlers: the placement rules, then execution of the matcher's fills.
+
+Lock accounting (checked by tests/test_market_invariants.py): an account's
+``locked`` equals the ``locked`` of its open orders plus the ``collateral`` of
+its unsettled positions. An order locks ``required_lock(remaining)``: a bid
+its limit price (all-in, so it covers the highest grid fee it can pay) plus
+collateral, an ask its collateral. A fill releases the filled part, pays the
+trade from it, and moves the fill's collateral to the slot's position, where it
+stays until settlement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+from abci_app.ledger import errors
+from abci_app.ledger.events import Event, event
+from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.modules.market.matching import Fill, accepts, crosses, match_continuous
+from abci_app.ledger.modules.market.msgs import CancelOrder, PlaceOrder, SetGridFees
+from abci_app.ledger.modules.market.types import (
+    ASK,
+    BID,
+    CALL_AUCTION,
+    FOK,
+    IOC,
+    MECHANISMS,
+    POST_ONLY,
+    Clearing,
+    GridFee,
+    Order,
+    Trade,
+    amount,
+)
+from abci_app.ledger.msg import TxContext
+from abci_app.ledger.state import PARTICIPANT_ROLES, Params, State
+
+
+# -- placing ---------------------------------------------------------------------------------
+def handle_place_order(ctx: TxContext, msg: PlaceOrder) -> None:
+    market = Market(ctx.state)
+    params = ctx.state.get_params()
+    trader = ctx.signer
+    # Rule: only participants trade; operators run the market.
+    if trader.role not in PARTICIPANT_ROLES:
+        raise errors.NotAuthorised("only consumers, prosumers and producers trade")
+    # Rule: an account with unpaid settlement debt places no orders until it repays.
+    if trader.debt > 0:
+        raise errors.AccountInDebt(f"account owes {trader.debt} from settlement; deposit to repay it first")
+    # Rule: slots start at multiples of the slot length.
+    if msg.slot % params.slot_length_s != 0:
+        raise errors.MisalignedSlot(f"slot {msg.slot} is not a multiple of {params.slot_length_s}")
+    # Rule: a slot's book is open until gate closure (slot start minus the lead).
+    if msg.slot <= market.closed_through() or msg.slot - params.gate_closure_lead_s <= ctx.time:
+        raise errors.SlotClosed(f"the gate of slot {msg.slot} closed at {msg.slot - params.gate_closure_lead_s}")
+    # Rule: no orders for slots beyond the trading horizon.
+    if msg.slot - ctx.time > params.max_slot_ahead_s:
+        raise errors.SlotTooFar(f"slot {msg.slot} starts more than {params.max_slot_ahead_s} s ahead")
+    # Rule: an order may trade at least in the block that places it.
+    if msg.valid_until < ctx.time:
+        raise errors.OrderExpired(f"valid_until {msg.valid_until} is before the block time {ctx.time}")
+    # Rule: prices are whole ticks.
+    if msg.price % params.tick_size != 0:
+        raise errors.PriceOffTick(f"price {msg.price} is not a multiple of the tick size {params.tick_size}")
+    # Rule: prices stay under the market's price cap.
+    if msg.price > params.max_price_per_kwh:
+        raise errors.ValueOutOfRange(f"price above the cap of {params.max_price_per_kwh} per kWh")
+    # Rule: quantities are at least the minimum unit.
+    if msg.quantity_wh < params.min_quantity_wh:
+        raise errors.QuantityTooSmall(f"quantity below the minimum of {params.min_quantity_wh} Wh")
+    # Rule: the call auction has no immediate matching, so IOC and FOK cannot be honoured.
+    if params.matching_mode == CALL_AUCTION and msg.tif in (IOC, FOK):
+        raise errors.UnsupportedTimeInForce(f"{msg.tif} orders need continuous matching")
+    _check_capacity(ctx.state, market, params, trader.id, msg)
+    # Rule: an account holds at most max_open_orders open orders.
+    if len(market.open_order_ids(trader.id)) >= params.max_open_orders:
+        raise errors.TooManyOpenOrders(f"account already has {params.max_open_orders} open orders")
+    order = Order(
+        id=market.next_order_id(), owner=trader.id, side=msg.side, zone=trader.zone, slot=msg.slot,
+        price=msg.price, quantity_wh=msg.quantity_wh, remaining_wh=msg.quantity_wh, valid_until=msg.valid_until,
+        tif=msg.tif, client_order_id=msg.client_order_id, origin=msg.origin, accept_origins=msg.accept_origins,
+        collateral_per_kwh=params.collateral_per_kwh, locked=0, placed_at=ctx.time,
+    )
+    _check_no_self_cross(market, order)
+    order = open_order(market, order)
+    ctx.events.append(_placed_event(order))
+    if params.matching_mode == CALL_AUCTION:
+        return
+    fills = match_continuous(order, _opposite_books(ctx.state, market, order), market.fee)
+    filled = sum(fill.quantity_wh for fill in fills)
+    # Rule: fill-or-kill trades its whole quantity at once or not at all.
+    if order.tif == FOK and filled < order.quantity_wh:
+        raise errors.FillOrKillUnfilled(f"only {filled} of {order.quantity_wh} Wh available")
+    # Rule: post-only never takes liquidity.
+    if order.tif == POST_ONLY and fills:
+        raise errors.PostOnlyWouldTake("post-only order would trade on arrival")
+    for fill in fills:
+        order = _apply_fill(ctx, market, order, fill)
+    if order.remaining_wh > 0 and order.tif in (IOC, FOK):
+        close_order(market, order, "order.cancelled", "ioc", ctx.events)
+
+
+def _check_capacity(state: State, market: Market, params: Params, owner: str, msg: PlaceOrder) -> None:
+    meters = [state.get_meter(meter_id) for meter_id in state.meters_of(owner)]
+    active = [m for m in meters if m is not None and m.active]
+    position = market.get_position(msg.slot, owner)
+    if msg.side == ASK:
+        capacity = sum(m.export_capacity_w for m in active) * params.slot_length_s // 3600
+        committed = position.ask_open_wh + position.sold_wh
+    else:
+        capacity = sum(m.import_capacity_w for m in active) * params.slot_length_s // 3600
+        committed = position.bid_open_wh + position.bought_wh
+    # Rule: a seller offers at most its meters' export capacity x slot length, a buyer bids at
+    # most their import capacity x slot length (open orders and trades of the slot included).
+    if committed + msg.quantity_wh > capacity:
+        direction = "export" if msg.side == ASK else "import"
+        raise errors.CapacityExceeded(
+            f"{msg.quantity_wh} Wh on top of {committed} Wh exceeds the meters' {direction} capacity "
+            f"of {capacity} Wh in this slot"
+        )
+
+
+def _check_no_self_cross(market: Market, order: Order) -> None:
+    for order_id in market.open_order_ids(order.owner):
+        own = market.get_order(order_id)
+        assert own is not None, "open-order index points at a missing order"
+        if own.slot != order.slot or own.side == order.side:
+            continue
+        bid, ask = (order, own) if order.side == BID else (own, order)
+        # Rule: no self-trade: an order that crosses one of the owner's own resting orders of
+        # the same slot is rejected whole (cancel the resting order first).
+        if crosses(bid.price, ask.price, market.fee(ask.zone, bid.zone)):
+            raise errors.SelfTrade(f"order crosses the signer's own resting order {own.id}")
+
+
+def _opposite_books(state: State, market: Market, order: Order) -> dict[str, Iterator[Order]]:
+    other = ASK if order.side == BID else BID
+    return {zone: market.iter_book(order.slot, zone, other) for zone in sorted(state.zone_dsos())}
+
+
+def _apply_fill(ctx: TxContext, market: Market, incoming: Order, fill: Fill) -> Order:
+    resting = market.get_order(fill.resting_id)
+    assert resting is not None, "matcher returned a fill for a missing order"
+    bid, ask = (incoming, resting) if incoming.side == BID else (resting, incoming)
+    bid, ask = execute_trade(market, bid, ask, fill.quantity_wh, fill.price, "continuous", ctx.height, ctx.time,
+                             ctx.events)
+    return bid if incoming.side == BID else ask
+
+
+# -- lifecycle and execution ------------------------------------------------------------------
+def open_order(market: Market, order: Order) -> Order:
+    """Lock what the order needs and put it on the book."""
+    needed = order.required_lock(order.remaining_wh)
+    market.state.lock(order.owner, needed)
+    order = replace(order, locked=needed)
+    market.put_order(order)
+    _change_open(market, order, order.remaining_wh)
+    return order
+
+
+def close_order(market: Market, order: Order, event_type: str, reason: str, events: list[Event]) -> None:
+    """Take an order off the book and release its lock (cancelled, expired, or IOC remainder)."""
+    market.remove_order(order)
+    market.state.unlock(order.owner, order.locked)
+    _change_open(market, order, -order.remaining_wh)
+    events.append(event(event_type, id=order.id, account=order.owner, slot=order.slot, side=order.side,
+                        remaining_wh=order.remaining_wh, released=order.locked, reason=reason))
+
+
+def _change_open(market: Market, order: Order, delta_wh: int) -> None:
+    position = market.get_position(order.slot, order.owner)
+    if order.side == BID:
+        position = replace(position, bid_open_wh=position.bid_open_wh + delta_wh)
+    else:
+        position = replace(position, ask_open_wh=position.ask_open_wh + delta_wh)
+    market.put_position(position)
+
+
+def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, price: int, mechanism: str,
+                  height: int, time: int, events: list[Event]) -> tuple[Order, Order]:
+    """Re-check and apply one match: pay seller and DSOs, move collateral, record the trade."""
+    state = market.state
+    components = market.fee_components(ask.zone, bid.zone)
+    fee_per_kwh = sum(c.fee_per_kwh for c in components)
+    # Execution re-checks what matching promised; a failure here is a bug, not a user error.
+    assert bid.owner != ask.owner and bid.slot == ask.slot and accepts(bid, ask)
+    assert 0 < quantity_wh <= min(bid.remaining_wh, ask.remaining_wh)
+    assert price >= ask.price and price + fee_per_kwh <= bid.price
+    value = amount(quantity_wh, price)
+    shares = [(c.dso, amount(quantity_wh, c.fee_per_kwh)) for c in components]
+    fee = sum(share for _, share in shares)
+    new_bid = _after_fill(bid, quantity_wh)
+    new_ask = _after_fill(ask, quantity_wh)
+    bid_collateral = amount(quantity_wh, bid.collateral_per_kwh)
+    ask_collateral = amount(quantity_wh, ask.collateral_per_kwh)
+    # Buyer: release the order's lock, pay energy and fees, lock what remains plus the collateral.
+    state.unlock(bid.owner, bid.locked)
+    state.debit(bid.owner, value + fee)
+    state.lock(bid.owner, new_bid.locked + bid_collateral)
+    # Seller: release the order's lock, receive the energy price, lock what remains plus the collateral.
+    state.unlock(ask.owner, ask.locked)
+    state.credit(ask.owner, value)
+    state.lock(ask.owner, new_ask.locked + ask_collateral)
+    for dso, share in shares:
+        if share:
+            state.credit(dso, share)
+    trade = Trade(
+        id=market.next_trade_id(), slot=bid.slot, buyer=bid.owner, seller=ask.owner, buyer_zone=bid.zone,
+        seller_zone=ask.zone, quantity_wh=quantity_wh, price=price, fee_per_kwh=fee_per_kwh, value=value, fee=fee,
+        bid_order=bid.id, ask_order=ask.id, origin=ask.origin, mechanism=mechanism, height=height, time=time,
+    )
+    market.add_trade(trade)
+    _book_trade(market, trade, bid_collateral, ask_collateral)
+    for after in (new_bid, new_ask):
+        if after.remaining_wh == 0:
+            market.remove_order(after)
+        else:
+            market.put_order(after)
+        events.append(event("order.filled", id=after.id, account=after.owner, trade=trade.id,
+                            quantity_wh=quantity_wh, remaining_wh=after.remaining_wh,
+                            full=after.remaining_wh == 0))
+    events.append(event("trade", id=trade.id, slot=trade.slot, buyer=trade.buyer, seller=trade.seller,
+                        buyer_zone=trade.buyer_zone, seller_zone=trade.seller_zone, quantity_wh=quantity_wh,
+                        price=price, fee_per_kwh=fee_per_kwh, value=value, fee=fee, origin=trade.origin,
+                        mechanism=mechanism, bid_order=bid.id, ask_order=ask.id))
+    return new_bid, new_ask
+
+
+def _after_fill(order: Order, quantity_wh: int) -> Order:
+    remaining = order.remaining_wh - quantity_wh
+    return replace(order, remaining_wh=remaining, locked=order.required_lock(remaining))
+
+
+def _book_trade(market: Market, trade: Trade, bid_collateral: int, ask_collateral: int) -> None:
+    """Update both positions (the delivery obligation) and the last price of the seller's zone."""
+    buyer = market.get_position(trade.slot, trade.buyer)
+    market.put_position(replace(
+        buyer, bid_open_wh=buyer.bid_open_wh - trade.quantity_wh, bought_wh=buyer.bought_wh + trade.quantity_wh,
+        paid=buyer.paid + trade.value, fees_paid=buyer.fees_paid + trade.fee,
+        collateral=buyer.collateral + bid_collateral,
+    ))
+    seller = market.get_position(trade.slot, trade.seller)
+    market.put_position(replace(
+        seller, ask_open_wh=seller.ask_open_wh - trade.quantity_wh, sold_wh=seller.sold_wh + trade.quantity_wh,
+        received=seller.received + trade.value, collateral=seller.collateral + ask_collateral,
+    ))
+    if trade.mechanism == MECHANISMS[0]:
+        last = market.get_clearing(trade.slot, trade.seller_zone)
+        volume = (last.volume_wh if last is not None else 0) + trade.quantity_wh
+        market.put_clearing(Clearing(slot=trade.slot, zone=trade.seller_zone, price=trade.price, volume_wh=volume,
+                                     mechanism=trade.mechanism, height=trade.height))
+
+
+def _placed_event(order: Order) -> Event:
+    return event("order.placed", id=order.id, account=order.owner, side=order.side, slot=order.slot,
+                 zone=order.zone, price=order.price, quantity_wh=order.quantity_wh, tif=order.tif,
+                 valid_until=order.valid_until, client_order_id=order.client_order_id, origin=order.origin,
+                 accept_origins=",".join(order.accept_origins), locked=order.locked)
+
+
+# -- cancelling ---------------------------------------------------------------------------------
+def handle_cancel_order(ctx: TxContext, msg: CancelOrder) -> None:
+    market = Market(ctx.state)
+    order = market.get_order(msg.order_id)
+    # Rule: only open orders can be cancelled.
+    if order is None:
+        raise errors.UnknownOrder(f"order {msg.order_id} is not open")
+    # Rule: only the owner cancels.
+    if order.owner != ctx.signer.id:
+        raise errors.NotAuthorised(f"order {msg.order_id} belongs to another account")
+    close_order(market, order, "order.cancelled", "owner", ctx.events)
+
+
+# -- grid fees -------------------------------------------------------------------------------------
+def handle_set_grid_fees(ctx: TxContext, msg: SetGridFees) -> None:
+    operator = ctx.state.get_operator(ctx.signer.id)
+    # Rule: only a DSO publishes grid fees.
+    if operator is None or operator.role != "dso":
+        raise errors.NotAuthorised("only a DSO may set grid fees")
+    zones = ctx.state.zone_dsos()
+    max_fee = ctx.state.get_params().max_price_per_kwh
+    market = Market(ctx.state)
+    for entry in msg.entries:
+        # Rule: fees exist only between served zones.
+        for zone in (entry.from_zone, entry.to_zone):
+            if zone not in zones:
+                raise errors.UnknownZone(f"zone {zone} is not served by any DSO")
+        # Rule: a DSO sets its own component only for routes that touch one of its zones.
+        if entry.from_zone not in operator.zones and entry.to_zone not in operator.zones:
+            raise errors.WrongZone(f"DSO {operator.name} serves neither {entry.from_zone} nor {entry.to_zone}")
+        # Rule: a fee component stays under the price cap.
+        if entry.fee_per_kwh > max_fee:
+            raise errors.ValueOutOfRange(f"fee above the price cap of {max_fee} per kWh")
+        market.set_fee_component(GridFee(from_zone=entry.from_zone, to_zone=entry.to_zone, dso=ctx.signer.id,
+                                         fee_per_kwh=entry.fee_per_kwh))
+        ctx.events.append(event("grid_fee.set", dso=ctx.signer.id, from_zone=entry.from_zone,
+                                to_zone=entry.to_zone, fee_per_kwh=entry.fee_per_kwh))
+

@@ -1,0 +1,107 @@
+"""Market messages and their stateless checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from abci_app.ledger import codec, errors
+from abci_app.ledger.modules.market.types import ASK, BID, ORIGINS, SIDES, TIME_IN_FORCE
+from abci_app.ledger.msg import Msg, require_amount, require_name
+from abci_app.ledger.wire import Record
+
+MAX_FEE_ENTRIES = 64
+
+
+@dataclass(frozen=True)
+class PlaceOrder(Msg):
+    """A participant offers (ask) or asks for (bid) energy in one delivery slot."""
+
+    TYPE: ClassVar[str] = "place_order"
+    side: str
+    """bid | ask."""
+    quantity_wh: int
+    """Energy in Wh."""
+    price: int
+    """Limit price in money per kWh: a bid's is all-in (energy plus grid fee), an ask's is the energy price."""
+    slot: int
+    """Start of the delivery slot, unix seconds (a multiple of slot_length_s)."""
+    valid_until: int
+    """Last block time at which the order may trade; the first block after it expires the order."""
+    tif: str
+    """Time in force: limit (rests) | ioc (fills what it can, drops the rest) | fok (all or nothing) |
+    post_only (rests, or is rejected if it would trade on arrival)."""
+    client_order_id: str
+    """The owner's reference (a name, or empty)."""
+    origin: str
+    """Asks: solar | wind | hydro | biomass | storage | grid-mix; bids: empty."""
+    accept_origins: tuple[str, ...]
+    """Bids: the origins accepted, sorted and distinct (empty: any origin); asks: empty."""
+
+    def validate_basic(self) -> None:
+        if self.side not in SIDES:
+            raise errors.MalformedBody("side must be bid or ask")
+        require_amount("quantity_wh", self.quantity_wh)
+        require_amount("price", self.price)
+        require_amount("slot", self.slot, minimum=0)
+        require_amount("valid_until", self.valid_until, minimum=0)
+        if self.tif not in TIME_IN_FORCE:
+            raise errors.MalformedBody(f"tif must be one of {', '.join(TIME_IN_FORCE)}")
+        if self.client_order_id:
+            require_name("client_order_id", self.client_order_id)
+        if self.side == ASK and self.origin not in ORIGINS:
+            raise errors.MalformedBody(f"an ask states its origin: one of {', '.join(ORIGINS)}")
+        if self.side == BID and self.origin:
+            raise errors.MalformedBody("a bid has no origin; restrict origins with accept_origins")
+        if self.side == ASK and self.accept_origins:
+            raise errors.MalformedBody("accept_origins is for bids")
+        if any(origin not in ORIGINS for origin in self.accept_origins):
+            raise errors.MalformedBody(f"accept_origins may list only {', '.join(ORIGINS)}")
+        # One encoding per set of origins, so equal orders sign equal bytes.
+        if list(self.accept_origins) != sorted(set(self.accept_origins)):
+            raise errors.MalformedBody("accept_origins must be sorted and distinct")
+        # Money for the whole order stays within 64 bits.
+        if self.quantity_wh * self.price > codec.MAX_INT:
+            raise errors.ValueOutOfRange("quantity_wh x price is too large")
+
+
+@dataclass(frozen=True)
+class CancelOrder(Msg):
+    """The owner withdraws an open order; its locks are released."""
+
+    TYPE: ClassVar[str] = "cancel_order"
+    order_id: int
+    """The order to cancel."""
+
+    def validate_basic(self) -> None:
+        require_amount("order_id", self.order_id)
+
+
+@dataclass(frozen=True)
+class FeeEntry(Record):
+    from_zone: str
+    """Zone the energy comes from (the seller's)."""
+    to_zone: str
+    """Zone the energy goes to (the buyer's)."""
+    fee_per_kwh: int
+    """The signing DSO's component in money per kWh; 0 removes it."""
+
+
+@dataclass(frozen=True)
+class SetGridFees(Msg):
+    """A DSO publishes its components of the zone-to-zone grid fee matrix."""
+
+    TYPE: ClassVar[str] = "set_grid_fees"
+    entries: tuple[FeeEntry, ...]
+    """Fee components; each (from_zone, to_zone) at most once."""
+
+    def validate_basic(self) -> None:
+        if not 1 <= len(self.entries) <= MAX_FEE_ENTRIES:
+            raise errors.MalformedBody(f"between 1 and {MAX_FEE_ENTRIES} entries")
+        pairs = [(e.from_zone, e.to_zone) for e in self.entries]
+        if len(set(pairs)) != len(pairs):
+            raise errors.MalformedBody("a zone pair appears twice")
+        for entry in self.entries:
+            require_name("from_zone", entry.from_zone)
+            require_name("to_zone", entry.to_zone)
+            require_amount("fee_per_kwh", entry.fee_per_kwh, minimum=0)

@@ -1,0 +1,129 @@
+"""Market queries (paths listed in docs/queries.md); answers are JSON-ready dicts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from abci_app.ledger import codec, errors
+from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.modules.market.types import ASK, BID, Order, Trade
+from abci_app.ledger.state import State
+
+MAX_LEVELS = 50
+MAX_TRADES = 500
+
+
+def market_query(state: State, head: str, args: list[str]) -> Any | None:
+    """Answer a market path, or None if ``head``/``args`` is not one."""
+    market = Market(state)
+    if head == "book" and len(args) == 2:
+        return book_depth(state, market, _int(args[0], "slot"), args[1])
+    if head == "best" and len(args) == 2:
+        return best_prices(state, market, _int(args[0], "slot"), args[1])
+    if head == "orders" and len(args) == 1:
+        orders = [market.get_order(order_id) for order_id in market.open_order_ids(args[0])]
+        return {"account": args[0], "orders": [_order(o) for o in orders if o is not None]}
+    if head == "order" and len(args) == 1:
+        order = market.get_order(_int(args[0], "order id"))
+        if order is None:
+            raise errors.NotFound(f"order {args[0]} is not open")
+        return _order(order)
+    if head == "trades" and len(args) == 2 and args[0] == "slot":
+        trades = market.slot_trades(_int(args[1], "slot"), MAX_TRADES)
+        return {"slot": int(args[1]), "trades": [_trade(t) for t in trades]}
+    if head == "trades" and len(args) == 2 and args[0] == "account":
+        return {"account": args[1], "trades": [_trade(t) for t in market.account_trades(args[1], MAX_TRADES)]}
+    if head == "clearing" and len(args) == 2:
+        clearing = market.get_clearing(_int(args[0], "slot"), args[1])
+        if clearing is None:
+            raise errors.NotFound(f"no price formed in slot {args[0]} zone {args[1]}")
+        return asdict(clearing)
+    if head == "position" and len(args) == 2:
+        return asdict(market.get_position(_int(args[0], "slot"), args[1]))
+    if head == "slots" and not args:
+        return {"slots": market.booked_slots(), "closed_through": market.closed_through()}
+    if head == "fees" and not args:
+        return fee_matrix(state, market)
+    return None
+
+
+def _int(text: str, what: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
+        raise errors.BadQuery(f"{what} {text!r} is not a non-negative 64-bit integer")
+    return int(text)
+
+
+def _levels(orders: list[Order]) -> list[dict[str, int]]:
+    levels: list[dict[str, int]] = []
+    for order in orders:
+        if levels and levels[-1]["price"] == order.price:
+            levels[-1]["quantity_wh"] += order.remaining_wh
+            levels[-1]["orders"] += 1
+        elif len(levels) < MAX_LEVELS:
+            levels.append({"price": order.price, "quantity_wh": order.remaining_wh, "orders": 1})
+        else:
+            break
+    return levels
+
+
+def book_depth(state: State, market: Market, slot: int, zone: str) -> dict[str, Any]:
+    """Depth of one zone's book, aggregated by price level, best first (at most 50 levels a side)."""
+    _require_zone(state, zone)
+    return {"slot": slot, "zone": zone, "bids": _levels(list(_take_levels(market, slot, zone, BID))),
+            "asks": _levels(list(_take_levels(market, slot, zone, ASK)))}
+
+
+def _take_levels(market: Market, slot: int, zone: str, side: str) -> list[Order]:
+    out: list[Order] = []
+    prices: set[int] = set()
+    for order in market.iter_book(slot, zone, side):
+        if order.price not in prices and len(prices) == MAX_LEVELS:
+            break
+        prices.add(order.price)
+        out.append(order)
+    return out
+
+
+def best_prices(state: State, market: Market, slot: int, buyer_zone: str) -> dict[str, Any]:
+    """Best ask for a buyer in ``buyer_zone`` across all zones (by effective price) and the zone's best bid."""
+    _require_zone(state, buyer_zone)
+    best_ask: dict[str, Any] | None = None
+    for zone in sorted(state.zone_dsos()):
+        head = next(iter(market.iter_book(slot, zone, ASK)), None)
+        if head is None:
+            continue
+        fee = market.fee(zone, buyer_zone)
+        candidate = {"zone": zone, "price": head.price, "fee_per_kwh": fee, "effective_price": head.price + fee,
+                     "quantity_wh": head.remaining_wh, "order": head.id, "origin": head.origin}
+        if best_ask is None or (candidate["effective_price"], head.id) < (best_ask["effective_price"],
+                                                                         best_ask["order"]):
+            best_ask = candidate
+    head_bid = next(iter(market.iter_book(slot, buyer_zone, BID)), None)
+    best_bid = None if head_bid is None else {
+        "zone": buyer_zone, "price": head_bid.price, "quantity_wh": head_bid.remaining_wh, "order": head_bid.id}
+    return {"slot": slot, "buyer_zone": buyer_zone, "best_ask": best_ask, "best_bid": best_bid}
+
+
+def fee_matrix(state: State, market: Market) -> dict[str, Any]:
+    zones = sorted(state.zone_dsos())
+    return {
+        "zones": zones,
+        "fees": [{"from": a, "to": b, "fee_per_kwh": market.fee(a, b)} for a in zones for b in zones],
+        "components": [asdict(component) for component in market.iter_fees()],
+    }
+
+
+def _require_zone(state: State, zone: str) -> None:
+    if zone not in state.zone_dsos():
+        raise errors.NotFound(f"zone {zone} is not served by any DSO")
+
+
+def _order(order: Order) -> dict[str, Any]:
+    out = asdict(order)
+    out["accept_origins"] = list(order.accept_origins)
+    return out
+
+
+def _trade(trade: Trade) -> dict[str, Any]:
+    return asdict(trade)

@@ -1,0 +1,91 @@
+"""A chain with a market: five participants with meters in two zones, a fee matrix, helpers for orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from abci_app.ledger.modules.market.msgs import CancelOrder, PlaceOrder
+from tests.harness import GENESIS_TIME, ZONE_A, ZONE_B, Chain, default_app_state, events_of, seeded_key
+
+SLOT = GENESIS_TIME + 3_600
+"""A slot whose gate (lead 300 s) closes at GENESIS_TIME + 3300."""
+PRICE = 250_000
+"""0.25 EUR/kWh in micro-euro."""
+COLLATERAL = 20_000
+FEE_AA, FEE_BB, FEE_AB, FEE_BA = 10_000, 10_000, 30_000, 30_000
+
+
+def market_app_state(mode: int = 0, **params: int) -> dict[str, Any]:
+    """Participants: alice (prosumer, a), bob (consumer, a), erin (prosumer, a), carol (producer, b),
+    dave (consumer, b); each 10 EUR and one meter of 20 kW import and/or export (5 kWh per slot)."""
+    keys = {name: seeded_key(name) for name in ("dso", "dso_b", "lpd", "lpd_b", "alice", "bob", "carol",
+                                                 "dave", "erin")}
+    state = default_app_state(keys)
+    state["params"].update({"matching_mode": mode, "collateral_per_kwh": COLLATERAL, **params})
+    state["participants"] += [
+        {"pubkey": keys["dave"].pubkey.hex(), "role": "consumer", "zone": ZONE_B, "dso": "dso-b",
+         "balance": 10_000_000},
+        {"pubkey": keys["erin"].pubkey.hex(), "role": "prosumer", "zone": ZONE_A, "dso": "dso-a",
+         "balance": 10_000_000},
+    ]
+    capacity = {"alice": (20_000, 20_000), "bob": (20_000, 0), "erin": (20_000, 20_000), "carol": (0, 20_000),
+                "dave": (20_000, 0)}
+    state["meters"] = [
+        {"id": f"m-{name}", "pubkey": seeded_key(f"meter-{name}").pubkey.hex(),
+         "owner_pubkey": keys[name].pubkey.hex(), "import_capacity_w": imp, "export_capacity_w": exp}
+        for name, (imp, exp) in capacity.items()
+    ]
+    state["grid_fees"] = [
+        {"dso": "dso-a", "from": ZONE_A, "to": ZONE_A, "fee": FEE_AA},
+        {"dso": "dso-b", "from": ZONE_B, "to": ZONE_B, "fee": FEE_BB},
+        {"dso": "dso-a", "from": ZONE_A, "to": ZONE_B, "fee": FEE_AB // 2},
+        {"dso": "dso-b", "from": ZONE_A, "to": ZONE_B, "fee": FEE_AB // 2},
+        {"dso": "dso-a", "from": ZONE_B, "to": ZONE_A, "fee": FEE_BA // 2},
+        {"dso": "dso-b", "from": ZONE_B, "to": ZONE_A, "fee": FEE_BA // 2},
+    ]
+    return state
+
+
+def market_chain(mode: int = 0, **params: int) -> Chain:
+    chain = Chain(app_state=market_app_state(mode, **params))
+    chain.block()
+    return chain
+
+
+def order(side: str, quantity_wh: int, price: int, *, slot: int = SLOT, valid_until: int = SLOT, tif: str = "limit",
+          client_order_id: str = "", origin: str | None = None, accept: tuple[str, ...] = ()) -> PlaceOrder:
+    if origin is None:
+        origin = "solar" if side == "ask" else ""
+    return PlaceOrder(side=side, quantity_wh=quantity_wh, price=price, slot=slot, valid_until=valid_until, tif=tif,
+                      client_order_id=client_order_id, origin=origin, accept_origins=accept)
+
+
+def place(chain: Chain, who: str, msg: PlaceOrder) -> int:
+    """Place an order that must be accepted; return its id."""
+    result = chain.deliver(who, msg)
+    assert result.code == 0, result.log
+    return int(events_of(result, "order.placed")[0]["id"])
+
+
+def cancel(chain: Chain, who: str, order_id: int) -> Any:
+    return chain.deliver(who, CancelOrder(order_id=order_id))
+
+
+def trades(chain: Chain, slot: int = SLOT) -> list[tuple[str, str, int, int, int]]:
+    """(buyer, seller, quantity_wh, price, fee_per_kwh) of every trade of a slot, by name."""
+    names = {chain.id(name): name for name in chain.keys}
+    return [(names[t["buyer"]], names[t["seller"]], t["quantity_wh"], t["price"], t["fee_per_kwh"])
+            for t in chain.query(f"/trades/slot/{slot}")["trades"]]
+
+
+def market_snapshot(chain: Chain) -> dict[str, Any]:
+    """The market's queryable state: open orders, positions of every participant, books, fees."""
+    slots = chain.query("/slots")
+    return {
+        "slots": slots,
+        "fees": chain.query("/fees"),
+        "orders": {name: chain.query(f"/orders/{key.account}")["orders"] for name, key in chain.keys.items()},
+        "positions": {name: chain.query(f"/position/{SLOT}/{key.account}") for name, key in chain.keys.items()},
+        "books": [chain.query(f"/book/{slot}/{zone}") for slot in slots["slots"] for zone in (ZONE_A, ZONE_B)],
+        "trades": chain.query(f"/trades/slot/{SLOT}"),
+    }
