@@ -1,0 +1,81 @@
+"""Deterministic load accounts and the genesis ``app_state`` that funds them.
+
+A load run signs from K participant accounts that exist from genesis, so no
+set-up transactions disturb the measurement. Their keys are derived from a
+label and an index (never random), so the process that writes the genesis and
+the process that later sends the load agree on them without sharing files.
+These keys guard nothing: they exist only on throw-away benchmark chains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from abci_app.ledger.crypto import SigningKey
+
+DEFAULT_LABEL = "gridledger-load"
+LOAD_ZONE = "load-zone"
+LOAD_DSO = "load-dso"
+LOAD_LPD = "load-lpd"
+# Enough money that no run of any length runs dry (transfers move 1 unit,
+# bids lock at most a few EUR each).
+LOAD_BALANCE = 10**15
+# Each account owns one meter that can both import and export, so it may send
+# bids and asks.
+METER_CAPACITY_W = 1_000_000
+
+
+def derived_key(label: str, role: str, index: int = 0) -> SigningKey:
+    """The Ed25519 key number ``index`` of ``role`` under ``label`` (a pure function)."""
+    return SigningKey.from_seed(hashlib.sha256(f"{label}/{role}/{index}".encode()).digest())
+
+
+@dataclass
+class LoadAccount:
+    """One sending account; its nonce is managed here, never asked from a node."""
+
+    index: int
+    key: SigningKey
+    next_nonce: int = 1
+    open_orders: list[int] = field(default_factory=list)
+    """Ids of this account's own orders seen placed and not yet cancelled."""
+
+    @property
+    def account_id(self) -> str:
+        return self.key.account
+
+
+def load_accounts(count: int, label: str = DEFAULT_LABEL) -> list[LoadAccount]:
+    if count < 1:
+        raise ValueError("at least one load account is needed")
+    return [LoadAccount(index=i, key=derived_key(label, "participant", i)) for i in range(count)]
+
+
+def meter_id(index: int) -> str:
+    return f"load-meter-{index}"
+
+
+def load_app_state(count: int, label: str = DEFAULT_LABEL) -> dict[str, Any]:
+    """A genesis ``app_state``: one DSO, one LPD, ``count`` funded prosumers with one meter each."""
+    dso, lpd = derived_key(label, "dso"), derived_key(label, "lpd")
+    accounts = load_accounts(count, label)
+    return {
+        "params": {"currency": "EUR", "currency_exponent": 6},
+        "operators": [
+            {"name": LOAD_DSO, "role": "dso", "pubkey": dso.pubkey.hex(), "zones": [LOAD_ZONE], "power": 1},
+            {"name": LOAD_LPD, "role": "lpd", "pubkey": lpd.pubkey.hex(), "zones": [], "power": 1},
+        ],
+        "participants": [
+            {"pubkey": a.key.pubkey.hex(), "role": "prosumer", "zone": LOAD_ZONE, "dso": LOAD_DSO,
+             "balance": LOAD_BALANCE}
+            for a in accounts
+        ],
+        "meters": [
+            {"id": meter_id(a.index), "pubkey": derived_key(label, "meter", a.index).pubkey.hex(),
+             "owner_pubkey": a.key.pubkey.hex(), "import_capacity_w": METER_CAPACITY_W,
+             "export_capacity_w": METER_CAPACITY_W}
+            for a in accounts
+        ],
+    }

@@ -1,0 +1,191 @@
+"""A throw-away network of N validators on 127.0.0.1 for load experiments.
+
+Both applications of a comparison are set up by the same code: ``cometbft
+testnet`` writes N validator homes with one shared genesis, then every node
+gets its own free ports, the full list of its peers, the block settings under
+test and, for gridledger, the load ``app_state``. Only the application differs:
+gridledger nodes run under ``node.supervisor`` (app process + CometBFT),
+kvstore nodes are a bare ``cometbft start --proxy_app kvstore``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from node import cometbft
+from node.kvstore_baseline import KvstoreNode
+from node.rpc import CometRpc, NodeUnreachable, RpcError
+from node.supervisor import NodeSpec, Supervisor
+
+APPS = ("gridledger", "kvstore")
+READY_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    app: str
+    validators: int
+    timeout_commit: str
+    chain_id: str = "gridledger-bench"
+    app_state: dict[str, Any] | None = None
+    log_level: str = "error"
+    extra_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """More config.toml settings, e.g. {"mempool": {"size": 10000}}."""
+
+    def __post_init__(self) -> None:
+        if self.app not in APPS:
+            raise ValueError(f"app must be one of {', '.join(APPS)}, not {self.app!r}")
+        if self.validators < 1:
+            raise ValueError("at least one validator is needed")
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    rpc: int
+    p2p: int
+    abci: int
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc}"
+
+
+class LocalCluster:
+    """Init, start, wait for, and stop N local validators (a context manager)."""
+
+    def __init__(self, spec: ClusterSpec, workdir: Path) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.homes = [workdir / f"node{i}" for i in range(spec.validators)]
+        self.ports = [NodePorts(free_port(), free_port(), free_port()) for _ in self.homes]
+        self._supervisors: list[Supervisor] = []
+        self._kvstores: list[KvstoreNode] = []
+        self._logs: list[IO[str]] = []
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        return [p.rpc_url for p in self.ports]
+
+    def init(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(cometbft.binary()), "testnet", "--v", str(self.spec.validators), "--o",
+                        str(self.workdir), "--starting-ip-address", "127.0.0.1", "--populate-persistent-peers=false"],
+                       check=True, capture_output=True)
+        ids = [cometbft.node_id(home) for home in self.homes]
+        for index, home in enumerate(self.homes):
+            peers = ",".join(f"{ids[j]}@127.0.0.1:{self.ports[j].p2p}" for j in range(len(self.homes)) if j != index)
+            cometbft.configure(home, self._settings(index, peers))
+            cometbft.set_genesis(home, self.spec.chain_id, self.spec.app_state or {})
+
+    def _settings(self, index: int, peers: str) -> dict[str, dict[str, Any]]:
+        ports = self.ports[index]
+        proxy = "kvstore" if self.spec.app == "kvstore" else f"tcp://127.0.0.1:{ports.abci}"
+        settings: dict[str, dict[str, Any]] = {
+            "": {"proxy_app": proxy, "moniker": f"node{index}"},
+            "rpc": {"laddr": f"tcp://127.0.0.1:{ports.rpc}"},
+            "p2p": {"laddr": f"tcp://127.0.0.1:{ports.p2p}", "persistent_peers": peers,
+                    "allow_duplicate_ip": True, "addr_book_strict": False, "pex": False},
+            "consensus": {"timeout_commit": self.spec.timeout_commit},
+        }
+        for section, values in self.spec.extra_config.items():
+            settings.setdefault(section, {}).update(values)
+        return settings
+
+    def start(self) -> None:
+        for index, home in enumerate(self.homes):
+            ports = self.ports[index]
+            rpc, p2p = f"tcp://127.0.0.1:{ports.rpc}", f"tcp://127.0.0.1:{ports.p2p}"
+            log_path = self.workdir / f"node{index}.log"
+            if self.spec.app == "kvstore":
+                node = KvstoreNode(home, rpc, p2p, log_path, self.spec.log_level)
+                self._kvstores.append(node)
+                node.start()
+                continue
+            log = log_path.open("a")
+            self._logs.append(log)
+            supervisor = Supervisor(NodeSpec(home=home, abci_address=f"tcp://127.0.0.1:{ports.abci}",
+                                             rpc_laddr=rpc, p2p_laddr=p2p, log_level=self.spec.log_level),
+                                    sink=lambda line, log=log: log.write(line + "\n"))
+            self._supervisors.append(supervisor)
+            supervisor.start()
+
+    def alive(self) -> bool:
+        if any(not node.alive() for node in self._kvstores):
+            return False
+        return all(s.app is not None and s.app.poll() is None and s.comet is not None and s.comet.poll() is None
+                   for s in self._supervisors)
+
+    def wait_ready(self, height: int = 2, timeout: float = READY_TIMEOUT_S) -> None:
+        """Poll (no event exists for it) until every node has committed ``height``."""
+        deadline = time.monotonic() + timeout
+        for url in self.rpc_urls:
+            rpc = CometRpc(url, timeout=5.0)
+            try:
+                while True:
+                    if not self.alive():
+                        raise RuntimeError(f"a node of the cluster exited during start-up (logs in {self.workdir})")
+                    try:
+                        if rpc.height() >= height:
+                            break
+                    except (NodeUnreachable, RpcError, KeyError):
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{url} did not reach height {height} within {timeout:g}s "
+                                           f"(logs in {self.workdir})")
+                    time.sleep(0.2)
+            finally:
+                rpc.close()
+
+    def unconfirmed(self) -> int:
+        """Transactions still in the mempools (the largest over all nodes)."""
+        counts = []
+        for url in self.rpc_urls:
+            rpc = CometRpc(url, timeout=5.0)
+            try:
+                counts.append(int(rpc.call("num_unconfirmed_txs")["total"]))
+            except (NodeUnreachable, RpcError):
+                counts.append(0)
+            finally:
+                rpc.close()
+        return max(counts, default=0)
+
+    def wait_mempools_empty(self, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.unconfirmed() > 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def stop(self) -> None:
+        for supervisor in self._supervisors:
+            supervisor.shutdown()
+        for node in self._kvstores:
+            node.stop()
+        for log in self._logs:
+            log.close()
+        self._supervisors, self._kvstores, self._logs = [], [], []
+
+    def __enter__(self) -> LocalCluster:
+        self.init()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,362 @@
+"""Files a load run leaves behind: per-tx CSV, JSON summary, PNG plots, and report.md.
+
+Plots are drawn with matplotlib's non-interactive Agg backend (no display
+needed); every series label carries its sample count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
+
+from node import cometbft
+from node.loadgen import LoadResult, write_blocks_csv, write_csv
+from node.loadgen_stats import committed_per_second, summarize
+
+PLOT_FILES = {"latency_cdf": "latency_cdf.png", "throughput": "committed_tps.png",
+              "block_interval": "block_interval.png"}
+
+
+# -- plots --------------------------------------------------------------------------------
+def plot_latency_cdf(series: Mapping[str, Sequence[float]], path: Path, title: str = "Commit latency") -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, values in series.items():
+        ordered = sorted(values)
+        if not ordered:
+            continue
+        fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        ax.step(ordered, fractions, where="post", label=f"{label} (n={len(ordered)})")
+    ax.set_xlabel("latency: submit to commit seen (s)")
+    ax.set_ylabel("fraction of committed transactions")
+    ax.set_ylim(0, 1.01)
+    _finish(fig, ax, path, title)
+
+
+def plot_throughput(series: Mapping[str, Sequence[tuple[int, int]]], path: Path,
+                    title: str = "Committed transactions per second") -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, points in series.items():
+        if not points:
+            continue
+        total = sum(count for _, count in points)
+        ax.plot([s for s, _ in points], [c for _, c in points], drawstyle="steps-post",
+                label=f"{label} (n={total} txs)")
+    ax.set_xlabel("time since start of load (s)")
+    ax.set_ylabel("committed tx/s")
+    _finish(fig, ax, path, title)
+
+
+def plot_block_intervals(series: Mapping[str, Sequence[tuple[float, float]]], path: Path,
+                         title: str = "Block interval (header times)") -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, points in series.items():
+        if not points:
+            continue
+        ax.plot([t for t, _ in points], [i for _, i in points], marker=".", linewidth=0.8,
+                label=f"{label} (n={len(points)} intervals)")
+    ax.set_xlabel("time since start of load (s)")
+    ax.set_ylabel("interval to previous block (s)")
+    _finish(fig, ax, path, title)
+
+
+def _finish(fig: Any, ax: Any, path: Path, title: str) -> None:
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def block_interval_points(result: LoadResult) -> list[tuple[float, float]]:
+    """(header time relative to the run's start, interval to the previous block) for consecutive heights."""
+    ordered = sorted(result.blocks, key=lambda b: b.height)
+    return [(b.time_unix - result.started_unix, b.time_unix - a.time_unix)
+            for a, b in itertools.pairwise(ordered) if b.height == a.height + 1]
+
+
+def latencies(result: LoadResult) -> list[float]:
+    return [r.latency_s for r in result.records if r.latency_s is not None and r.result_code == 0]
+
+
+# -- one run --------------------------------------------------------------------------------
+def write_run(result: LoadResult, outdir: Path) -> dict[str, Any]:
+    """Write txs.csv, blocks.csv, summary.json and the three plots; return the summary."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_csv(result.records, outdir / "txs.csv")
+    write_blocks_csv(result.blocks, outdir / "blocks.csv")
+    summary = summarize(result)
+    label = result.settings.label or result.workload
+    plot_latency_cdf({label: latencies(result)}, outdir / PLOT_FILES["latency_cdf"])
+    plot_throughput({label: committed_per_second(result.records)}, outdir / PLOT_FILES["throughput"])
+    plot_block_intervals({label: block_interval_points(result)}, outdir / PLOT_FILES["block_interval"])
+    summary["files"] = {"txs_csv": "txs.csv", "blocks_csv": "blocks.csv", **PLOT_FILES}
+    (outdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+# -- machine and versions ---------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _command_output(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    from abci_app.app import _version
+
+    memory_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        comet_binary = str(cometbft.binary())
+    except FileNotFoundError:
+        comet_binary = ""
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "memory_gib": round(memory_kb / 2**20, 1) if memory_kb else None,
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "gridledger": _version(),
+        "git_commit": _command_output(["git", "-C", str(cometbft.REPO_ROOT), "rev-parse", "--short", "HEAD"]),
+        "cometbft_pinned": cometbft.pinned_version(),
+        "cometbft_binary": _command_output([comet_binary, "version"]) if comet_binary else "missing",
+    }
+
+
+# -- numbers for people ------------------------------------------------------------------
+def fmt(value: Any, digits: int = 1, scale: float = 1.0, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value * scale:.{digits}f}{unit}"
+
+
+def fmt_ms(value: Any) -> str:
+    return fmt(value, 0, 1000.0)
+
+
+def ratio(ours: Any, base: Any) -> str:
+    if ours is None or base in (None, 0):
+        return "n/a"
+    return f"{ours / base:.2f}"
+
+
+# -- a whole experiment ------------------------------------------------------------------
+def _kv_twin(runs: Sequence[Any], run: Any) -> Any:
+    for other in runs:
+        if (other.app == "kvstore" and other.validators == run.validators
+                and other.timeout_commit == run.timeout_commit and other.rate == run.rate):
+            return other
+    return None
+
+
+def _groups(runs: Sequence[Any]) -> list[tuple[int, str]]:
+    seen: dict[tuple[int, str], None] = {}
+    for run in runs:
+        seen[(run.validators, run.timeout_commit)] = None
+    return list(seen)
+
+
+def _group_plots(outcome: Any, validators: int, timeout_commit: str) -> dict[str, str]:
+    runs = [r for r in outcome.runs if r.validators == validators and r.timeout_commit == timeout_commit
+            and r.result is not None]
+    slug = f"v{validators}-tc{timeout_commit}"
+    files = {kind: f"plots/{slug}-{name}" for kind, name in PLOT_FILES.items()}
+    (outcome.directory / "plots").mkdir(exist_ok=True)
+    label = {id(r): f"{r.app} @ {r.rate:g} tx/s" for r in runs}
+    title = f"{validators} validator(s), timeout_commit {timeout_commit}"
+    plot_latency_cdf({label[id(r)]: latencies(r.result) for r in runs}, outcome.directory / files["latency_cdf"],
+                     f"Commit latency, {title}")
+    plot_throughput({label[id(r)]: committed_per_second(r.result.records) for r in runs},
+                    outcome.directory / files["throughput"], f"Committed tx/s, {title}")
+    plot_block_intervals({label[id(r)]: block_interval_points(r.result) for r in runs},
+                         outcome.directory / files["block_interval"], f"Block interval, {title}")
+    return files
+
+
+def _overview_plot(outcome: Any) -> str | None:
+    """Committed tx/s and p50 latency against offered rate, one line per app and group."""
+    lines: dict[str, list[tuple[float, float, float]]] = {}
+    for run in outcome.runs:
+        if run.summary is None or run.summary["committed_tps"] is None:
+            continue
+        key = f"{run.app}, {run.validators} val, tc {run.timeout_commit}"
+        lines.setdefault(key, []).append((run.rate, run.summary["committed_tps"], run.summary["latency_s"]["p50"]))
+    if not lines:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, points in lines.items():
+        points.sort()
+        style = "-" if key.startswith("gridledger") else "--"
+        left.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=key)
+        right.plot([p[0] for p in points], [(p[2] or 0) * 1000 for p in points], style, marker="o", label=key)
+    top = max(run.rate for run in outcome.runs)
+    left.plot([0, top], [0, top], ":", color="grey", linewidth=0.8, label="committed = offered")
+    left.set_xlabel("offered tx/s")
+    left.set_ylabel("committed tx/s")
+    left.set_title("Throughput")
+    right.set_xlabel("offered tx/s")
+    right.set_ylabel("p50 commit latency (ms)")
+    right.set_title("Median latency (sample counts in the report table)")
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = "plots/overview.png"
+    (outcome.directory / "plots").mkdir(exist_ok=True)
+    fig.savefig(outcome.directory / path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _problems(outcome: Any) -> tuple[list[str], list[str]]:
+    """(errors, warnings): errors are failures of the run; warnings are results worth a look."""
+    errors = list(outcome.errors)
+    warnings = []
+    for run in outcome.runs:
+        if run.summary is None:
+            continue
+        slug = run.directory.rsplit("/", 1)[-1]
+        errors.extend(f"{slug}: {message}" for message in run.summary["errors"])
+        if run.summary["rejections"]:
+            warnings.append(f"{slug}: not committed with code 0: {run.summary['rejections']}")
+        behind = run.summary["fell_behind"]["n"]
+        if behind:
+            warnings.append(f"{slug}: the generator fell behind its schedule for {behind} of "
+                            f"{run.summary['sent']} transactions (offered load below target; see send_lag_s)")
+    return errors, warnings
+
+
+def _result_rows(outcome: Any) -> list[str]:
+    rows = ["| validators | timeout_commit | offered tx/s | app | sent | committed | achieved tx/s | committed tx/s "
+            "| latency p50 / p90 / p99 / max ms (n) | blocks (n) | block interval p50 ms | txs/block mean | files |",
+            "|---:|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+    for run in outcome.runs:
+        if run.summary is None:
+            rows.append(f"| {run.validators} | {run.timeout_commit} | {run.rate:g} | {run.app} | "
+                        f"failed: {run.error} |||||||||")
+            continue
+        s = run.summary
+        lat, blocks = s["latency_s"], s["blocks"]
+        rows.append(
+            f"| {run.validators} | {run.timeout_commit} | {run.rate:g} | {run.app} | {s['sent']} | {s['committed']} "
+            f"| {fmt(s['achieved_tps'])} | {fmt(s['committed_tps'])} "
+            f"| {fmt_ms(lat['p50'])} / {fmt_ms(lat['p90'])} / {fmt_ms(lat['p99'])} / {fmt_ms(lat['max'])} "
+            f"(n={lat['n']}) | {blocks['count']} | {fmt_ms(blocks['interval_s']['p50'])} "
+            f"| {fmt(blocks['txs_per_block']['mean'])} "
+            f"| [csv]({run.directory}/txs.csv) [json]({run.directory}/summary.json) "
+            f"[cdf]({run.directory}/{PLOT_FILES['latency_cdf']}) |")
+    return rows
+
+
+def _ratio_rows(outcome: Any) -> list[str]:
+    rows = ["| validators | timeout_commit | offered tx/s | committed tx/s: gridledger / kvstore = ratio "
+            "| p50 latency ms: gridledger / kvstore = ratio | p99 latency ms: gridledger / kvstore = ratio "
+            "| samples (gridledger / kvstore) |",
+            "|---:|---|---:|---|---|---|---|"]
+    for run in outcome.runs:
+        twin = _kv_twin(outcome.runs, run)
+        if run.app != "gridledger" or twin is None or run.summary is None or twin.summary is None:
+            continue
+        ours, base = run.summary, twin.summary
+        rows.append(
+            f"| {run.validators} | {run.timeout_commit} | {run.rate:g} "
+            f"| {fmt(ours['committed_tps'])} / {fmt(base['committed_tps'])} = "
+            f"**{ratio(ours['committed_tps'], base['committed_tps'])}** "
+            f"| {fmt_ms(ours['latency_s']['p50'])} / {fmt_ms(base['latency_s']['p50'])} = "
+            f"**{ratio(ours['latency_s']['p50'], base['latency_s']['p50'])}** "
+            f"| {fmt_ms(ours['latency_s']['p99'])} / {fmt_ms(base['latency_s']['p99'])} = "
+            f"**{ratio(ours['latency_s']['p99'], base['latency_s']['p99'])}** "
+            f"| {ours['latency_s']['n']} / {base['latency_s']['n']} |")
+    return rows
+
+
+def render_report(outcome: Any, machine: dict[str, Any], group_plots: dict[tuple[int, str], dict[str, str]],
+                  overview: str | None) -> str:
+    config = outcome.config
+    errors, warnings = _problems(outcome)
+    lines = [f"# Experiment `{config.name}`", ""]
+    if errors:
+        lines += [f"**This run had {len(errors)} error(s); figures below may be incomplete:**", ""]
+        lines += [f"- {e}" for e in errors] + [""]
+    else:
+        lines += ["No errors: every planned run completed and every accepted transaction was seen committed.", ""]
+    if warnings:
+        lines += ["Warnings:", ""] + [f"- {w}" for w in warnings] + [""]
+    took = (outcome.finished_unix - outcome.started_unix) / 60
+    started = datetime.fromtimestamp(outcome.started_unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines += [config.description, "", f"Started {started}, took {took:.1f} min. Preset: `{config.source}`. "
+              f"Each cell: {config.duration_s:g} s of open-loop load from {config.accounts} accounts, "
+              f"mix orders:cancels:transfers = {config.mix}; kvstore transactions are "
+              f"{outcome.kv_tx_bytes} bytes (the mean size of the gridledger mix).", ""]
+    lines += ["## Results", "", *_result_rows(outcome), ""]
+    ratios = _ratio_rows(outcome)
+    if len(ratios) > 2:
+        lines += ["## Ratio to the consensus engine alone (kvstore, same machine, same run)", "",
+                  "A throughput ratio of 1.00 means gridledger committed as many transactions per second as "
+                  "CometBFT's built-in kvstore at the same offered rate; a latency ratio above 1 means slower "
+                  "commits.", "", *ratios, ""]
+    lines += ["## Plots", ""]
+    if overview:
+        lines += [f"![throughput and latency against offered rate]({overview})", ""]
+    for (validators, timeout_commit), files in group_plots.items():
+        lines += [f"### {validators} validator(s), timeout_commit {timeout_commit}", "",
+                  f"![latency CDF]({files['latency_cdf']})", "",
+                  f"![committed tx/s over time]({files['throughput']})", "",
+                  f"![block interval over time]({files['block_interval']})", ""]
+    lines += ["## Machine and versions", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in machine.items()] + [""]
+    lines += ["## Settings", "", "```json", json.dumps(config.settings(), indent=2), "```", "",
+              "All nodes run on 127.0.0.1 on this one machine, together with the load generator. Latency is "
+              "measured from submitting `broadcast_tx_sync` to this client receiving the NewBlock event of the "
+              "block holding the transaction (websocket on node 0). Definitions: docs/experiments.md.", ""]
+    return "\n".join(lines)
+
+
+def write_experiment(outcome: Any) -> Path:
+    """summary.json, plots/ and report.md for a finished experiment; returns the report's path."""
+    machine = machine_info()
+    group_plots = {group: _group_plots(outcome, *group) for group in _groups(outcome.runs)}
+    overview = _overview_plot(outcome)
+    errors, warnings = _problems(outcome)
+    summary = {"name": outcome.config.name, "settings": outcome.config.settings(), "machine": machine,
+               "errors": errors, "warnings": warnings, "kv_tx_bytes": outcome.kv_tx_bytes,
+               "started_unix": outcome.started_unix, "finished_unix": outcome.finished_unix,
+               "runs": [{"app": r.app, "validators": r.validators, "timeout_commit": r.timeout_commit, "rate": r.rate,
+                         "directory": r.directory, "error": r.error, "summary": r.summary} for r in outcome.runs]}
+    (outcome.directory / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    path: Path = outcome.directory / "report.md"
+    path.write_text(render_report(outcome, machine, group_plots, overview))
+    return path
