@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from cli.keys import keys_app
+from cli.p2p import p2p_app
 from cli.query import query_app
 from cli.tx import tx_app
 from node import cometbft, localnet, supervisor
@@ -28,6 +29,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
+app.add_typer(p2p_app, name="p2p")
 
 EXIT_USAGE = 2
 DEMO_HINT = """

@@ -189,8 +189,8 @@ class Inbox:
         return {
             "offers_cached": len(self.offers),
             "offers_evicted": self.offers.evicted,
-            "offers": {"accepted": self.counters["offers"].accepted, **self.counters["offers"].as_dict()},
-            "feed": {"accepted": self.counters["feed"].accepted, **self.counters["feed"].as_dict()},
+            "offer_messages": {"accepted": self.counters["offers"].accepted, **self.counters["offers"].as_dict()},
+            "feed_messages": {"accepted": self.counters["feed"].accepted, **self.counters["feed"].as_dict()},
         }
 
 

@@ -1,0 +1,402 @@
+"""`gridledger p2p ...`: direct bilateral offers and the live market feed over libp2p.
+
+`p2p listen` runs a participant's (or, with --publish-feed, a validator's)
+libp2p host and keeps it running; the other commands are short-lived and talk
+to that host through its control socket `<home>/control.sock`:
+
+    p2p offer    sign an offer with an account key here, hand the signed bytes to the host to gossip
+    p2p offers   live verified offers in the host's cache, and what it dropped (per reason)
+    p2p accept   co-sign a cached offer as taker and submit `accept_offer` to the chain
+    p2p watch    stream the market feed (and optionally offers) as the host receives it
+    p2p status   the host's peer id, addresses, peers and counters
+
+Exit codes: 0 ok, 1 transaction rejected, 2 usage or input error (also: no
+host listening), 3 node unreachable. docs/p2p.md has formats and limits.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import time
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import trio
+import typer
+
+from abci_app.ledger import codec
+from abci_app.ledger.router import MESSAGE_TYPES
+from abci_app.ledger.tx import encode_tx
+from cli.client import DEFAULT_NODE, NodeClient
+from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
+from cli.output import Output, fail, note
+from cli.tx import broadcast, describe
+from cli.units import UnitError, format_energy, format_money, parse_energy, parse_price
+from node.p2p import messages
+from node.p2p.control import ControlClient, ControlError, socket_path
+from node.p2p.host import IDENTITY_FILE, HostConfig, P2PHost, load_or_create_identity
+from node.p2p.messages import MessageError, OfferBody, SignedOffer
+
+p2p_app = typer.Typer(help="Direct offers and the live market feed over libp2p.", no_args_is_help=True)
+
+HOME_ENV = "GRIDLEDGER_P2P_HOME"
+DEFAULT_HOME = Path("~/.gridledger/p2p")
+CONFIG_FILE = "p2p.toml"
+DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
+OFFER_COLUMNS = ("offer_id", "side", "quantity", "price", "slot", "valid_until", "zone", "origin", "maker")
+
+HomeOpt = Annotated[Path, typer.Option("--home", envvar=HOME_ENV,
+                                       help="Directory of the p2p host: identity key, p2p.toml, control socket.")]
+OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
+
+
+@contextmanager
+def host_errors() -> Iterator[None]:
+    """A missing or refusing host is a usage problem (exit 2), never a traceback."""
+    try:
+        yield
+    except ControlError as exc:
+        fail(str(exc))
+
+
+def _client(home: Path, timeout: float = 10.0) -> ControlClient:
+    return ControlClient(socket_path(home.expanduser()), timeout=timeout)
+
+
+# -- listen -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChainFacts:
+    chain_id: str
+    currency: str
+    currency_exponent: int
+
+
+def _read_config(home: Path) -> dict[str, Any]:
+    path = home / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        fail(f"{path}: {exc}")
+
+
+def _chain_facts(chain_id: str | None, node: str | None) -> ChainFacts:
+    if node is None:
+        if chain_id is None:
+            fail("give --chain-id, or --node URL to ask the node")
+        note("no --node: prices are shown in EUR with 6 decimals (the default chain currency)")
+        return ChainFacts(chain_id, "EUR", 6)
+    client = NodeClient(node)
+    info = client.chain_info()
+    if chain_id is not None and chain_id != info.chain_id:
+        fail(f"--chain-id {chain_id} but the node runs {info.chain_id}")
+    return ChainFacts(info.chain_id, info.currency, info.currency_exponent)
+
+
+@p2p_app.command("listen")
+def listen(
+    home: HomeOpt = DEFAULT_HOME,
+    zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone whose topics to join (repeat).")] = None,
+    chain_id: Annotated[str | None, typer.Option("--chain-id", help="Chain id (default: from --node).")] = None,
+    node: Annotated[str | None, typer.Option("--node", envvar="GRIDLEDGER_NODE",
+                                             help="CometBFT RPC URL (chain facts; the feed's data).")] = None,
+    listen_addr: Annotated[list[str] | None, typer.Option(
+        "--listen", help=f"Multiaddr to listen on (repeat; default {DEFAULT_LISTEN}).")] = None,
+    bootstrap: Annotated[list[str] | None, typer.Option(
+        "--bootstrap", help="Peer to dial: /ip4/A/tcp/P/p2p/PEERID (repeat; adds to p2p.toml's list).")] = None,
+    trust_publisher: Annotated[list[str] | None, typer.Option(
+        "--trust-publisher", help="Accept feed snapshots only from this publisher key (64 hex; repeat).")] = None,
+    publish_feed: Annotated[bool, typer.Option(
+        "--publish-feed", help="Validator: publish a signed market snapshot per zone after each block.")] = False,
+) -> None:
+    """Run a p2p host until Ctrl-C (or SIGTERM): gossip offers and the feed of your zones.
+
+    Settings may also come from <home>/p2p.toml (keys: chain_id, node, zones,
+    listen, bootstrap, trusted_publishers); options win, bootstrap lists add up.
+
+    Example: gridledger p2p listen --zone zone-a --node http://127.0.0.1:26657
+    """
+    home = home.expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    config = _read_config(home)
+    node = node or config.get("node")
+    zones = tuple(zone or config.get("zones", ()))
+    if not zones:
+        fail("give at least one --zone (or zones in p2p.toml)")
+    facts = _chain_facts(chain_id or config.get("chain_id"), node)
+    if publish_feed and node is None:
+        fail("--publish-feed reads the market from a node: give --node URL")
+    trusted = [*config.get("trusted_publishers", ()), *(trust_publisher or ())]
+    try:
+        host_config = HostConfig(
+            chain_id=facts.chain_id, zones=zones,
+            listen=tuple(listen_addr or config.get("listen", (DEFAULT_LISTEN,))),
+            bootstrap=(*config.get("bootstrap", ()), *(bootstrap or ())),
+            trusted_publishers=frozenset(bytes.fromhex(k) for k in trusted) if trusted else None,
+        )
+        with user_errors():
+            identity = load_or_create_identity(home / IDENTITY_FILE)
+        host = P2PHost(host_config, identity)
+        host.topic_names()  # raises ValueError for a zone name that cannot be a topic
+    except ValueError as exc:
+        fail(str(exc))
+    extra = {"currency": facts.currency, "currency_exponent": facts.currency_exponent,
+             "publisher": identity.pubkey.hex() if publish_feed else None}
+    try:
+        trio.run(_run_listener, host, home, extra, node if publish_feed else None)
+    except ControlError as exc:
+        fail(str(exc))
+
+
+async def _run_listener(host: P2PHost, home: Path, extra: Mapping[str, Any], feed_node: str | None) -> None:
+    from node.p2p import control, feed
+    from node.rpc import CometRpc
+
+    async with host.running(), trio.open_nursery() as nursery:
+        await nursery.start(control.serve, host, socket_path(home), extra)
+        note(f"p2p host {host.peer_id} on chain {host.config.chain_id}, zones {', '.join(host.config.zones)}")
+        for addr in host.addrs():
+            note(f"  listening: {addr}")
+        note(f"  control socket: {socket_path(home)}")
+        if feed_node is not None:
+            source = feed.RpcMarketSource(CometRpc(feed_node))
+            heights = feed.comet_new_heights(feed_node)
+            nursery.start_soon(feed.publish_feed, host, source, heights, host.config.zones,
+                               host.config.chain_id, host.config.limits)
+            note(f"  publishing the market feed from {feed_node} as {host.identity.pubkey.hex()}")
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                note(f"stopping ({signal.Signals(signum).name})")
+                nursery.cancel_scope.cancel()
+                break
+
+
+# -- offer ---------------------------------------------------------------------------------
+def _valid_until(text: str, now: int) -> int:
+    """``+90s``, ``+15m``, ``+2h`` from now, or absolute unix seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text.startswith("+") and text[-1:] in units and text[1:-1].isdigit():
+        return now + int(text[1:-1]) * units[text[-1]]
+    if text.isdigit():
+        return int(text)
+    raise UnitError(f"--valid-until {text!r}: write +15m, +2h, +90s or unix seconds")
+
+
+@p2p_app.command("offer")
+def offer(
+    side: Annotated[str, typer.Option(help="ask (you sell) or bid (you buy).")],
+    qty: Annotated[str, typer.Option(help="Energy, e.g. 2.5kWh.")],
+    price: Annotated[str, typer.Option(help="Per kWh, e.g. 0.12EUR/kWh (bids: all-in, grid fee included).")],
+    slot: Annotated[int, typer.Option(help="Delivery slot, as the market's orders name it.", min=0)],
+    valid_until: Annotated[str, typer.Option(help="+15m, +2h, +90s or unix seconds.")],
+    from_key: Annotated[str, typer.Option("--from", help="Account key (in the keyring) that signs the offer.")],
+    zone: Annotated[str | None, typer.Option(help="Your grid zone (default: the host's first zone).")] = None,
+    origin: Annotated[str, typer.Option(help=f"Ask: {', '.join(messages.ORIGINS)}; bid: one of them or empty.")]
+    = "",
+    home: HomeOpt = DEFAULT_HOME,
+    keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
+                                              help="Directory of the encrypted keys.")] = DEFAULT_KEYRING,
+    passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file", metavar="FILE",
+                                                         help="Passphrase file.")] = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Sign an offer with your account key and gossip it on your zone's offers topic.
+
+    Example: gridledger p2p offer --side ask --qty 2kWh --price 0.11EUR/kWh --slot 7 --valid-until +15m
+    --origin solar --from alice
+    """
+    out = Output(output.value)
+    client = _client(home)
+    with host_errors():
+        status = client.request("status")
+    now = int(time.time())
+    try:
+        body_fields = dict(
+            side=side, quantity_wh=parse_energy(qty),
+            price=parse_price(price, status["currency"], status["currency_exponent"]),
+            slot=slot, valid_until=_valid_until(valid_until, now), zone=zone or status["zones"][0], origin=origin,
+        )
+    except UnitError as exc:
+        fail(str(exc))
+    with user_errors():
+        key = load_key(from_key, keyring_dir, passphrase_file)
+    body = OfferBody(chain_id=status["chain_id"], maker=key.account, maker_pubkey=key.pubkey,
+                     salt=os.urandom(messages.SALT_BYTES), **body_fields)  # type: ignore[arg-type]
+    signed = messages.sign_offer(body, key)
+    try:
+        messages.check_offer(signed, status["chain_id"], now)
+    except MessageError as exc:
+        fail(str(exc))
+    with host_errors():
+        answer = client.request("publish", offer=base64.b64encode(signed.encode()).decode())
+    out.record({"offer_id": answer["offer_id"], "topic": answer["topic"], "side": side,
+                "quantity_wh": body.quantity_wh, "price": body.price, "slot": slot,
+                "valid_until": body.valid_until, "zone": body.zone, "maker": key.account})
+
+
+# -- offers / status ----------------------------------------------------------------------------
+def _offer_row(entry: Mapping[str, Any], currency: str, exponent: int) -> dict[str, Any]:
+    return {
+        "offer_id": entry["offer_id"], "side": entry["side"], "quantity": format_energy(entry["quantity_wh"]),
+        "price": f"{format_money(entry['price'], currency, exponent)}/kWh", "slot": entry["slot"],
+        "valid_until": entry["valid_until"], "zone": entry["zone"], "origin": entry["origin"] or "any",
+        "maker": entry["maker"],
+    }
+
+
+@p2p_app.command("offers")
+def offers(home: HomeOpt = DEFAULT_HOME, output: OutputOpt = Format.table) -> None:
+    """List live, verified, unexpired offers the host holds, and what it dropped per reason.
+
+    Example: gridledger p2p offers --output json
+    """
+    out = Output(output.value)
+    client = _client(home)
+    with host_errors():
+        status = client.request("status")
+        answer = client.request("offers")
+    entries = [{k: v for k, v in entry.items() if k != "offer_b64"} for entry in answer["offers"]]
+    counters = answer["offer_messages"]
+    if output is Format.json:
+        out.record({"offers": entries, "messages": counters, "now": answer["now"]})
+        return
+    rows = [_offer_row(e, status["currency"], status["currency_exponent"]) for e in entries]
+    out.records(rows, columns=OFFER_COLUMNS, title=f"{len(rows)} live offers")
+    out.record(counters, title="offer messages (accepted, dropped per reason)")
+
+
+@p2p_app.command("status")
+def status(home: HomeOpt = DEFAULT_HOME, output: OutputOpt = Format.table) -> None:
+    """The running host: peer id, addresses, connected peers, cache size and drop counters.
+
+    Example: gridledger p2p status
+    """
+    with host_errors():
+        answer = _client(home).request("status")
+    answer.pop("ok", None)
+    Output(output.value).record(answer)
+
+
+# -- accept ----------------------------------------------------------------------------------
+@p2p_app.command("accept")
+def accept(
+    offer_id: Annotated[str, typer.Argument(help="Offer id (64 hex) as `p2p offers` lists it.")],
+    from_key: Annotated[str, typer.Option("--from", help="Your account key: you take the offer.")],
+    qty: Annotated[str | None, typer.Option(help="Energy to take (default: all of it), e.g. 1kWh.")] = None,
+    home: HomeOpt = DEFAULT_HOME,
+    node: Annotated[str, typer.Option("--node", envvar="GRIDLEDGER_NODE", help="CometBFT RPC URL.")]
+    = DEFAULT_NODE,
+    keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
+                                              help="Directory of the encrypted keys.")] = DEFAULT_KEYRING,
+    passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file", metavar="FILE",
+                                                         help="Passphrase file.")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="Only write the signed acceptance (JSON) to FILE; submit nothing.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the commit; print the block result.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits for the commit.")] = 30.0,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Co-sign an offer as taker and submit an `accept_offer` transaction (first acceptance wins).
+
+    Example: gridledger p2p accept 3f2a...c9 --from bob --wait
+    """
+    out = Output(output.value)
+    with host_errors():
+        entry = _client(home).request("offer", offer_id=offer_id.lower())
+    offer_obj = messages.decode_as(SignedOffer, base64.b64decode(entry["offer_b64"]))
+    try:
+        quantity = parse_energy(qty) if qty is not None else None
+    except UnitError as exc:
+        fail(str(exc))
+    with user_errors():
+        key = load_key(from_key, keyring_dir, passphrase_file)
+    try:
+        acceptance = messages.accept(offer_obj, key, quantity)
+        body = messages.AcceptOfferBody(offer=offer_obj, acceptance=acceptance)
+        messages.check_accept_offer(body, offer_obj.body.chain_id, int(time.time()))
+    except MessageError as exc:
+        fail(f"cannot accept: {exc}")
+    document = {"offer_id": offer_obj.offer_id.hex(), "taker": key.account,
+                "quantity_wh": acceptance.body.quantity_wh, "chain_id": offer_obj.body.chain_id,
+                "accept_offer_body_b64": base64.b64encode(body.encode()).decode()}
+    if out_file is not None:
+        out_file.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        note(f"signed acceptance written to {out_file}")
+        out.record(document)
+        return
+    msg_class = MESSAGE_TYPES.get("accept_offer")
+    if msg_class is None:
+        fail("this gridledger build has no on-chain accept_offer message yet; "
+             "use --out FILE to keep the signed acceptance")
+    msg = msg_class.from_wire(codec.decode(body.encode()))
+    client = NodeClient(node)
+    raw = encode_tx(offer_obj.body.chain_id, msg, key, client.next_nonce(key.account))
+    note(f"submitting accept_offer {describe(raw, msg, key, offer_obj.body.chain_id, 0)['hash']}")
+    broadcast(client, raw, out, wait, timeout)
+
+
+# -- watch ----------------------------------------------------------------------------------------
+@p2p_app.command("watch")
+def watch(
+    home: HomeOpt = DEFAULT_HOME,
+    offers_too: Annotated[bool, typer.Option("--offers", help="Also show new offers as they arrive.")] = False,
+    count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many events.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(
+        "--idle-timeout", help="Give up (exit 3) after this many seconds without an event.")] = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Show the live market feed: per block and zone, best prices per slot and new trades.
+
+    Example: gridledger p2p watch --count 3 --output json
+    """
+    out = Output(output.value)
+    seen = 0
+    try:
+        status_answer = _client(home).request("status")
+        for event in _client(home).stream("watch", idle_timeout=idle_timeout, offers=offers_too):
+            _print_event(out, event, status_answer["currency"], status_answer["currency_exponent"])
+            seen += 1
+            if count is not None and seen >= count:
+                return
+    except ControlError as exc:
+        if "in time" in str(exc):
+            fail(f"no feed event within {idle_timeout:g}s", 3)
+        fail(str(exc))
+
+
+def _print_event(out: Output, event: Mapping[str, Any], currency: str, exponent: int) -> None:
+    if out.fmt == "json":
+        out.record(event)
+        return
+    if event["kind"] == "offer":
+        out.record(_offer_row(event, currency, exponent), title="new offer")
+        return
+
+    def money(value: int) -> str:
+        return format_money(value, currency, exponent)
+
+    rows = []
+    for view in event["slots"]:
+        ask = view["best_ask"][0] if view["best_ask"] else None
+        bid = view["best_bid"][0] if view["best_bid"] else None
+        rows.append({
+            "slot": view["slot"],
+            "best bid": f"{money(bid['price'])} ({format_energy(bid['quantity_wh'])})" if bid else "-",
+            "best ask": f"{money(ask['price'])} ({format_energy(ask['quantity_wh'])}, {ask['zone']})" if ask else "-",
+            "ask incl. fee": money(ask["effective_price"]) if ask else "-",
+            "zone bids": " ".join(money(level["price"]) for level in view["bids"]) or "-",
+            "zone asks": " ".join(money(level["price"]) for level in view["asks"]) or "-",
+        })
+    out.records(rows, title=f"height {event['height']} zone {event['zone']} (prices per kWh)")
+    for trade in event["trades"]:
+        out.record({"trade": trade["trade_id"], "slot": trade["slot"], "quantity": format_energy(trade["quantity_wh"]),
+                    "price": money(trade["price"]), "fee": money(trade["fee"]),
+                    "zones": f"{trade['seller_zone']} -> {trade['buyer_zone']}"})
