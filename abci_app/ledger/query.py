@@ -17,7 +17,7 @@ Paths (answers are UTF-8 JSON in ``value``; errors set ``code`` and ``log``):
     /orders/<account id>         an account's open orders
     /order/<id>                  one open order
     /trades/slot/<slot>          trades of a slot (the last 500)
-    /trades/account/<account id> trades of an account (the last 500)
+    /trades/account/<account id>  trades of an account (the last 500)
     /clearing/<slot>/<zone>      last price formed in a slot and zone
     /position/<slot>/<account>   an account's open quantities, trades and collateral in a slot
     /slots                       slots with open orders, and the last closed slot
