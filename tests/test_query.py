@@ -87,7 +87,9 @@ def test_operators(chain: Chain) -> None:
 def test_params(chain: Chain) -> None:
     assert chain.query("/params") == {
         "currency": "EUR", "currency_exponent": 6, "max_tx_bytes": 65_536, "voting_period_s": 86_400,
-        "max_meters_per_participant": 16,
+        "max_meters_per_participant": 16, "slot_length_s": 900, "gate_closure_lead_s": 300,
+        "max_slot_ahead_s": 172_800, "tick_size": 100, "min_quantity_wh": 100, "max_price_per_kwh": 10_000_000,
+        "max_open_orders": 200, "collateral_per_kwh": 20_000, "matching_mode": 0,
     }
 
 
