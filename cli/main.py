@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from cli.bench import bench_app
+from cli.experiment import experiment_app
 from cli.keys import keys_app
 from cli.p2p import p2p_app
 from cli.query import query_app
@@ -29,6 +31,8 @@ app.add_typer(node_app, name="node")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
+app.add_typer(bench_app, name="bench")
+app.add_typer(experiment_app, name="experiment")
 app.add_typer(p2p_app, name="p2p")
 
 EXIT_USAGE = 2

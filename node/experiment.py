@@ -15,6 +15,7 @@ docs/experiments.md.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import tomllib
 import traceback
@@ -27,11 +28,17 @@ from typing import Any
 from node.loadgen import LoadResult, LoadSettings, run_load
 from node.loadgen_accounts import load_accounts, load_app_state
 from node.loadgen_cluster import ClusterSpec, LocalCluster
-from node.loadgen_workload import KvWorkload, LedgerWorkload, Mix, Workload, market_available, sample_tx_size
-from node.rpc import CometRpc, NodeUnreachable, RpcError
+from node.loadgen_workload import (
+    KvWorkload,
+    LedgerWorkload,
+    Mix,
+    Workload,
+    market_available,
+    market_params,
+    sample_tx_size,
+)
 
 Progress = Callable[[str], None]
-MARKET_PARAM_KEYS = ("slot_length_s", "gate_closure_lead_s", "max_slot_ahead_s")
 
 
 class ConfigError(ValueError):
@@ -143,22 +150,11 @@ def run_slug(app: str, validators: int, timeout_commit: str, rate: float | None 
     return slug if rate is None else f"{slug}-r{rate:g}"
 
 
-def _market_params(url: str) -> dict[str, int]:
-    rpc = CometRpc(url)
-    try:
-        params = rpc.query_json("/params")
-    except (NodeUnreachable, RpcError):
-        return {}
-    finally:
-        rpc.close()
-    return {key: int(params[key]) for key in MARKET_PARAM_KEYS if key in params}
-
-
 def _workload(app: str, config: ExperimentConfig, cluster: LocalCluster, accounts: Any, kv_bytes: int,
               tag: str) -> Workload:
     if app == "kvstore":
         return KvWorkload(kv_bytes, tag)
-    market = _market_params(cluster.rpc_urls[0]) if config.mix.needs_market else {}
+    market = market_params(cluster.rpc_urls[0]) if config.mix.needs_market else {}
     return LedgerWorkload(cluster.spec.chain_id, config.mix, accounts, market_params=market)
 
 
@@ -207,6 +203,9 @@ def _run_group(outcome: ExperimentOutcome, app: str, validators: int, timeout_co
             if not cluster.wait_mempools_empty(config.settle_timeout_s):
                 outcome.errors.append(f"{slug}: mempools still held transactions {config.settle_timeout_s:g}s "
                                       "after the run (the next rate started with a backlog)")
+    # Keep configs and node logs for inspection; the chain data is only bulk.
+    for home in cluster.homes:
+        shutil.rmtree(home / "data", ignore_errors=True)
 
 
 def run_experiment(config: ExperimentConfig, results_root: Path, progress: Progress | None = None) -> ExperimentOutcome:

@@ -19,12 +19,14 @@ DEFAULT_LABEL = "gridledger-load"
 LOAD_ZONE = "load-zone"
 LOAD_DSO = "load-dso"
 LOAD_LPD = "load-lpd"
-# Enough money that no run of any length runs dry (transfers move 1 unit,
-# bids lock at most a few EUR each).
-LOAD_BALANCE = 10**15
+# 1 000 000 EUR each: no run of any length runs dry (transfers move 1 unit,
+# a load bid locks 100 units), and 9 000 accounts still keep the supply in 64 bits.
+LOAD_BALANCE = 10**12
 # Each account owns one meter that can both import and export, so it may send
-# bids and asks.
-METER_CAPACITY_W = 1_000_000
+# bids and asks. The market caps an account's open energy per slot at capacity
+# x slot length: 100 MW (the largest meter) allows 25 000 orders of 1 kWh per
+# 15-minute slot.
+METER_CAPACITY_W = 100_000_000
 
 
 def derived_key(label: str, role: str, index: int = 0) -> SigningKey:

@@ -24,6 +24,7 @@ from abci_app.ledger.msg import Msg
 from abci_app.ledger.router import MESSAGE_TYPES
 from abci_app.ledger.tx import encode_tx
 from node.loadgen_accounts import LoadAccount, load_accounts
+from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 KINDS = ("order", "cancel", "transfer")
 ORDER_TYPE, CANCEL_TYPE = "place_order", "cancel_order"
@@ -33,7 +34,11 @@ BID_PRICE, ASK_PRICE = 80_000, 120_000  # money units per kWh (0.08 / 0.12 EUR)
 ORDER_QUANTITY_WH = 1_000
 # Keep the order's slot safely beyond gate closure for the whole run.
 SLOT_MARGIN_S = 600
-MARKET_DEFAULTS = {"slot_length_s": 900, "gate_closure_lead_s": 300, "max_slot_ahead_s": 7 * 86_400}
+MARKET_DEFAULTS = {"slot_length_s": 900, "gate_closure_lead_s": 300, "max_slot_ahead_s": 2 * 86_400,
+                   "max_open_orders": 200}
+# Cancel instead of ordering when an account comes this close to max_open_orders
+# (orders in flight are not yet counted in open_orders).
+OPEN_ORDER_HEADROOM = 20
 
 
 class MixError(ValueError):
@@ -98,6 +103,18 @@ def market_available() -> bool:
     return ORDER_TYPE in MESSAGE_TYPES and CANCEL_TYPE in MESSAGE_TYPES
 
 
+def market_params(rpc_url: str) -> dict[str, int]:
+    """The chain's market parameters the order builder needs (defaults for those it lacks)."""
+    rpc = CometRpc(rpc_url)
+    try:
+        params = rpc.query_json("/params")
+    except (NodeUnreachable, RpcError):
+        return {}
+    finally:
+        rpc.close()
+    return {key: int(params[key]) for key in MARKET_DEFAULTS if key in params}
+
+
 class LedgerWorkload:
     """Signed gridledger transactions from the load accounts, in a seeded random mix."""
 
@@ -114,14 +131,17 @@ class LedgerWorkload:
         self.rng = random.Random(seed)
         self.cancel_fallbacks = 0
         """Cancels the mix asked for while the account had no open order (an order was sent instead)."""
-        self._order_slot = _order_slot({**MARKET_DEFAULTS, **(market_params or {})},
-                                       time.time() if now is None else now)
+        params = {**MARKET_DEFAULTS, **(market_params or {})}
+        self._order_slot = _order_slot(params, time.time() if now is None else now)
+        self._open_order_cap = max(1, params["max_open_orders"] - OPEN_ORDER_HEADROOM)
 
     def build(self, account: LoadAccount, seq: int) -> BuiltTx:
         kind = self.rng.choices(KINDS, weights=self.mix.weights)[0]
         if kind == "cancel" and not account.open_orders:
             self.cancel_fallbacks += 1
             kind = "order"
+        elif kind == "order" and len(account.open_orders) >= self._open_order_cap:
+            kind = "cancel"
         msg = self._message(kind, account, seq)
         nonce = account.next_nonce
         raw = encode_tx(self.chain_id, msg, account.key, nonce)
