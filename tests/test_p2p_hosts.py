@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import multiaddr
-import pytest
 import trio
 from libp2p import new_host
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
@@ -189,9 +188,11 @@ async def wait_until(condition: Callable[[], bool]) -> None:
         await trio.sleep(0.02)
 
 
-@pytest.mark.parametrize("count", [2])
-def test_hosts_shut_down_cleanly(count: int) -> None:
+def test_status_reports_peers_mesh_and_counters() -> None:
     async def scenario() -> None:
-        async with cluster(count) as hosts:
-            assert all(host.connected_peers() for host in hosts)
+        async with cluster(2) as hosts:
+            status = hosts[1].status()
+            assert status["peers"] == [str(hosts[0].peer_id)]
+            assert status["mesh"][hosts[1].offer_topic(ZONE)] == 1
+            assert status["offer_messages"]["accepted"] == 0
     run(scenario)

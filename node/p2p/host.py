@@ -234,6 +234,7 @@ class P2PHost:
             "zones": list(self.config.zones),
             "addrs": self.addrs(),
             "peers": self.connected_peers(),
+            "mesh": {name: len(self.router.mesh.get(name, ())) for name in self.topic_names()},
             "watchers": len(self._watchers),
             "watcher_overflows": self.watcher_overflows,
             **self.inbox.stats(),
