@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from typing import Any
 
+from abci_app.ledger import errors
 from abci_app.ledger.modules.market.msgs import CancelOrder, PlaceOrder
-from tests.harness import GENESIS_TIME, ZONE_A, ZONE_B, Chain, default_app_state, events_of, seeded_key
+from abci_app.ledger.msg import Msg
+from abci_app.ledger.state import State
+from abci_app.ledger.store import Overlay
+from tests.harness import (
+    GENESIS_TIME,
+    ZONE_A,
+    ZONE_B,
+    Chain,
+    default_app_state,
+    events_of,
+    nonce_spent,
+    seeded_key,
+    snapshot,
+)
 
 SLOT = GENESIS_TIME + 3_600
 """A slot whose gate (lead 300 s) closes at GENESIS_TIME + 3300."""
@@ -78,14 +94,93 @@ def trades(chain: Chain, slot: int = SLOT) -> list[tuple[str, str, int, int, int
             for t in chain.query(f"/trades/slot/{slot}")["trades"]]
 
 
-def market_snapshot(chain: Chain) -> dict[str, Any]:
+def market_snapshot(chain: Chain, slot: int = SLOT) -> dict[str, Any]:
     """The market's queryable state: open orders, positions of every participant, books, fees."""
     slots = chain.query("/slots")
     return {
         "slots": slots,
         "fees": chain.query("/fees"),
         "orders": {name: chain.query(f"/orders/{key.account}")["orders"] for name, key in chain.keys.items()},
-        "positions": {name: chain.query(f"/position/{SLOT}/{key.account}") for name, key in chain.keys.items()},
+        "positions": {name: chain.query(f"/position/{slot}/{key.account}") for name, key in chain.keys.items()},
         "books": [chain.query(f"/book/{slot}/{zone}") for slot in slots["slots"] for zone in (ZONE_A, ZONE_B)],
-        "trades": chain.query(f"/trades/slot/{SLOT}"),
+        "trades": chain.query(f"/trades/slot/{slot}"),
+        "clearing": [_clearing_or_none(chain, slot, zone) for zone in (ZONE_A, ZONE_B)],
     }
+
+
+def _clearing_or_none(chain: Chain, slot: int, zone: str) -> Any:
+    try:
+        return chain.query(f"/clearing/{slot}/{zone}")
+    except LookupError:
+        return None
+
+
+# -- helpers for the market tests (tests/test_place_order.py and friends) ------------------------
+def state_of(chain: Chain) -> State:
+    """A read-only view of the committed state (writes go to a throw-away overlay)."""
+    return State(Overlay(chain.app.committed))
+
+
+def deliver_at(chain: Chain, signer: str, msg: Msg, time: int) -> Any:
+    """Deliver ``msg`` alone in a block whose time is exactly ``time``."""
+    return chain.block([chain.sign(signer, msg)], dt=time - chain.time).tx_results[0]
+
+
+def block_at(chain: Chain, time: int) -> Any:
+    """An empty block at exactly ``time`` (runs the market clock); returns the FinalizeBlock response."""
+    return chain.block([], dt=time - chain.time)
+
+
+def money(chain: Chain, name: str) -> tuple[int, int]:
+    """(balance, locked) of an account."""
+    account = chain.account(name)
+    return account["balance"], account["locked"]
+
+
+def open_remaining(chain: Chain, name: str) -> list[int]:
+    """Remaining Wh of each open order of an account, by order id."""
+    return [o["remaining_wh"] for o in chain.query(f"/orders/{chain.id(name)}")["orders"]]
+
+
+def position(chain: Chain, name: str, slot: int = SLOT) -> Any:
+    return chain.query(f"/position/{slot}/{chain.id(name)}")
+
+
+def put_debt(chain: Chain, name: str, debt: int) -> None:
+    """Give an account settlement debt by writing the committed state directly.
+
+    No message creates debt yet (settlement is a later issue), so the test of rule 73
+    edits the store between blocks; the next block builds on it like on any state.
+    """
+    overlay = Overlay(chain.app.committed)
+    state = State(overlay)
+    account = state.get_account(chain.id(name))
+    assert account is not None
+    state.put_account(replace(account, debt=debt))
+    committed = chain.app.committed
+    committed.commit(overlay, committed.height, committed.app_hash)
+    chain.app.mempool = Overlay(committed)
+
+
+def full_snapshot(chain: Chain, slot: int = SLOT) -> dict[str, Any]:
+    """The ledger snapshot of tests/harness.py plus the market's queryable state."""
+    return {"ledger": snapshot(chain), "market": market_snapshot(chain, slot)}
+
+
+def market_rejected(chain: Chain, signer: str, msg: Msg, error: type[errors.LedgerError], *,
+                    spends_nonce: bool = True, slot: int = SLOT, closes_through: int | None = None) -> Any:
+    """Deliver ``msg``; assert its code and that nothing but (maybe) the signer's nonce changed.
+
+    ``closes_through``: the block's own clock step closes slots up to this one (not the transaction's doing).
+    """
+    before = full_snapshot(chain, slot)
+    result = chain.deliver(signer, msg)
+    assert result.code == error.code, result.log
+    expected = copy.deepcopy(before)
+    if spends_nonce:
+        expected["ledger"] = nonce_spent(before["ledger"], signer, chain.nonces[chain.id(signer)])
+    if closes_through is not None:
+        expected["market"]["slots"]["closed_through"] = closes_through
+    assert full_snapshot(chain, slot) == expected
+    assert not result.events
+    return result
