@@ -11,7 +11,7 @@ from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format
 from cli.output import Output, fail
 from cli.tx import resolve_account
-from cli.units import UnitError, format_money
+from cli.units import UnitError, format_money, format_price, parse_time
 
 query_app = typer.Typer(help="Read ledger state (last committed block).", no_args_is_help=True)
 
@@ -124,3 +124,126 @@ def validators(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -
         {"address": v["address"], "pub_key": v["pub_key"]["value"], "voting_power": int(v["voting_power"])}
         for v in answer["validators"]
     ])
+
+
+SlotArg = Annotated[str, typer.Argument(help="Slot start: unix seconds or ISO 8601 with zone (2026-01-01T10:15Z).")]
+
+
+def _slot(text: str) -> int:
+    try:
+        return parse_time(text)
+    except UnitError as exc:
+        fail(str(exc))
+
+
+def _account_arg(who: str, keyring_dir: Path) -> str:
+    try:
+        return resolve_account(who, keyring_dir)
+    except UnitError as exc:
+        fail(str(exc))
+
+
+def _price_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Integer prices (money per kWh) keep their value; a ``*_fmt`` twin reads e.g. ``0.250000 EUR/kWh``."""
+    params = client.query("/params")
+    for name in names:
+        if isinstance(record.get(name), int):
+            record[f"{name}_fmt"] = format_price(record[name], params["currency"], params["currency_exponent"])
+    return record
+
+
+@query_app.command("book")
+def book(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+         output: OutputOpt = Format.table) -> None:
+    """Depth of a zone's order book in one slot, by price level (bids all-in, asks energy price).
+
+    Example: gridledger query book 2026-01-01T10:00Z zone-a
+    """
+    client = NodeClient(node)
+    answer = client.query(f"/book/{_slot(slot)}/{zone}")
+    rows = [_price_fields(client, {"side": side[:-1], **level}, ("price",))
+            for side in ("bids", "asks") for level in answer[side]]
+    Output(output.value).records(rows, columns=("side", "price_fmt", "quantity_wh", "orders"))
+
+
+@query_app.command("best")
+def best(slot: SlotArg, zone: Annotated[str, typer.Argument(help="The buyer's zone.")], node: NodeOpt = DEFAULT_NODE,
+         output: OutputOpt = Format.table) -> None:
+    """Best ask for a buyer in ZONE (by effective price incl. grid fee) and the zone's best bid.
+
+    Example: gridledger query best 2026-01-01T10:00Z zone-a -o json
+    """
+    client = NodeClient(node)
+    answer = client.query(f"/best/{_slot(slot)}/{zone}")
+    for side in ("best_ask", "best_bid"):
+        if answer[side] is not None:
+            _price_fields(client, answer[side], ("price", "effective_price", "fee_per_kwh"))
+    Output(output.value).record(answer)
+
+
+@query_app.command("orders")
+def orders(who: Annotated[str, typer.Argument(help="Account id or key name.")], node: NodeOpt = DEFAULT_NODE,
+           output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+    """Open orders of an account.
+
+    Example: gridledger query orders alice
+    """
+    client = NodeClient(node)
+    answer = client.query(f"/orders/{_account_arg(who, keyring_dir)}")
+    rows = [_price_fields(client, order, ("price",)) for order in answer["orders"]]
+    Output(output.value).records(rows, columns=("id", "side", "slot", "price_fmt", "quantity_wh", "remaining_wh",
+                                                "tif", "origin", "valid_until", "locked"))
+
+
+@query_app.command("trades")
+def trades(slot: Annotated[str | None, typer.Option(help="Trades of this slot.")] = None,
+           account: Annotated[str | None, typer.Option(help="Trades of this account (id or key name).")] = None,
+           node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
+           keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+    """Trades of a slot or of an account (the last 500).
+
+    Example: gridledger query trades --slot 2026-01-01T10:00Z
+    """
+    if (slot is None) == (account is None):
+        fail("give exactly one of --slot or --account")
+    client = NodeClient(node)
+    path = f"/trades/slot/{_slot(slot)}" if slot is not None else \
+        f"/trades/account/{_account_arg(account or '', keyring_dir)}"
+    rows = [_price_fields(client, trade, ("price", "fee_per_kwh")) for trade in client.query(path)["trades"]]
+    Output(output.value).records(rows, columns=("id", "slot", "buyer", "seller", "quantity_wh", "price_fmt",
+                                                "fee_per_kwh_fmt", "origin", "mechanism", "height"))
+
+
+@query_app.command("clearing")
+def clearing(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+             output: OutputOpt = Format.table) -> None:
+    """Last price formed in a slot and zone (call-auction clearing price or last trade price).
+
+    Example: gridledger query clearing 2026-01-01T10:00Z zone-a
+    """
+    client = NodeClient(node)
+    Output(output.value).record(_price_fields(client, client.query(f"/clearing/{_slot(slot)}/{zone}"), ("price",)))
+
+
+@query_app.command("position")
+def position(slot: SlotArg, who: Annotated[str, typer.Argument(help="Account id or key name.")],
+             node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
+             keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+    """An account's open quantities, trades and locked collateral in one slot.
+
+    Example: gridledger query position 2026-01-01T10:00Z alice
+    """
+    client = NodeClient(node)
+    record = client.query(f"/position/{_slot(slot)}/{_account_arg(who, keyring_dir)}")
+    Output(output.value).record(_money_fields(client, record, ("paid", "received", "fees_paid", "collateral")))
+
+
+@query_app.command("fees")
+def fees(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """The grid fee matrix (money per kWh from zone to zone).
+
+    Example: gridledger query fees
+    """
+    client = NodeClient(node)
+    rows = [_price_fields(client, row, ("fee_per_kwh",)) for row in client.query("/fees")["fees"]]
+    Output(output.value).records(rows, columns=("from", "to", "fee_per_kwh", "fee_per_kwh_fmt"))

@@ -25,6 +25,7 @@ from abci_app.ledger import codec
 from abci_app.ledger.crypto import SigningKey, account_id
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams
+from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, PlaceOrder, SetGridFees
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.state import ParamChange
@@ -33,16 +34,20 @@ from cli.client import DEFAULT_NODE, ChainInfo, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
 from cli.keystore import Keystore, KeystoreError
 from cli.output import TX_REJECTED, Output, fail, note
-from cli.units import UnitError, parse_energy, parse_money, parse_power
+from cli.units import UnitError, parse_energy, parse_money, parse_power, parse_price, parse_time
 from node.rpc import tx_hash
 
 tx_app = typer.Typer(help="Sign and send transactions (or sign offline).", no_args_is_help=True)
 participant_app = typer.Typer(help="DSO: register or deactivate participants.", no_args_is_help=True)
 meter_app = typer.Typer(help="DSO: register or deactivate smart meters.", no_args_is_help=True)
 gov_app = typer.Typer(help="Operators: propose parameter changes and vote.", no_args_is_help=True)
+order_app = typer.Typer(help="Participants: place and cancel energy orders.", no_args_is_help=True)
+fees_app = typer.Typer(help="DSO: publish grid fee components.", no_args_is_help=True)
 tx_app.add_typer(participant_app, name="participant")
 tx_app.add_typer(meter_app, name="meter")
 tx_app.add_typer(gov_app, name="gov")
+tx_app.add_typer(order_app, name="order")
+tx_app.add_typer(fees_app, name="grid-fees")
 
 OFFLINE_DEFAULT = ChainInfo(chain_id="", currency="EUR", currency_exponent=6)
 
@@ -62,6 +67,9 @@ class BuildContext:
 
     def pubkey(self, text: str) -> bytes:
         return resolve_pubkey(text, self.keyring_dir)
+
+    def price(self, text: str) -> int:
+        return parse_price(text, self.chain.currency, self.chain.currency_exponent)
 
 
 @dataclass(frozen=True)
@@ -342,6 +350,62 @@ def vote(ctx: BuildContext, proposal_id: Annotated[int, typer.Argument(help="Pro
     if choice not in ("yes", "no"):
         raise UnitError("vote yes or no")
     return CastVote(proposal_id=proposal_id, approve=choice == "yes")
+
+
+@tx_command(order_app, "place")
+def order_place(
+    ctx: BuildContext,
+    side: Annotated[str, typer.Option(help="bid (buy) | ask (sell).")],
+    qty: Annotated[str, typer.Option(help="Energy, e.g. 2kWh or 500Wh.")],
+    price: Annotated[str, typer.Option(help="Limit per kWh, e.g. 0.26EUR/kWh (bids: all-in, grid fee included).")],
+    slot: Annotated[str, typer.Option(help="Slot start: unix seconds or ISO 8601 with zone, e.g. 2026-01-01T10:15Z.")],
+    valid_until: Annotated[str | None, typer.Option(help="Last time the order may trade (default: the slot start).")]
+    = None,
+    tif: Annotated[str, typer.Option(help="limit | ioc | fok | post_only.")] = "limit",
+    client_order_id: Annotated[str, typer.Option(help="Your own reference.")] = "",
+    origin: Annotated[str, typer.Option(help="Asks: solar | wind | hydro | biomass | storage | grid-mix.")] = "",
+    accept: Annotated[str, typer.Option(help="Bids: accepted origins, comma-separated (default: any).")] = "",
+) -> Msg:
+    """Place a bid or an ask for one delivery slot (docs/market.md).
+
+    Example: gridledger tx order place --side ask --qty 2kWh --price 0.24EUR/kWh --slot 2026-01-01T10:00Z
+    --origin solar --from alice --wait
+    """
+    slot_start = parse_time(slot)
+    return PlaceOrder(
+        side=side, quantity_wh=parse_energy(qty), price=ctx.price(price), slot=slot_start,
+        valid_until=parse_time(valid_until) if valid_until is not None else slot_start, tif=tif,
+        client_order_id=client_order_id, origin=origin,
+        accept_origins=tuple(sorted({o.strip() for o in accept.split(",") if o.strip()})),
+    )
+
+
+@tx_command(order_app, "cancel")
+def order_cancel(ctx: BuildContext, order_id: Annotated[int, typer.Argument(help="Order id.", min=1)]) -> Msg:
+    """Cancel one of your open orders; its locked money is released.
+
+    Example: gridledger tx order cancel 17 --from alice
+    """
+    return CancelOrder(order_id=order_id)
+
+
+@tx_command(fees_app, "set")
+def grid_fees_set(
+    ctx: BuildContext,
+    entries: Annotated[list[str], typer.Argument(help="FROM:TO=PRICE, e.g. zone-a:zone-b=0.015EUR/kWh.")],
+) -> Msg:
+    """DSO: set its component of the grid fee for routes touching its zones (0 removes it).
+
+    Example: gridledger tx grid-fees set zone-a:zone-a=0.01EUR/kWh zone-a:zone-b=0.015EUR/kWh --from dso
+    """
+    parsed = []
+    for entry in entries:
+        route, sep, price = entry.partition("=")
+        from_zone, colon, to_zone = route.partition(":")
+        if not sep or not colon:
+            raise UnitError(f"{entry!r}: write FROM:TO=PRICE, e.g. zone-a:zone-b=0.015EUR/kWh")
+        parsed.append(FeeEntry(from_zone=from_zone, to_zone=to_zone, fee_per_kwh=ctx.price(price)))
+    return SetGridFees(entries=tuple(parsed))
 
 
 @tx_app.command("broadcast")

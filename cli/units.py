@@ -10,6 +10,7 @@ someone's order would be worse than refusing it.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 ENERGY_UNITS = {"Wh": 1, "kWh": 1_000, "MWh": 1_000_000}
@@ -85,3 +86,25 @@ def parse_power(text: str) -> int:
     if match is None:
         raise UnitError(f"power {text!r}: write a number with W, kW or MW, e.g. 11kW")
     return _exact(_decimal(match["number"]), POWER_UNITS[match["unit"]], text, "W")
+
+
+def parse_time(text: str) -> int:
+    """``1767229200`` or ``2026-01-01T01:00:00Z`` / ``...+01:00`` -> unix seconds.
+
+    A zone (``Z`` or an offset) is required: a time read in the machine's local
+    zone would name a different slot on another machine.
+    """
+    stripped = text.strip()
+    if stripped.isascii() and stripped.isdigit():
+        return int(stripped)
+    try:
+        moment = datetime.fromisoformat(stripped.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise UnitError(f"time {text!r}: write unix seconds or ISO 8601 with a zone, e.g. 2026-01-01T10:15Z") from exc
+    if moment.tzinfo is None:
+        raise UnitError(f"time {text!r} has no zone: add Z (UTC) or an offset like +01:00")
+    return int(moment.timestamp())
+
+
+def format_price(per_kwh: int, currency: str, exponent: int) -> str:
+    return format_money(per_kwh, currency, exponent) + "/kWh"
