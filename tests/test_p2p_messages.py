@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,36 @@ def test_inbox_counts_each_reason_and_caches_only_live_verified_offers() -> None
     assert inbox.offers.evicted == 1
     clock[0] = NOW + 900
     assert inbox.offers.live(NOW + 900) == []  # all expired
+
+
+DOC = (Path(__file__).resolve().parents[1] / "docs" / "p2p.md").read_text(encoding="utf-8")
+
+
+def _field_table(heading: str) -> list[str]:
+    """Field names of the first `| # | field |` table after ``heading`` in docs/p2p.md."""
+    lines = DOC[DOC.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| # | field |"))
+    names = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        names.append(line.split("|")[2].strip().strip("`"))
+    return names
+
+
+@pytest.mark.parametrize(("heading", "record"), [
+    ("### Offer", OfferBody), ("### Acceptance", Acceptance), ("### Feed snapshot", messages.FeedBody)])
+def test_docs_list_every_field_in_wire_order(heading: str, record: type[messages.Record]) -> None:
+    assert _field_table(heading) == [name for name, _ in record._fields()]
+
+
+def test_docs_worked_example_is_what_the_code_produces() -> None:
+    key = SigningKey.from_seed(bytes(range(32)))
+    example = OfferBody(chain_id="gridledger-demo", maker=key.account, maker_pubkey=key.pubkey, side="ask",
+                        quantity_wh=2000, price=110_000, slot=7, valid_until=1767225600, zone="zone-a",
+                        origin="solar", salt=bytes(16))
+    block = DOC[DOC.index("The sign bytes"):]
+    hex_text = "".join(block[block.index("```text") + 7:block.index("```", block.index("```text") + 7)].split())
+    assert bytes.fromhex(hex_text) == messages.offer_sign_bytes(example)
+    assert messages.offer_id(example).hex() in DOC
+    assert key.account in DOC
