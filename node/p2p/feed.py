@@ -187,7 +187,9 @@ async def comet_new_heights(rpc_url: str) -> AsyncIterator[int]:
     ws_url = rpc_url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/websocket"
     send, receive = trio.open_memory_channel[int](16)
     token = trio.lowlevel.current_trio_token()
-    socket = connect(ws_url, open_timeout=10, max_size=16 * 1024 * 1024)
+    sockets = contextlib.ExitStack()
+    socket = await trio.to_thread.run_sync(
+        lambda: sockets.enter_context(connect(ws_url, open_timeout=10, max_size=16 * 1024 * 1024)))
     socket.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
                             "params": {"query": "tm.event='NewBlock'"}}))
 
@@ -210,7 +212,7 @@ async def comet_new_heights(rpc_url: str) -> AsyncIterator[int]:
             async for height in receive:
                 yield height
     finally:
-        socket.close()
+        sockets.close()
 
 
 def _new_block_height(raw: str | bytes) -> int | None:
