@@ -1,0 +1,214 @@
+"""The pure matching functions of abci_app/ledger/modules/market/matching.py, on hand-built books.
+
+Fees here are a plain table, so each example's effective prices can be read off the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from abci_app.ledger import errors
+from abci_app.ledger.modules.market.matching import (
+    CallResult,
+    Fill,
+    Pairing,
+    accepts,
+    clearing_price,
+    crosses,
+    match_call,
+    match_continuous,
+)
+from abci_app.ledger.modules.market.types import Order, amount
+
+A, B = "a", "b"
+FEES = {(A, A): 10_000, (B, B): 10_000, (A, B): 30_000, (B, A): 30_000}
+
+
+def fee(from_zone: str, to_zone: str) -> int:
+    return FEES[(from_zone, to_zone)]
+
+
+def mk(order_id: int, side: str, price: int, quantity_wh: int, *, owner: str = "", zone: str = A,
+       origin: str = "", accept: tuple[str, ...] = ()) -> Order:
+    """An open order; the owner defaults to one account per order."""
+    return Order(id=order_id, owner=owner or f"acct-{order_id}", side=side, zone=zone, slot=900, price=price,
+                 quantity_wh=quantity_wh, remaining_wh=quantity_wh, valid_until=900, tif="limit",
+                 client_order_id="", origin=origin or ("solar" if side == "ask" else ""), accept_origins=accept,
+                 collateral_per_kwh=0, locked=0, placed_at=0)
+
+
+def books(**zones: list[Order]) -> dict[str, Iterator[Order]]:
+    return {zone: iter(orders) for zone, orders in zones.items()}
+
+
+# -- money and predicates --------------------------------------------------------------------------
+@pytest.mark.parametrize(("quantity", "price", "expected"), [
+    (1_000, 250_000, 250_000), (333, 250_100, 83_283), (1, 999, 0), (0, 250_000, 0), (2_500, 12_345, 30_862),
+])
+def test_amount_rounds_down(quantity: int, price: int, expected: int) -> None:
+    assert amount(quantity, price) == expected
+
+
+def test_crosses_at_equality() -> None:
+    assert crosses(250_000, 240_000, 10_000)
+    assert not crosses(249_900, 240_000, 10_000)
+
+
+def test_accepts() -> None:
+    ask = mk(1, "ask", 1, 100, origin="wind")
+    assert accepts(mk(2, "bid", 1, 100), ask)
+    assert accepts(mk(2, "bid", 1, 100, accept=("solar", "wind")), ask)
+    assert not accepts(mk(2, "bid", 1, 100, accept=("solar",)), ask)
+
+
+# -- continuous -----------------------------------------------------------------------------------
+def test_continuous_bid_across_zones_by_effective_price() -> None:
+    asks_a = [mk(1, "ask", 230_000, 1_000), mk(2, "ask", 240_000, 1_000)]
+    asks_b = [mk(3, "ask", 200_000, 2_000, zone=B)]
+    fills = match_continuous(mk(9, "bid", 250_000, 3_500), books(a=asks_a, b=asks_b), fee)
+    # effective for zone a: 3 -> 230000, 1 -> 240000, 2 -> 250000
+    assert fills == [Fill(3, 2_000, 200_000, 30_000), Fill(1, 1_000, 230_000, 10_000), Fill(2, 500, 240_000, 10_000)]
+
+
+def test_continuous_tie_on_effective_price_goes_to_lower_id() -> None:
+    asks_a = [mk(2, "ask", 240_000, 1_000)]
+    asks_b = [mk(1, "ask", 220_000, 1_000, zone=B)]
+    fills = match_continuous(mk(9, "bid", 260_000, 2_000), books(a=asks_a, b=asks_b), fee)
+    assert [f.resting_id for f in fills] == [1, 2]
+
+
+def test_continuous_stops_at_first_non_crossing() -> None:
+    asks_a = [mk(1, "ask", 240_000, 1_000), mk(2, "ask", 240_100, 1_000)]
+    assert match_continuous(mk(9, "bid", 250_000, 5_000), books(a=asks_a), fee) == [Fill(1, 1_000, 240_000, 10_000)]
+
+
+def test_continuous_nothing_crosses() -> None:
+    assert match_continuous(mk(9, "bid", 249_900, 1_000), books(a=[mk(1, "ask", 240_000, 1_000)]), fee) == []
+    assert match_continuous(mk(9, "bid", 249_900, 1_000), books(a=[], b=[]), fee) == []
+
+
+def test_continuous_origin_restriction_passes_over() -> None:
+    asks_a = [mk(1, "ask", 200_000, 1_000, origin="solar"), mk(2, "ask", 230_000, 1_000, origin="wind"),
+              mk(3, "ask", 235_000, 1_000, origin="solar"), mk(4, "ask", 236_000, 1_000, origin="wind")]
+    fills = match_continuous(mk(9, "bid", 250_000, 2_000, accept=("wind",)), books(a=asks_a), fee)
+    assert fills == [Fill(2, 1_000, 230_000, 10_000), Fill(4, 1_000, 236_000, 10_000)]
+
+
+def test_continuous_incoming_ask_price_is_bid_minus_fee() -> None:
+    bids_a = [mk(1, "bid", 250_000, 1_000)]
+    bids_b = [mk(2, "bid", 260_000, 1_000, zone=B), mk(3, "bid", 250_000, 1_000, zone=B)]
+    fills = match_continuous(mk(9, "ask", 200_000, 5_000), books(a=bids_a, b=bids_b), fee)
+    # for an ask in zone a: 1 -> 240000, 2 -> 230000, 3 -> 220000
+    assert fills == [Fill(1, 1_000, 240_000, 10_000), Fill(2, 1_000, 230_000, 30_000),
+                     Fill(3, 1_000, 220_000, 30_000)]
+
+
+def test_continuous_incoming_ask_skips_bids_that_refuse_its_origin() -> None:
+    bids_a = [mk(1, "bid", 300_000, 1_000, accept=("wind",)), mk(2, "bid", 250_000, 1_000)]
+    fills = match_continuous(mk(9, "ask", 200_000, 2_000, origin="solar"), books(a=bids_a), fee)
+    assert fills == [Fill(2, 1_000, 240_000, 10_000)]
+
+
+def test_continuous_self_trade_backstop() -> None:
+    asks_a = [mk(1, "ask", 240_000, 1_000, owner="me")]
+    with pytest.raises(errors.SelfTrade):
+        match_continuous(mk(9, "bid", 250_000, 1_000, owner="me"), books(a=asks_a), fee)
+
+
+def test_continuous_reads_only_filled_orders_plus_one_per_zone() -> None:
+    reads: dict[str, int] = {A: 0, B: 0}
+
+    def counted(zone: str, orders: list[Order]) -> Iterator[Order]:
+        for order in orders:
+            reads[zone] += 1
+            yield order
+
+    asks_a = [mk(i, "ask", 240_000, 1_000) for i in range(1, 1_001)]
+    asks_b = [mk(i, "ask", 230_000, 1_000, zone=B) for i in range(1_001, 2_001)]
+    fills = match_continuous(mk(9_999, "bid", 260_000, 3_000),
+                             {A: counted(A, asks_a), B: counted(B, asks_b)}, fee)
+    # zone a asks are worth 250000 to zone a, zone b asks 260000: all three fills come from zone a.
+    assert [f.resting_id for f in fills] == [1, 2, 3]
+    assert reads == {A: 4, B: 1}
+
+
+# -- call auction: clearing price -----------------------------------------------------------------------
+def test_clearing_price_flat_overlap_midpoint() -> None:
+    # docs/market.md: ask 2000 at 240000, bid 4000 at 260000 all-in (250000 energy in zone a)
+    assert clearing_price([mk(2, "bid", 260_000, 4_000)], [mk(1, "ask", 240_000, 2_000)], 10_000) == (245_000, 2_000)
+
+
+def test_clearing_price_midpoint_rounds_down() -> None:
+    # bid energy limit 200200 - 1 = 200199; interval [200000, 200199]; (200000 + 200199) // 2
+    assert clearing_price([mk(2, "bid", 200_200, 1_000)], [mk(1, "ask", 200_000, 1_000)], 1) == (200_099, 1_000)
+
+
+def test_clearing_price_single_price_when_one_price_maximises() -> None:
+    # energy limits of the bids: 250000, 230000, 210000.
+    # p:      200000 210000 220000 230000 240000 250000
+    # S(p):     1000   1000   2000   2000   3000   3000
+    # D(p):     3000   3000   2000   2000   1000   1000
+    # volume:   1000   1000   2000   2000   1000   1000  -> [220000, 230000], P = 225000
+    asks = [mk(1, "ask", 200_000, 1_000), mk(2, "ask", 220_000, 1_000), mk(3, "ask", 240_000, 1_000)]
+    bids = [mk(4, "bid", 260_000, 1_000), mk(5, "bid", 240_000, 1_000), mk(6, "bid", 220_000, 1_000)]
+    assert clearing_price(bids, asks, 10_000) == (225_000, 2_000)
+    assert match_call(bids, asks, 10_000) == CallResult(225_000, 2_000, (Pairing(4, 1, 1_000), Pairing(5, 2, 1_000)))
+
+
+def test_clearing_price_one_candidate() -> None:
+    # ask and bid energy limit equal: volume only at 250000.
+    assert clearing_price([mk(2, "bid", 260_000, 500)], [mk(1, "ask", 250_000, 1_000)], 10_000) == (250_000, 500)
+
+
+def test_clearing_price_no_crossing() -> None:
+    assert clearing_price([mk(2, "bid", 259_900, 1_000)], [mk(1, "ask", 250_000, 1_000)], 10_000) is None
+    assert match_call([mk(2, "bid", 259_900, 1_000)], [mk(1, "ask", 250_000, 1_000)], 10_000) is None
+
+
+def test_clearing_price_bid_below_the_fee() -> None:
+    # A bid whose all-in limit is under the zone fee has a negative energy limit and never trades.
+    assert clearing_price([mk(2, "bid", 5_000, 1_000)], [mk(1, "ask", 100, 1_000)], 10_000) is None
+
+
+# -- call auction: pairing ----------------------------------------------------------------------------------
+def test_match_call_rations_asks_at_the_margin_by_time() -> None:
+    asks = [mk(1, "ask", 200_000, 1_000), mk(2, "ask", 200_000, 1_000)]
+    bids = [mk(3, "bid", 300_000, 1_500)]
+    # [200000, 290000] -> 245000
+    assert match_call(bids, asks, 10_000) == CallResult(245_000, 1_500, (Pairing(3, 1, 1_000), Pairing(3, 2, 500)))
+
+
+def test_match_call_rations_bids_at_the_margin_by_time() -> None:
+    asks = [mk(1, "ask", 200_000, 1_500)]
+    bids = [mk(2, "bid", 300_000, 1_000), mk(3, "bid", 300_000, 1_000)]
+    assert match_call(bids, asks, 10_000) == CallResult(245_000, 1_500, (Pairing(2, 1, 1_000), Pairing(3, 1, 500)))
+
+
+def test_match_call_cheaper_asks_first_whatever_their_time() -> None:
+    asks = [mk(1, "ask", 210_000, 1_000), mk(2, "ask", 200_000, 1_000)]
+    # Sorted as the book gives them: cheapest first.
+    ordered = sorted(asks, key=lambda a: (a.price, a.id))
+    bids = [mk(3, "bid", 300_000, 1_000)]
+    # volume 1000 on [200000, 290000] -> 245000; the 200000 ask is served.
+    assert match_call(bids, ordered, 10_000) == CallResult(245_000, 1_000, (Pairing(3, 2, 1_000),))
+
+
+def test_match_call_origin_restriction_can_leave_volume_short() -> None:
+    asks = [mk(1, "ask", 200_000, 1_000, origin="solar"), mk(2, "ask", 210_000, 1_000, origin="wind")]
+    bids = [mk(3, "bid", 300_000, 2_000, accept=("wind",))]
+    # volume 2000 on [210000, 290000] -> 250000; the bid takes only the wind ask.
+    assert clearing_price(bids, asks, 10_000) == (250_000, 2_000)
+    assert match_call(bids, asks, 10_000) == CallResult(250_000, 1_000, (Pairing(3, 2, 1_000),))
+
+
+def test_match_call_nothing_acceptable() -> None:
+    asks = [mk(1, "ask", 200_000, 1_000, origin="solar")]
+    assert match_call([mk(2, "bid", 300_000, 1_000, accept=("wind",))], asks, 10_000) is None
+
+
+def test_match_call_never_pairs_an_owner_with_itself() -> None:
+    asks = [mk(1, "ask", 200_000, 1_000, owner="me"), mk(2, "ask", 200_000, 1_000)]
+    bids = [mk(3, "bid", 300_000, 1_000, owner="me")]
+    assert match_call(bids, asks, 10_000) == CallResult(245_000, 1_000, (Pairing(3, 2, 1_000),))
