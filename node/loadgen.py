@@ -200,9 +200,13 @@ class _Run:
         self.block_event.set()
 
     def outstanding(self) -> int:
-        """Transactions CheckTx accepted (or whose answer is unknown) and no block has shown yet."""
-        return sum(1 for r in self.records
-                   if r.commit_height is None and (r.check_code == 0 or (r.check_code is None and r.submit_s)))
+        """Transactions CheckTx accepted that no block has shown yet.
+
+        Transactions without a CheckTx answer (timeout, transport error) are not
+        awaited: most never entered a mempool. They are still matched if a block
+        holds them.
+        """
+        return sum(1 for r in self.records if r.commit_height is None and r.check_code == 0)
 
 
 async def _rpc(client: httpx.AsyncClient, url: str, method: str, **params: Any) -> Any:

@@ -46,6 +46,8 @@ def rejection_counts(records: Sequence[TxRecord]) -> dict[str, int]:
     """Every transaction that did not commit with code 0, by where and why."""
     counts: Counter[str] = Counter()
     for record in records:
+        if record.commit_height is not None and record.result_code == 0:
+            continue  # committed, even if its CheckTx answer was lost
         if record.submit_s is None:
             counts["not_sent"] += 1
         elif record.error:

@@ -150,3 +150,9 @@ def test_csv_leaves_unknown_values_empty(tmp_path: Path) -> None:
     write_csv([_record(0)], tmp_path / "t.csv")
     row = next(csv.DictReader((tmp_path / "t.csv").open()))
     assert row["commit_height"] == "" and row["latency_s"] == ""
+
+
+def test_lost_answer_but_committed_is_not_a_rejection() -> None:
+    records = [_record(0, error="timeout", commit_height=3, commit_seen_s=0.9, result_code=0),
+               _record(1, error="timeout")]
+    assert rejection_counts(records) == {"rpc:timeout": 1}
