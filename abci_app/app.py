@@ -153,6 +153,7 @@ class LedgerApplication:
         height, time = self._block_header(block, req)
         block_events = begin_block(block, height, time)
         results = [self._deliver(block, raw, height, time) for raw in req.txs]
+        updates = [validator_update(pubkey, power) for pubkey, power in State(block).take_validator_updates()]
         app_hash = next_app_hash(height, previous_hash, block.writes)
         if self.pending is None:
             self.pending = block
@@ -167,6 +168,7 @@ class LedgerApplication:
                 for r in results
             ],
             app_hash=app_hash,
+            validator_updates=updates,
         )
 
     @staticmethod

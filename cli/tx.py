@@ -24,11 +24,11 @@ import typer
 from abci_app.ledger import codec
 from abci_app.ledger.crypto import SigningKey, account_id
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
-from abci_app.ledger.modules.gov import CastVote, ProposeParams
+from abci_app.ledger.modules.gov import CastVote, ProposeParams, ProposeValidator
 from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, PlaceOrder, SetGridFees
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.msg import Msg
-from abci_app.ledger.state import ParamChange
+from abci_app.ledger.state import ParamChange, ValidatorChange
 from abci_app.ledger.tx import encode_tx
 from cli.client import DEFAULT_NODE, ChainInfo, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
@@ -338,6 +338,40 @@ def propose_params(
             raise UnitError(f"{change!r}: write NAME=INTEGER")
         parsed.append(ParamChange(name=name, value=int(value)))
     return ProposeParams(changes=tuple(parsed), description=description)
+
+
+@tx_command(gov_app, "propose-validator")
+def propose_validator(
+    ctx: BuildContext,
+    action: Annotated[str, typer.Argument(help="add | remove | power.")],
+    name: Annotated[str, typer.Argument(help="Operator name (new for add, a current validator otherwise).")],
+    role: Annotated[str, typer.Option(help="add: dso | lpd.")] = "",
+    account_pubkey: Annotated[str, typer.Option(help="add: operator account key (64 hex) or key name.")] = "",
+    consensus_pubkey: Annotated[str, typer.Option(
+        help="add: validator consensus key, base64 as in priv_validator_key.json (see `gridledger node init`).")] = "",
+    zones: Annotated[str, typer.Option(help="add, DSO: zones served, comma-separated.")] = "",
+    power: Annotated[int, typer.Option(help="add, power: voting power.", min=0)] = 0,
+    description: Annotated[str, typer.Option(help="Why; shown to voters.")] = "",
+) -> Msg:
+    """Operator: propose adding a DSO/LPD validator, removing one, or changing its power.
+
+    Example: gridledger tx gov propose-validator add dso-east --role dso --account-pubkey dso-east
+    --consensus-pubkey BASE64 --zones zone-e --power 10 --from dso
+    """
+    consensus = b""
+    if consensus_pubkey:
+        try:
+            consensus = base64.b64decode(consensus_pubkey, validate=True)
+        except ValueError as exc:
+            raise UnitError(f"--consensus-pubkey {consensus_pubkey!r} is not base64") from exc
+    return ProposeValidator(
+        change=ValidatorChange(
+            action=action, name=name, role=role,
+            account_pubkey=ctx.pubkey(account_pubkey) if account_pubkey else b"", consensus_pubkey=consensus,
+            zones=tuple(sorted({z.strip() for z in zones.split(",") if z.strip()})), power=power,
+        ),
+        description=description,
+    )
 
 
 @tx_command(gov_app, "vote")

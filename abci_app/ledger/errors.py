@@ -56,6 +56,9 @@ UnknownProposal = _error("UnknownProposal", 40, "referenced proposal does not ex
 ProposalClosed = _error("ProposalClosed", 41, "proposal has already passed, failed or expired")
 DuplicateVote = _error("DuplicateVote", 42, "operator already voted on this proposal")
 UnknownParam = _error("UnknownParam", 43, "no such parameter")
+OperatorExists = _error("OperatorExists", 44, "an operator with this name, account key or consensus key exists")
+UnknownOperator = _error("UnknownOperator", 45, "no validator operator with this name")
+ValidatorSetGuard = _error("ValidatorSetGuard", 46, "change would remove too much validator power at once")
 # 60-79: market
 UnknownOrder = _error("UnknownOrder", 60, "referenced order is not open")
 SlotClosed = _error("SlotClosed", 61, "the slot's gate has closed")

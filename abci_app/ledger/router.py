@@ -20,6 +20,7 @@ _ROUTES: tuple[tuple[type[Msg], Handler], ...] = (
     (registry.RegisterMeter, registry.handle_register_meter),
     (registry.Deactivate, registry.handle_deactivate),
     (gov.ProposeParams, gov.handle_propose_params),
+    (gov.ProposeValidator, gov.handle_propose_validator),
     (gov.CastVote, gov.handle_vote),
     (market_msgs.PlaceOrder, market.handle_place_order),
     (market_msgs.CancelOrder, market.handle_cancel_order),

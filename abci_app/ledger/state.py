@@ -14,6 +14,7 @@ Key layout (all keys are ASCII prefixes followed by ids; documented in docs/stat
     gov/prop/<id:be64>                Proposal
     gov/vote/<id:be64>/<account id>   Vote
     gov/open/<expiry:be64>/<id:be64>  b""  (open proposals by expiry time)
+    valupd/<consensus pubkey hex>     be64 power (validator updates of the block being built)
     mkt/..., fee/...                  the market (abci_app/ledger/modules/market/book.py)
 """
 
@@ -186,21 +187,44 @@ class ParamChange(Record):
 
 
 @dataclass(frozen=True)
+class ValidatorChange(Record):
+    """A change to the validator set, as proposed by an operator."""
+
+    action: str
+    """add | remove | power."""
+    name: str
+    """Operator name: the new operator (add) or an existing validator (remove, power)."""
+    role: str
+    """add: dso | lpd; otherwise empty."""
+    account_pubkey: bytes
+    """add: the new operator's Ed25519 account key; otherwise empty."""
+    consensus_pubkey: bytes
+    """add: the validator node's Ed25519 consensus key; otherwise empty."""
+    zones: tuple[str, ...]
+    """add: the zones a new DSO serves (sorted); otherwise empty."""
+    power: int
+    """add, power: the voting power; remove: 0."""
+
+
+@dataclass(frozen=True)
 class Proposal(Record):
     """A governance proposal and its running tally."""
 
     id: int
     proposer: str
     kind: str
-    """``params`` (more kinds arrive with validator governance)."""
+    """``params`` or ``validator``."""
     changes: tuple[ParamChange, ...]
+    """kind params: the parameter changes."""
+    validator_change: tuple[ValidatorChange, ...]
+    """kind validator: exactly one change."""
     description: str
     submitted_at: int
     expires_at: int
     yes_power: int
     no_power: int
     status: str
-    """open | passed | rejected | expired."""
+    """open | passed | rejected | expired | failed (passed, but no longer applicable)."""
 
 
 @dataclass(frozen=True)
@@ -384,6 +408,24 @@ class State:
         for key, _ in self.kv.iterate(b"gov/open/", b"gov/open/" + _be64(time + 1)):
             ids.append(struct.unpack(">Q", key[-8:])[0])
         return ids
+
+    def get_operator_by_name(self, name: str) -> Operator | None:
+        return next((op for op in self.iter_operators() if op.name == name), None)
+
+    def total_validator_power(self) -> int:
+        return sum(op.power for op in self.iter_operators() if op.is_validator)
+
+    def queue_validator_update(self, pubkey: bytes, power: int) -> None:
+        """Record a validator-set change for this block's FinalizeBlock response."""
+        self.kv.set(b"valupd/" + pubkey.hex().encode(), _be64(power))
+
+    def take_validator_updates(self) -> list[tuple[bytes, int]]:
+        """This block's queued validator-set changes, by key; the queue is emptied."""
+        found = [(bytes.fromhex(key[len(b"valupd/"):].decode()), int(struct.unpack(">Q", raw)[0]))
+                 for key, raw in self._scan(b"valupd/")]
+        for pubkey, _ in found:
+            self.kv.delete(b"valupd/" + pubkey.hex().encode())
+        return found
 
     def get_vote(self, proposal_id: int, voter: str) -> Vote | None:
         raw = self.kv.get(b"gov/vote/" + _be64(proposal_id) + b"/" + voter.encode())
