@@ -37,12 +37,13 @@ from abci_app.ledger.tx import encode_tx
 from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
 from cli.output import Output, fail, note
-from cli.tx import broadcast, describe
+from cli.tx import broadcast
 from cli.units import UnitError, format_energy, format_money, parse_energy, parse_price
 from node.p2p import messages
 from node.p2p.control import ControlClient, ControlError, socket_path
 from node.p2p.host import IDENTITY_FILE, HostConfig, P2PHost, load_or_create_identity
 from node.p2p.messages import MessageError, OfferBody, SignedOffer
+from node.rpc import tx_hash
 
 p2p_app = typer.Typer(help="Direct offers and the live market feed over libp2p.", no_args_is_help=True)
 
@@ -219,17 +220,16 @@ def offer(
         status = client.request("status")
     now = int(time.time())
     try:
-        body_fields = dict(
-            side=side, quantity_wh=parse_energy(qty),
-            price=parse_price(price, status["currency"], status["currency_exponent"]),
-            slot=slot, valid_until=_valid_until(valid_until, now), zone=zone or status["zones"][0], origin=origin,
-        )
+        quantity_wh = parse_energy(qty)
+        price_per_kwh = parse_price(price, status["currency"], status["currency_exponent"])
+        expiry = _valid_until(valid_until, now)
     except UnitError as exc:
         fail(str(exc))
     with user_errors():
         key = load_key(from_key, keyring_dir, passphrase_file)
-    body = OfferBody(chain_id=status["chain_id"], maker=key.account, maker_pubkey=key.pubkey,
-                     salt=os.urandom(messages.SALT_BYTES), **body_fields)  # type: ignore[arg-type]
+    body = OfferBody(chain_id=status["chain_id"], maker=key.account, maker_pubkey=key.pubkey, side=side,
+                     quantity_wh=quantity_wh, price=price_per_kwh, slot=slot, valid_until=expiry,
+                     zone=zone or status["zones"][0], origin=origin, salt=os.urandom(messages.SALT_BYTES))
     signed = messages.sign_offer(body, key)
     try:
         messages.check_offer(signed, status["chain_id"], now)
@@ -339,7 +339,7 @@ def accept(
     msg = msg_class.from_wire(codec.decode(body.encode()))
     client = NodeClient(node)
     raw = encode_tx(offer_obj.body.chain_id, msg, key, client.next_nonce(key.account))
-    note(f"submitting accept_offer {describe(raw, msg, key, offer_obj.body.chain_id, 0)['hash']}")
+    note(f"submitting accept_offer {tx_hash(raw)}")
     broadcast(client, raw, out, wait, timeout)
 
 
