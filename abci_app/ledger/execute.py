@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event
-from abci_app.ledger.modules import gov
+from abci_app.ledger.modules import gov, settlement
 from abci_app.ledger.modules.market import clock as market_clock
 from abci_app.ledger.msg import TxContext
 from abci_app.ledger.router import ALLOWED_WHEN_INACTIVE, HANDLERS
@@ -107,4 +107,5 @@ def begin_block(kv: Overlay, height: int, time: int) -> list[Event]:
     put_chain(kv, replace(chain, height=height, time=time))
     events = gov.expire_proposals(State(kv), time)
     events += market_clock.on_block(State(kv), height, time)
+    events += settlement.on_block(State(kv), height, time)
     return events

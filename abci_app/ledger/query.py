@@ -22,6 +22,11 @@ Paths (answers are UTF-8 JSON in ``value``; errors set ``code`` and ``log``):
     /position/<slot>/<account>   an account's open quantities, trades and collateral in a slot
     /slots                       slots with open orders, and the last closed slot
     /fees                        the grid fee matrix and its DSO components
+    /settlement/<slot>           a slot's settlement totals and every participant's report
+    /settlement/<slot>/<account>  one participant's settlement report of a slot
+    /settlements/<account id>    an account's settlement reports (the last 500)
+    /statement/<account>/<from>/<to>  statement lines with from <= time < to (at most 5000)
+    /reading/<meter id>          a meter's last accepted reading
 
 The application answers one more, node-local path itself (abci_app/app.py):
 
@@ -37,6 +42,7 @@ from typing import Any, TypeVar
 
 from abci_app.ledger import codec, errors
 from abci_app.ledger.execute import get_chain
+from abci_app.ledger.modules import settlement
 from abci_app.ledger.modules.market.query import market_query
 from abci_app.ledger.state import Account, Meter, Operator, Proposal, State
 from abci_app.ledger.store import Overlay
@@ -74,8 +80,43 @@ def run_query(kv: Overlay, path: str) -> bytes:
     else:
         answer = market_query(state, head, args)
         if answer is None:
+            answer = settlement_query(state, head, args)
+        if answer is None:
             raise errors.BadQuery(f"unknown query path {path!r}")
     return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
+
+
+def settlement_query(state: State, head: str, args: list[str]) -> Any | None:
+    if head == "settlement" and len(args) == 1:
+        slot = _number(args[0], "slot")
+        total = settlement.get_slot_settlement(state, slot)
+        if total is None:
+            raise errors.NotFound(f"slot {slot} has no settlement yet")
+        return {**asdict(total), "reports": [asdict(r) for r in settlement.slot_reports(state, slot)]}
+    if head == "settlement" and len(args) == 2:
+        report = settlement.get_report(state, _number(args[0], "slot"), args[1])
+        if report is None:
+            raise errors.NotFound(f"no settlement of {args[1]} in slot {args[0]}")
+        return asdict(report)
+    if head == "settlements" and len(args) == 1:
+        return {"account": args[0], "reports": [asdict(r) for r in settlement.account_reports(state, args[0], 500)]}
+    if head == "statement" and len(args) == 3:
+        start, end = _number(args[1], "from"), _number(args[2], "to")
+        lines = state.journal_between(args[0], start, end, 5000)
+        return {"account": args[0], "from": start, "to": end, "lines": [asdict(line) for line in lines],
+                "truncated": len(lines) == 5000}
+    if head == "reading" and len(args) == 1:
+        raw = state.kv.get(b"rd/last/" + args[0].encode())
+        if raw is None:
+            raise errors.NotFound(f"meter {args[0]} has no accepted reading")
+        return {"meter": args[0], **asdict(settlement.LastReading.decode(raw))}
+    return None
+
+
+def _number(text: str, what: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
+        raise errors.BadQuery(f"{what} {text!r} is not a non-negative 64-bit integer")
+    return int(text)
 
 
 T = TypeVar("T")

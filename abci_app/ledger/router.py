@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from abci_app.ledger.modules import bank, gov, registry
+from abci_app.ledger.modules import bank, gov, registry, settlement
 from abci_app.ledger.modules.market import handlers as market
 from abci_app.ledger.modules.market import msgs as market_msgs
 from abci_app.ledger.msg import Msg, TxContext
@@ -25,6 +25,7 @@ _ROUTES: tuple[tuple[type[Msg], Handler], ...] = (
     (market_msgs.PlaceOrder, market.handle_place_order),
     (market_msgs.CancelOrder, market.handle_cancel_order),
     (market_msgs.SetGridFees, market.handle_set_grid_fees),
+    (settlement.SubmitReadings, settlement.handle_submit_readings),
 )
 
 MESSAGE_TYPES: dict[str, type[Msg]] = {cls.TYPE: cls for cls, _ in _ROUTES}

@@ -15,6 +15,8 @@ Key layout (all keys are ASCII prefixes followed by ids; documented in docs/stat
     gov/vote/<id:be64>/<account id>   Vote
     gov/open/<expiry:be64>/<id:be64>  b""  (open proposals by expiry time)
     valupd/<consensus pubkey hex>     be64 power (validator updates of the block being built)
+    jrnl/<account id>/<time:be64>/<seq:be64>  JournalEntry (statement lines); jrnl/next counter
+    rd/..., stl/...                   meter readings and settlement (abci_app/ledger/modules/settlement.py)
     mkt/..., fee/...                  the market (abci_app/ledger/modules/market/book.py)
 """
 
@@ -150,6 +152,15 @@ class Params(Record):
     """Stability collateral both sides lock per kWh traded, until the slot is settled."""
     matching_mode: int = 0
     """0: continuous double auction (pay-as-bid); 1: uniform-price call auction per zone at gate closure."""
+    # -- settlement (docs/settlement.md) --
+    settlement_window_s: int = 3_600
+    """Meter readings for a slot are accepted until slot end plus this; the slot settles after it."""
+    balancing_buy_price: int = 600_000
+    """Price per kWh a party pays the LPD for a shortfall (delivered or absorbed less than contracted)."""
+    balancing_sell_price: int = 50_000
+    """Price per kWh the LPD pays a party for a surplus."""
+    settlement_batch: int = 200
+    """Participants settled per block at most; a larger slot settles over several blocks."""
 
     # Parameters fixed at genesis: changing them later would reinterpret stored amounts and slots.
     IMMUTABLE: ClassVar[tuple[str, ...]] = ("currency", "currency_exponent", "slot_length_s")
@@ -166,6 +177,10 @@ class Params(Record):
         "max_open_orders": (1, 10_000),
         "collateral_per_kwh": (0, 1_000_000_000_000),
         "matching_mode": (0, 1),
+        "settlement_window_s": (60, 7 * 86_400),
+        "balancing_buy_price": (0, 1_000_000_000_000),
+        "balancing_sell_price": (0, 1_000_000_000_000),
+        "settlement_batch": (1, 100_000),
     }
     # Slot lengths a chain may choose at genesis: whole minutes that divide a day.
     SLOT_LENGTHS: ClassVar[tuple[int, ...]] = tuple(s for s in range(300, 86_401, 60) if 86_400 % s == 0)
@@ -225,6 +240,22 @@ class Proposal(Record):
     no_power: int
     status: str
     """open | passed | rejected | expired | failed (passed, but no longer applicable)."""
+
+
+@dataclass(frozen=True)
+class JournalEntry(Record):
+    """One line of an account's statement."""
+
+    seq: int
+    time: int
+    height: int
+    kind: str
+    """deposit | withdraw | transfer_in | transfer_out | energy_bought | energy_sold | grid_fee | grid_fee_income |
+    balancing_charge | balancing_credit | debt_repaid | debt_received."""
+    amount: int
+    """Signed: positive credits the account, negative debits it."""
+    reference: str
+    """Trade id, slot, counterparty or payment reference."""
 
 
 @dataclass(frozen=True)
@@ -408,6 +439,25 @@ class State:
         for key, _ in self.kv.iterate(b"gov/open/", b"gov/open/" + _be64(time + 1)):
             ids.append(struct.unpack(">Q", key[-8:])[0])
         return ids
+
+    # -- journal: every money movement of an account, for statements ----------------------
+    def journal(self, account_id: str, time: int, height: int, kind: str, amount: int, reference: str) -> None:
+        """Append a statement line (``amount`` signed: + credit, - debit) for ``account_id``."""
+        seq_raw = self.kv.get(b"jrnl/next")
+        seq = struct.unpack(">Q", seq_raw)[0] if seq_raw is not None else 1
+        self.kv.set(b"jrnl/next", _be64(seq + 1))
+        entry = JournalEntry(seq=seq, time=time, height=height, kind=kind, amount=amount, reference=reference)
+        self.kv.set(b"jrnl/" + account_id.encode() + b"/" + _be64(time) + b"/" + _be64(seq), entry.encode())
+
+    def journal_between(self, account_id: str, start: int, end: int, limit: int) -> list[JournalEntry]:
+        """Statement lines with ``start <= time < end``, oldest first, at most ``limit``."""
+        prefix = b"jrnl/" + account_id.encode() + b"/"
+        out = []
+        for _, raw in self.kv.iterate(prefix + _be64(start), prefix + _be64(end)):
+            out.append(JournalEntry.decode(raw))
+            if len(out) == limit:
+                break
+        return out
 
     def get_operator_by_name(self, name: str) -> Operator | None:
         return next((op for op in self.iter_operators() if op.name == name), None)

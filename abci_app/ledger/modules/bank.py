@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import event
+from abci_app.ledger.modules.settlement import repay_debt
 from abci_app.ledger.msg import Msg, TxContext, require_account_id, require_amount, require_text
 
 
@@ -76,11 +77,16 @@ def handle_deposit(ctx: TxContext, msg: Deposit) -> None:
     # Rule: money goes only to active accounts.
     if not target.active:
         raise errors.InactiveAccount(f"account {msg.account} is deactivated")
-    ctx.state.credit(msg.account, msg.amount)
+    credited = ctx.state.credit(msg.account, msg.amount)
     ctx.state.change_supply(msg.amount)
+    ctx.state.journal(msg.account, ctx.time, ctx.height, "deposit", msg.amount, msg.reference)
     ctx.events.append(
         event("deposit", account=msg.account, agent=ctx.signer.id, amount=msg.amount, reference=msg.reference)
     )
+    # A deposit repays settlement debt first (docs/settlement.md).
+    repaid = repay_debt(ctx.state, credited, ctx.time, ctx.height)
+    if repaid:
+        ctx.events.append(event("debt.repaid", account=msg.account, amount=repaid))
 
 
 def handle_withdraw(ctx: TxContext, msg: Withdraw) -> None:
@@ -91,6 +97,7 @@ def handle_withdraw(ctx: TxContext, msg: Withdraw) -> None:
     # Rule: only free money leaves (checked by debit).
     ctx.state.debit(ctx.signer.id, msg.amount)
     ctx.state.change_supply(-msg.amount)
+    ctx.state.journal(ctx.signer.id, ctx.time, ctx.height, "withdraw", -msg.amount, msg.reference)
     ctx.events.append(
         event("withdraw", account=ctx.signer.id, agent=msg.agent, amount=msg.amount, reference=msg.reference)
     )
@@ -106,4 +113,6 @@ def handle_transfer(ctx: TxContext, msg: Transfer) -> None:
         raise errors.InactiveAccount(f"recipient {msg.recipient} is deactivated")
     ctx.state.debit(ctx.signer.id, msg.amount)
     ctx.state.credit(msg.recipient, msg.amount)
+    ctx.state.journal(ctx.signer.id, ctx.time, ctx.height, "transfer_out", -msg.amount, msg.recipient)
+    ctx.state.journal(msg.recipient, ctx.time, ctx.height, "transfer_in", msg.amount, ctx.signer.id)
     ctx.events.append(event("transfer", sender=ctx.signer.id, recipient=msg.recipient, amount=msg.amount))

@@ -33,6 +33,7 @@ from abci_app.ledger.modules.market.types import (
     Trade,
     amount,
 )
+from abci_app.ledger.modules.settlement import mark_due
 from abci_app.ledger.msg import TxContext
 from abci_app.ledger.state import PARTICIPANT_ROLES, Params, State
 
@@ -212,6 +213,9 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
     )
     market.add_trade(trade)
     _book_trade(market, trade, bid_collateral, ask_collateral)
+    _journal_trade(state, trade, shares)
+    mark_due(state, trade.slot, trade.buyer)
+    mark_due(state, trade.slot, trade.seller)
     for after in (new_bid, new_ask):
         if after.remaining_wh == 0:
             market.remove_order(after)
@@ -225,6 +229,17 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
                         price=price, fee_per_kwh=fee_per_kwh, value=value, fee=fee, origin=trade.origin,
                         mechanism=mechanism, bid_order=bid.id, ask_order=ask.id))
     return new_bid, new_ask
+
+
+def _journal_trade(state: State, trade: Trade, shares: list[tuple[str, int]]) -> None:
+    reference = f"trade {trade.id} slot {trade.slot}"
+    state.journal(trade.buyer, trade.time, trade.height, "energy_bought", -trade.value, reference)
+    if trade.fee:
+        state.journal(trade.buyer, trade.time, trade.height, "grid_fee", -trade.fee, reference)
+    state.journal(trade.seller, trade.time, trade.height, "energy_sold", trade.value, reference)
+    for dso, share in shares:
+        if share:
+            state.journal(dso, trade.time, trade.height, "grid_fee_income", share, reference)
 
 
 def _after_fill(order: Order, quantity_wh: int) -> Order:
