@@ -25,6 +25,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from abci_app.ledger import crypto, errors
+from abci_app.ledger.execute import Chain
 from abci_app.ledger.modules.gov import check_param_change
 from abci_app.ledger.modules.market.book import Market
 from abci_app.ledger.modules.market.msgs import FeeEntry, SetGridFees
@@ -204,8 +205,9 @@ def _meter(state: State, entry: dict[str, Any]) -> None:
     limit = state.get_params().max_meters_per_participant
     if len(state.meters_of(owner.id)) >= limit:
         raise GenesisError(f"participant {owner.id} has more than {limit} meters")
+    # A genesis meter's registers are its values at genesis time: its first reading's flow starts there.
     state.add_meter(Meter(id=entry["id"], pubkey=pubkey, owner=owner.id, dso=owner.dso, active=True,
-                          registered_at=0, **values))
+                          registered_at=_genesis_time(state), **values))
 
 
 def _grid_fee(state: State, entry: dict[str, Any], dso_by_name: dict[str, Account]) -> None:
@@ -233,3 +235,8 @@ def _grid_fee(state: State, entry: dict[str, Any], dso_by_name: dict[str, Accoun
         raise GenesisError("grid fee above max_price_per_kwh")
     market.set_fee_component(GridFee(from_zone=entry["from"], to_zone=entry["to"], dso=dso.id,
                                      fee_per_kwh=entry["fee"]))
+
+
+def _genesis_time(state: State) -> int:
+    raw = state.kv.get(b"chain")
+    return Chain.decode(raw).time if raw is not None else 0

@@ -1,0 +1,106 @@
+"""submit_readings: signed cumulative meter readings and every reason to refuse one."""
+
+from __future__ import annotations
+
+import pytest
+
+from abci_app.ledger import errors
+from abci_app.ledger.modules.registry import Deactivate
+from abci_app.ledger.modules.settlement import Reading, SubmitReadings
+from tests.harness import Chain, events_of, rejected
+from tests.market_harness import market_chain
+from tests.settlement_harness import DEADLINE, SLOT, SLOT_END, advance_to, reading, submit
+
+
+@pytest.fixture
+def chain() -> Chain:
+    chain = market_chain()
+    advance_to(chain, SLOT)
+    assert submit(chain, reading(chain, "alice", SLOT, 100, 50)) == 0
+    advance_to(chain, SLOT_END)
+    return chain
+
+
+def test_basic(chain: Chain) -> None:
+    result = chain.deliver("bob", SubmitReadings(readings=(reading(chain, "alice", SLOT_END, 1_100, 2_050),)))
+    assert result.code == 0, result.log
+    assert events_of(result, "reading") == [{"meter": "m-alice", "owner": chain.id("alice"), "slot": str(SLOT),
+                                             "imported_wh": "1000", "exported_wh": "2000", "counted": "true"}]
+    assert chain.query("/reading/m-alice") == {"meter": "m-alice", "time": SLOT_END, "import_register_wh": 1_100,
+                                               "export_register_wh": 2_050}
+
+
+def test_basic_gap_rebases_without_counting(chain: Chain) -> None:
+    advance_to(chain, SLOT_END + 900)
+    result = chain.deliver("dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END + 900, 900, 50),)))
+    assert result.code == 0
+    assert events_of(result, "reading")[0]["counted"] == "false"
+
+
+def test_invalid_bad_signature(chain: Chain) -> None:
+    forged = reading(chain, "alice", SLOT_END, 200, 50, key_name="bob")
+    rejected(chain, "dso", SubmitReadings(readings=(forged,)), errors.BadReadingSignature, spends_nonce=True)
+
+
+def test_invalid_unknown_meter(chain: Chain) -> None:
+    good = reading(chain, "alice", SLOT_END, 200, 50)
+    unknown = Reading("m-nobody", good.timestamp, 200, 50, good.signature)
+    rejected(chain, "dso", SubmitReadings(readings=(unknown,)), errors.UnknownMeter, spends_nonce=True)
+
+
+def test_invalid_deactivated_meter(chain: Chain) -> None:
+    assert chain.deliver("dso", Deactivate(kind="meter", target="m-alice")).code == 0
+    rejected(chain, "dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END, 200, 50),)),
+             errors.UnknownMeter, spends_nonce=True)
+
+
+def test_invalid_not_at_slot_end(chain: Chain) -> None:
+    rejected(chain, "dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END - 60, 200, 50),)),
+             errors.ReadingNotAtSlotEnd, spends_nonce=True)
+
+
+def test_invalid_too_early(chain: Chain) -> None:
+    rejected(chain, "dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END + 900, 200, 50),)),
+             errors.ReadingTooEarly, spends_nonce=True)
+
+
+def test_invalid_too_late(chain: Chain) -> None:
+    advance_to(chain, DEADLINE + 1)
+    rejected(chain, "dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END, 200, 50),)),
+             errors.ReadingTooLate, spends_nonce=True)
+
+
+def test_invalid_duplicate(chain: Chain) -> None:
+    assert submit(chain, reading(chain, "alice", SLOT_END, 200, 50)) == 0
+    rejected(chain, "dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END, 200, 50),)),
+             errors.StaleReading, spends_nonce=True)
+
+
+def test_invalid_register_backwards(chain: Chain) -> None:
+    rejected(chain, "dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END, 99, 50),)),
+             errors.RegisterBackwards, spends_nonce=True)
+
+
+def test_invalid_above_capacity(chain: Chain) -> None:
+    # 20 kW for 900 s is at most 5000 Wh; the baseline import register was 100.
+    rejected(chain, "dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END, 5_101, 50),)),
+             errors.ReadingAboveCapacity, spends_nonce=True)
+
+
+def test_invalid_one_bad_reading_rejects_all(chain: Chain) -> None:
+    good = reading(chain, "bob", SLOT_END, 10, 0)
+    bad = reading(chain, "alice", SLOT_END, 99, 50)
+    rejected(chain, "dso", SubmitReadings(readings=(good, bad)), errors.RegisterBackwards, spends_nonce=True)
+
+
+@pytest.mark.parametrize("readings", [(), tuple([None] * 257)])
+def test_invalid_count(chain: Chain, readings: tuple[Reading, ...]) -> None:
+    sample = reading(chain, "alice", SLOT_END, 200, 50)
+    msg = SubmitReadings(readings=tuple(sample for _ in readings))
+    rejected(chain, "dso", msg, errors.MalformedBody, spends_nonce=False)
+
+
+def test_invalid_signature_length(chain: Chain) -> None:
+    sample = reading(chain, "alice", SLOT_END, 200, 50)
+    short = Reading(sample.meter_id, sample.timestamp, 200, 50, sample.signature[:10])
+    rejected(chain, "dso", SubmitReadings(readings=(short,)), errors.MalformedBody, spends_nonce=False)
