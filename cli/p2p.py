@@ -196,7 +196,7 @@ def offer(
     side: Annotated[str, typer.Option(help="ask (you sell) or bid (you buy).")],
     qty: Annotated[str, typer.Option(help="Energy, e.g. 2.5kWh.")],
     price: Annotated[str, typer.Option(help="Per kWh, e.g. 0.12EUR/kWh (bids: all-in, grid fee included).")],
-    slot: Annotated[int, typer.Option(help="Delivery slot, as the market's orders name it.", min=0)],
+    slot: Annotated[int, typer.Option(help="Delivery slot start, unix seconds (as for orders).", min=0)],
     valid_until: Annotated[str, typer.Option(help="+15m, +2h, +90s or unix seconds.")],
     from_key: Annotated[str, typer.Option("--from", help="Account key (in the keyring) that signs the offer.")],
     zone: Annotated[str | None, typer.Option(help="Your grid zone (default: the host's first zone).")] = None,
@@ -211,7 +211,7 @@ def offer(
 ) -> None:
     """Sign an offer with your account key and gossip it on your zone's offers topic.
 
-    Example: gridledger p2p offer --side ask --qty 2kWh --price 0.11EUR/kWh --slot 7 --valid-until +15m
+    Example: gridledger p2p offer --side ask --qty 2kWh --price 0.11EUR/kWh --slot 1767229200 --valid-until +15m
     --origin solar --from alice
     """
     out = Output(output.value)
@@ -395,7 +395,11 @@ def _print_event(out: Output, event: Mapping[str, Any], currency: str, exponent:
             "zone bids": " ".join(money(level["price"]) for level in view["bids"]) or "-",
             "zone asks": " ".join(money(level["price"]) for level in view["asks"]) or "-",
         })
-    out.records(rows, title=f"height {event['height']} zone {event['zone']} (prices per kWh)")
+    title = f"height {event['height']} zone {event['zone']} (prices per kWh)"
+    if rows:
+        out.records(rows, title=title)
+    else:
+        out.record({"height": event["height"], "zone": event["zone"], "open slots": "none"})
     for trade in event["trades"]:
         out.record({"trade": trade["trade_id"], "slot": trade["slot"], "quantity": format_energy(trade["quantity_wh"]),
                     "price": money(trade["price"]), "fee": money(trade["fee"]),

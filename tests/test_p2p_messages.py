@@ -44,13 +44,14 @@ def test_sign_bytes_and_offer_id_follow_the_documented_layout() -> None:
     ({"chain_id": "other"}, messages.WrongChain),
     ({"side": "sell"}, messages.Malformed),
     ({"quantity_wh": 0}, messages.Malformed),
-    ({"price": -1}, messages.Malformed),
+    ({"price": 0}, messages.Malformed),
+    ({"price": 2**62, "quantity_wh": 4}, messages.Malformed),
     ({"origin": ""}, messages.Malformed),  # an ask names its origin
     ({"origin": "coal"}, messages.Malformed),
     ({"zone": "bad zone"}, messages.Malformed),
     ({"salt": b"short"}, messages.Malformed),
     ({"maker": "0" * 40}, messages.Malformed),
-    ({"valid_until": NOW}, messages.Expired),
+    ({"valid_until": NOW - 1}, messages.Expired),
 ])
 def test_offer_checks(changes: dict[str, object], error: type[Exception]) -> None:
     key = SigningKey.generate()
@@ -95,8 +96,9 @@ def test_acceptance_object_verifies_and_rejects_tampering() -> None:
     other = messages.sign_offer(body(maker, quantity_wh=2001), maker)
     with pytest.raises(messages.Malformed, match="another offer"):
         messages.check_accept_offer(AcceptOfferBody(other, accepted), CHAIN, NOW)
+    messages.check_accept_offer(message, CHAIN, NOW + 900)  # valid_until is the last valid second
     with pytest.raises(messages.Expired):
-        messages.check_accept_offer(message, CHAIN, NOW + 900)
+        messages.check_accept_offer(message, CHAIN, NOW + 901)
 
 
 def test_token_bucket_allows_the_burst_then_the_rate() -> None:
@@ -134,8 +136,9 @@ def test_inbox_counts_each_reason_and_caches_only_live_verified_offers() -> None
         assert inbox.admit(b"peer", TOPIC, offer.encode()) is not None
     assert {o.offer_id for o in inbox.offers.live(NOW)} == {o.offer_id for o in more}
     assert inbox.offers.evicted == 1
-    clock[0] = NOW + 900
-    assert inbox.offers.live(NOW + 900) == []  # all expired
+    assert len(inbox.offers.live(NOW + 900)) == 2
+    clock[0] = NOW + 901
+    assert inbox.offers.live(NOW + 901) == []  # all expired
 
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "p2p.md").read_text(encoding="utf-8")

@@ -74,7 +74,7 @@ class OfferCache:
             del self._by_maker[offer.body.maker]
 
     def sweep(self, now: int) -> None:
-        while self._expiry and self._expiry[0][0] <= now:
+        while self._expiry and self._expiry[0][0] < now:
             _, oid = heapq.heappop(self._expiry)
             if oid in self._offers:
                 self._remove(oid)
@@ -152,8 +152,8 @@ class Inbox:
         if body.zone != zone:
             raise Dropped("wrong_topic", f"offer of zone {body.zone} on the {zone} topic")
         now = self.now()
-        if body.valid_until <= now:
-            raise messages.Expired(f"valid_until {body.valid_until} <= now {now}")
+        if body.valid_until < now:
+            raise messages.Expired(f"valid_until {body.valid_until} < now {now}")
         oid = offer.offer_id
         if oid in self._seen:
             raise Dropped("duplicate")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from abci_app.ledger import codec, crypto
+from abci_app.ledger.modules.market.types import ORIGINS
 from abci_app.ledger.msg import NAME_PATTERN
 from abci_app.ledger.wire import Record, WireError
 
@@ -29,9 +30,8 @@ ACCEPT_DOMAIN = "gridledger/accept"
 FEED_DOMAIN = "gridledger/feed"
 
 SIDES = ("bid", "ask")
-# The energy origins of the market's orders; an ask names one, a bid names one
-# it insists on or "" for any.
-ORIGINS = ("solar", "wind", "hydro", "biomass", "storage", "grid-mix")
+# ORIGINS are the market's energy origins: an ask names one, a bid names one it
+# insists on or "" for any.
 SALT_BYTES = 16
 OFFER_ID_BYTES = 32
 
@@ -74,9 +74,9 @@ class OfferBody(Record):
     """Ask: what the seller receives per kWh (grid fee on top, paid by the buyer).
     Bid: the most the buyer pays per kWh all-in, grid fee included."""
     slot: int
-    """Delivery slot, as the market's orders name it."""
+    """Start of the delivery slot, unix seconds (as the market's orders name it)."""
     valid_until: int
-    """Unix seconds; the offer may not be accepted from this second on."""
+    """Unix seconds: the last time at which the offer may be accepted (as the market's orders)."""
     zone: str
     """Grid zone of the maker; the offer travels on this zone's topic."""
     origin: str
@@ -115,7 +115,7 @@ def check_offer(offer: SignedOffer, chain_id: str, now: int) -> None:
     if body.chain_id != chain_id:
         raise WrongChain(f"offer is for chain {body.chain_id!r}, this is {chain_id!r}")
     check_offer_fields(body)
-    if body.valid_until <= now:
+    if body.valid_until < now:
         raise Expired(f"offer expired at {body.valid_until} (now {now})")
     if not crypto.verify(body.maker_pubkey, offer.signature, offer_sign_bytes(body)):
         raise BadSignature("offer signature does not verify under the maker's key")
@@ -130,7 +130,9 @@ def check_offer_fields(body: OfferBody) -> None:
     if body.side not in SIDES:
         raise Malformed(f"side must be bid or ask, not {body.side!r}")
     _require_range("quantity_wh", body.quantity_wh, 1)
-    _require_range("price", body.price, 0)
+    _require_range("price", body.price, 1)
+    if body.quantity_wh * body.price > codec.MAX_INT:
+        raise Malformed("quantity_wh x price is too large")
     _require_range("slot", body.slot, 0)
     _require_range("valid_until", body.valid_until, 1)
     if not NAME_PATTERN.fullmatch(body.zone):
