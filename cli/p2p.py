@@ -38,7 +38,7 @@ from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
 from cli.output import Output, fail, note
 from cli.tx import broadcast
-from cli.units import UnitError, format_energy, format_money, parse_energy, parse_price
+from cli.units import UnitError, format_energy, format_money, parse_energy, parse_price, parse_time
 from node.p2p import messages
 from node.p2p.control import ControlClient, ControlError, socket_path
 from node.p2p.host import IDENTITY_FILE, HostConfig, P2PHost, load_or_create_identity
@@ -182,13 +182,11 @@ async def _run_listener(host: P2PHost, home: Path, extra: Mapping[str, Any], fee
 
 # -- offer ---------------------------------------------------------------------------------
 def _valid_until(text: str, now: int) -> int:
-    """``+90s``, ``+15m``, ``+2h`` from now, or absolute unix seconds."""
+    """``+90s``, ``+15m``, ``+2h`` from now, or an absolute time (unix seconds or ISO 8601 with zone)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if text.startswith("+") and text[-1:] in units and text[1:-1].isdigit():
         return now + int(text[1:-1]) * units[text[-1]]
-    if text.isdigit():
-        return int(text)
-    raise UnitError(f"--valid-until {text!r}: write +15m, +2h, +90s or unix seconds")
+    return parse_time(text)
 
 
 @p2p_app.command("offer")
@@ -196,8 +194,8 @@ def offer(
     side: Annotated[str, typer.Option(help="ask (you sell) or bid (you buy).")],
     qty: Annotated[str, typer.Option(help="Energy, e.g. 2.5kWh.")],
     price: Annotated[str, typer.Option(help="Per kWh, e.g. 0.12EUR/kWh (bids: all-in, grid fee included).")],
-    slot: Annotated[int, typer.Option(help="Delivery slot start, unix seconds (as for orders).", min=0)],
-    valid_until: Annotated[str, typer.Option(help="+15m, +2h, +90s or unix seconds.")],
+    slot: Annotated[str, typer.Option(help="Slot start: unix seconds or ISO 8601 with zone, e.g. 2026-01-01T10:15Z.")],
+    valid_until: Annotated[str, typer.Option(help="Last time it may be accepted: +15m, +2h, unix seconds, ISO 8601.")],
     from_key: Annotated[str, typer.Option("--from", help="Account key (in the keyring) that signs the offer.")],
     zone: Annotated[str | None, typer.Option(help="Your grid zone (default: the host's first zone).")] = None,
     origin: Annotated[str, typer.Option(help=f"Ask: {', '.join(messages.ORIGINS)}; bid: one of them or empty.")]
@@ -223,12 +221,13 @@ def offer(
         quantity_wh = parse_energy(qty)
         price_per_kwh = parse_price(price, status["currency"], status["currency_exponent"])
         expiry = _valid_until(valid_until, now)
+        slot_start = parse_time(slot)
     except UnitError as exc:
         fail(str(exc))
     with user_errors():
         key = load_key(from_key, keyring_dir, passphrase_file)
     body = OfferBody(chain_id=status["chain_id"], maker=key.account, maker_pubkey=key.pubkey, side=side,
-                     quantity_wh=quantity_wh, price=price_per_kwh, slot=slot, valid_until=expiry,
+                     quantity_wh=quantity_wh, price=price_per_kwh, slot=slot_start, valid_until=expiry,
                      zone=zone or status["zones"][0], origin=origin, salt=os.urandom(messages.SALT_BYTES))
     signed = messages.sign_offer(body, key)
     try:
@@ -238,7 +237,7 @@ def offer(
     with host_errors():
         answer = client.request("publish", offer=base64.b64encode(signed.encode()).decode())
     out.record({"offer_id": answer["offer_id"], "topic": answer["topic"], "side": side,
-                "quantity_wh": body.quantity_wh, "price": body.price, "slot": slot,
+                "quantity_wh": body.quantity_wh, "price": body.price, "slot": slot_start,
                 "valid_until": body.valid_until, "zone": body.zone, "maker": key.account})
 
 

@@ -100,7 +100,7 @@ def eventually(check: Callable[[], Any]) -> Any:
 
 def offer_args(home: Path, key: str = "alice", *extra: str) -> list[str]:
     return ["p2p", "offer", "--home", str(home), "--side", "ask", "--qty", "2kWh", "--price", "0.11EUR/kWh",
-            "--slot", "7", "--valid-until", "+15m", "--origin", "solar", "--from", key, *extra]
+            "--slot", "2026-01-01T10:15Z", "--valid-until", "+15m", "--origin", "solar", "--from", key, *extra]
 
 
 def test_offer_listed_by_another_host_then_accepted_and_watched(listeners: list[Listener], tmp_path: Path,
@@ -112,7 +112,8 @@ def test_offer_listed_by_another_host_then_accepted_and_watched(listeners: list[
     published = cli_json(*offer_args(h1))
     listed = eventually(lambda: cli_json("p2p", "offers", "--home", str(h2))["offers"])
     assert [entry["offer_id"] for entry in listed] == [published["offer_id"]]
-    assert (listed[0]["quantity_wh"], listed[0]["price"], listed[0]["origin"]) == (2000, 110_000, "solar")
+    assert (listed[0]["quantity_wh"], listed[0]["price"], listed[0]["origin"], listed[0]["slot"]) == (
+        2000, 110_000, "solar", 1767262500)
     table = cli("p2p", "offers", "--home", str(h2))
     assert "0.110000 EUR/kWh" in table.stdout and "bad_signature" in table.stdout
 
