@@ -17,6 +17,7 @@ from cli.experiment import experiment_app
 from cli.keys import keys_app
 from cli.p2p import p2p_app
 from cli.query import query_app
+from cli.scenario import scenario_app
 from cli.tx import tx_app
 from node import cometbft, localnet, supervisor
 
@@ -34,6 +35,7 @@ app.add_typer(query_app, name="query")
 app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(p2p_app, name="p2p")
+app.add_typer(scenario_app, name="scenario")
 
 EXIT_USAGE = 2
 DEMO_HINT = """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +11,7 @@ import typer
 
 from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format
-from cli.output import Output, fail
+from cli.output import Output, fail, note
 from cli.tx import resolve_account
 from cli.units import UnitError, format_money, format_price, parse_time
 
@@ -247,3 +249,129 @@ def fees(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None
     client = NodeClient(node)
     rows = [_price_fields(client, row, ("fee_per_kwh",)) for row in client.query("/fees")["fees"]]
     Output(output.value).records(rows, columns=("from", "to", "fee_per_kwh", "fee_per_kwh_fmt"))
+
+
+# -- metering and settlement (docs/settlement.md) --------------------------------------
+REPORT_MONEY = ("energy_paid", "energy_received", "fees_paid", "balancing_charge", "balancing_credit",
+                "collateral_released", "collateral_used", "paid_from_balance", "debt_added", "credit_unpaid")
+SLOT_MONEY = ("charges", "credits", "debt")
+REPORT_COLUMNS = ("slot", "account", "contracted_wh", "measured_wh", "deviation_wh", "balancing_charge_fmt",
+                  "balancing_credit_fmt", "collateral_used_fmt", "debt_added_fmt", "height")
+STATEMENT_CSV_COLUMNS = ("time", "height", "kind", "amount", "amount_fmt", "reference")
+END_OF_TIME = (1 << 63) - 1
+
+
+def utc(seconds: int) -> str:
+    """Unix seconds as ISO 8601 UTC, e.g. ``2026-01-01T10:00:00Z``."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _with_money_twins(client: NodeClient, records: list[dict[str, Any]], names: tuple[str, ...]) -> None:
+    """Add ``*_fmt`` twins to many records with one /params query."""
+    params = client.query("/params")
+    for record in records:
+        for name in names:
+            if isinstance(record.get(name), int):
+                record[f"{name}_fmt"] = format_money(record[name], params["currency"], params["currency_exponent"])
+
+
+def _time_arg(text: str) -> int:
+    try:
+        return parse_time(text)
+    except UnitError as exc:
+        fail(str(exc))
+
+
+@query_app.command("settlement")
+def settlement(slot: SlotArg,
+               who: Annotated[str | None, typer.Argument(help="Only this account (id or key name).")] = None,
+               node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
+               keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+    """A slot's settlement: totals and every participant's report, or one participant's report.
+
+    Example: gridledger query settlement 2026-01-01T10:00Z alice
+    """
+    client = NodeClient(node)
+    out = Output(output.value)
+    if who is not None:
+        report = client.query(f"/settlement/{_slot(slot)}/{_account_arg(who, keyring_dir)}")
+        _with_money_twins(client, [report], REPORT_MONEY)
+        out.record(report)
+        return
+    answer = client.query(f"/settlement/{_slot(slot)}")
+    _with_money_twins(client, [answer], SLOT_MONEY)
+    _with_money_twins(client, answer["reports"], REPORT_MONEY)
+    if out.fmt == "json":
+        out.record(answer)
+        return
+    out.record({key: value for key, value in answer.items() if key != "reports"}, title="slot settlement")
+    out.records(answer["reports"], columns=REPORT_COLUMNS)
+
+
+@query_app.command("settlements")
+def settlements(who: Annotated[str, typer.Argument(help="Account id or key name.")], node: NodeOpt = DEFAULT_NODE,
+                output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+    """An account's settlement reports, oldest slot first (the last 500).
+
+    Example: gridledger query settlements alice -o json
+    """
+    client = NodeClient(node)
+    reports = client.query(f"/settlements/{_account_arg(who, keyring_dir)}")["reports"]
+    _with_money_twins(client, reports, REPORT_MONEY)
+    Output(output.value).records(reports, columns=REPORT_COLUMNS)
+
+
+@query_app.command("statement")
+def statement(
+    who: Annotated[str, typer.Argument(help="Account id or key name.")],
+    start: Annotated[str, typer.Option("--from", help="First time included: unix seconds or ISO 8601 with zone.")]
+    = "0",
+    end: Annotated[str | None, typer.Option("--to", help="End of the period (excluded; default: no end).")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the lines to this CSV file (billing).")]
+    = None,
+    node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING,
+) -> None:
+    """Every money movement of an account with FROM <= time < TO: deposits, trades, fees, balancing, debt.
+
+    Amounts are signed (+ credit, - debit). --csv writes time (ISO UTC), height, kind,
+    amount, amount_fmt and reference, one line per movement.
+
+    Example: gridledger query statement alice --from 2026-01-01T00:00Z --to 2026-02-01T00:00Z --csv jan.csv
+    """
+    account_id = _account_arg(who, keyring_dir)
+    first, until = _time_arg(start), END_OF_TIME if end is None else _time_arg(end)
+    if until <= first:
+        fail("--to must be after --from")
+    client = NodeClient(node)
+    answer = client.query(f"/statement/{account_id}/{first}/{until}")
+    lines = [{**line, "time_utc": utc(line["time"])} for line in answer["lines"]]
+    _with_money_twins(client, lines, ("amount",))
+    if answer["truncated"]:
+        note(f"statement truncated at {len(lines)} lines: narrow --from/--to to see the rest")
+    if csv_file is not None:
+        _write_statement_csv(csv_file, lines)
+        note(f"{len(lines)} statement lines written to {csv_file}")
+    Output(output.value).records(lines, columns=("time_utc", "height", "kind", "amount_fmt", "reference"))
+
+
+def _write_statement_csv(path: Path, lines: list[dict[str, Any]]) -> None:
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(STATEMENT_CSV_COLUMNS)
+            for line in lines:
+                writer.writerow([line["time_utc"], line["height"], line["kind"], line["amount"], line["amount_fmt"],
+                                 line["reference"]])
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+@query_app.command("reading")
+def reading(meter: Annotated[str, typer.Argument(help="Meter id.")], node: NodeOpt = DEFAULT_NODE,
+            output: OutputOpt = Format.table) -> None:
+    """A meter's last accepted reading: its time and cumulative registers.
+
+    Example: gridledger query reading m-001
+    """
+    record = NodeClient(node).query(f"/reading/{meter}")
+    Output(output.value).record({**record, "time_utc": utc(record["time"])})

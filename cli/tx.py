@@ -10,6 +10,7 @@ input error, 3 node unreachable or timed out.
 from __future__ import annotations
 
 import base64
+import csv
 import functools
 import inspect
 import json
@@ -27,6 +28,7 @@ from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams, ProposeValidator
 from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, PlaceOrder, SetGridFees
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
+from abci_app.ledger.modules.settlement import MAX_READINGS, Reading, SubmitReadings, reading_sign_bytes
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.state import ParamChange, ValidatorChange
 from abci_app.ledger.tx import encode_tx
@@ -461,3 +463,130 @@ def broadcast_file(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         fail(f"{file} is not a signed transaction file: {exc}")
     broadcast(NodeClient(node), raw, Output(output.value), wait, timeout)
+
+
+# -- meter readings (docs/settlement.md) ----------------------------------------------
+readings_app = typer.Typer(help="Relay signed smart-meter readings.", no_args_is_help=True)
+tx_app.add_typer(readings_app, name="readings")
+
+READINGS_COLUMNS = ("meter", "timestamp", "import_wh", "export_wh")
+"""Required columns of a readings CSV; an optional ``meter_key`` names the meter's key (default: the meter id)."""
+
+
+@dataclass(frozen=True)
+class UnsignedReading:
+    """A meter's register values at a slot end, before the meter signs them."""
+
+    meter_id: str
+    timestamp: int
+    import_register_wh: int
+    export_register_wh: int
+    meter_key: str
+    """Keyring name of the meter's key."""
+
+
+def sign_reading(chain_id: str, reading: UnsignedReading, key: SigningKey) -> Reading:
+    """The meter's signature over ``settlement.reading_sign_bytes``: what a smart meter itself would produce."""
+    signed = reading_sign_bytes(chain_id, reading.meter_id, reading.timestamp, reading.import_register_wh,
+                                reading.export_register_wh)
+    return Reading(meter_id=reading.meter_id, timestamp=reading.timestamp,
+                   import_register_wh=reading.import_register_wh, export_register_wh=reading.export_register_wh,
+                   signature=key.sign(signed))
+
+
+def parse_wh(text: str) -> int:
+    """A register value in a column named ``*_wh``: plain Wh (``1234``) or with a unit (``1.234kWh``)."""
+    stripped = text.strip()
+    return int(stripped) if stripped.isascii() and stripped.isdigit() else parse_energy(stripped)
+
+
+def read_readings_csv(path: Path) -> list[UnsignedReading]:
+    """Rows ``meter,timestamp,import_wh,export_wh[,meter_key]`` in the order they are to be applied."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except OSError as exc:
+        raise UnitError(f"{path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UnitError(f"{path} is not a UTF-8 CSV file: {exc}") from None
+    missing = [column for column in READINGS_COLUMNS if column not in header]
+    if missing:
+        raise UnitError(f"{path}: the header lacks {', '.join(missing)} "
+                        f"(columns: {','.join(READINGS_COLUMNS)}[,meter_key])")
+    if not rows:
+        raise UnitError(f"{path} has no readings")
+    readings = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            readings.append(_unsigned_reading(row))
+        except UnitError as exc:
+            raise UnitError(f"{path} line {line}: {exc}") from None
+    return readings
+
+
+def _unsigned_reading(row: dict[str, str | None]) -> UnsignedReading:
+    meter_id = (row["meter"] or "").strip()
+    if not meter_id:
+        raise UnitError("empty meter id")
+    return UnsignedReading(
+        meter_id=meter_id, timestamp=parse_time(row["timestamp"] or ""),
+        import_register_wh=parse_wh(row["import_wh"] or ""), export_register_wh=parse_wh(row["export_wh"] or ""),
+        meter_key=(row.get("meter_key") or "").strip() or meter_id,
+    )
+
+
+def unlock_meter_keys(names: set[str], keyring_dir: Path, passphrase_file: Path | None) -> dict[str, SigningKey]:
+    """Each meter key once (a passphrase per key: the file, else $GRIDLEDGER_PASSPHRASE, else a prompt)."""
+    with user_errors():
+        return {name: load_key(name, keyring_dir, passphrase_file) for name in sorted(names)}
+
+
+@tx_command(readings_app, "submit")
+def readings_submit(
+    ctx: BuildContext,
+    meter: Annotated[str | None, typer.Option(help="Meter id (one reading; or use --file).")] = None,
+    at: Annotated[str | None, typer.Option(
+        help="Slot end the registers were read at: unix seconds or ISO 8601 with zone, e.g. 2026-01-01T11:00Z.")]
+    = None,
+    import_register: Annotated[str | None, typer.Option(
+        "--import", help="Cumulative import register (OBIS 1.8.0), e.g. 1234Wh.")] = None,
+    export_register: Annotated[str | None, typer.Option(
+        "--export", help="Cumulative export register (OBIS 2.8.0), e.g. 56Wh.")] = None,
+    meter_key: Annotated[str | None, typer.Option(help="Keyring name of the meter's key (default: the meter id).")]
+    = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="CSV of readings: meter,timestamp,import_wh,export_wh[,meter_key] (up to 256 rows).")] = None,
+    meter_passphrase_file: Annotated[Path | None, typer.Option(
+        help="Passphrase file of the meter keys (else $GRIDLEDGER_PASSPHRASE, else ask).")] = None,
+    meter_chain_id: Annotated[str | None, typer.Option(
+        help="Chain id the meters sign for (default: the node's; required with --sign-only/--dry-run).")] = None,
+) -> Msg:
+    """Relay meter readings: each is signed with its METER's key, the transaction with --from's.
+
+    The registers are cumulative (as the meter displays them); the ledger takes the
+    slot's energy as the difference to the meter's previous reading.
+
+    Example: gridledger tx readings submit --meter m-001 --at 2026-01-01T11:00Z --import 1234Wh --export 56Wh
+    --from dso --wait
+    """
+    single = (meter, at, import_register, export_register)
+    if file is not None:
+        if any(value is not None for value in (*single, meter_key)):
+            raise UnitError("give either --file or --meter/--at/--import/--export, not both")
+        unsigned = read_readings_csv(file)
+    else:
+        if any(value is None for value in single):
+            raise UnitError("one reading needs --meter, --at, --import and --export (or give --file)")
+        assert meter is not None and at is not None and import_register is not None and export_register is not None
+        unsigned = [UnsignedReading(meter_id=meter, timestamp=parse_time(at),
+                                    import_register_wh=parse_energy(import_register),
+                                    export_register_wh=parse_energy(export_register), meter_key=meter_key or meter)]
+    if len(unsigned) > MAX_READINGS:
+        raise UnitError(f"{len(unsigned)} readings: one transaction carries at most {MAX_READINGS}")
+    chain_id = meter_chain_id or ctx.chain.chain_id
+    if not chain_id:
+        raise UnitError("offline, the meters' chain id is unknown: add --meter-chain-id")
+    keys = unlock_meter_keys({r.meter_key for r in unsigned}, ctx.keyring_dir, meter_passphrase_file)
+    return SubmitReadings(readings=tuple(sign_reading(chain_id, r, keys[r.meter_key]) for r in unsigned))

@@ -1,0 +1,257 @@
+"""The scenario runner on an in-process chain: a day of 24 hourly slots in seconds, balances checked by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from cli.output import USAGE
+from cli.scenario import Keys, Runner, ScenarioError, TxFailed, TxOutcome, load_scenario
+from tests.harness import GENESIS_TIME, Chain, seeded_key
+from tests.market_harness import market_app_state
+
+DAY = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "day-hourly.csv"
+HOUR = 3_600
+START = GENESIS_TIME + 24 * HOUR
+"""2026-01-02T00:00Z: slot 0 of the scenario is the first hour of the chain's second day."""
+PARTICIPANTS = ("alice", "bob", "dave")
+HEADER = "slot,participant,action,quantity_wh,price,origin,meter,import_wh,export_wh\n"
+
+
+class ChainTransport:
+    """The runner's view of an in-process chain: a block per submission, and block time that jumps on request."""
+
+    def __init__(self, chain: Chain, block_dt: int = 5) -> None:
+        self.chain = chain
+        self.block_dt = block_dt
+        self.submissions: list[int] = []
+        """Block time of every block that carried scenario transactions."""
+
+    def query(self, path: str, optional: bool = False) -> Any:
+        try:
+            return self.chain.query(path)
+        except LookupError:
+            if optional:
+                return None
+            raise
+
+    def block_time(self) -> int:
+        seconds: int = self.chain.query("/chain")["time"]
+        return seconds
+
+    def wait_block_time(self, target: int) -> int:
+        if self.chain.time < target:
+            self.chain.block(dt=target - self.chain.time)
+        return self.chain.time
+
+    def submit(self, txs: Sequence[bytes]) -> list[TxOutcome]:
+        checked = [(raw, self.chain.check(raw)) for raw in txs]
+        accepted = [raw for raw, check in checked if check.code == 0]
+        results = iter(self.chain.block(accepted, dt=self.block_dt).tx_results)
+        self.submissions.append(self.chain.time)
+        outcomes = []
+        for _raw, check in checked:
+            if check.code != 0:
+                outcomes.append(TxOutcome("", check.code, check.log, 0))
+                continue
+            result = next(results)
+            outcomes.append(TxOutcome("", result.code, result.log, self.chain.height))
+        return outcomes
+
+
+def hourly_chain(**params: int) -> Chain:
+    """The market harness (fees, 20 kW meters m-<name>, 10 EUR each) with hourly slots."""
+    chain = Chain(app_state=market_app_state(slot_length_s=HOUR, **params))
+    chain.block()
+    return chain
+
+
+def chain_keys(chain: Chain) -> Keys:
+    return Keys(accounts=dict(chain.keys), meters={f"m-{name}": seeded_key(f"meter-{name}") for name in chain.keys})
+
+
+def play(chain: Chain, scenario_file: Path, **options: Any) -> tuple[list[dict[str, Any]], ChainTransport]:
+    transport = ChainTransport(chain)
+    logged: list[str] = []
+    runner = Runner(load_scenario(scenario_file), transport, chain_keys(chain), log=logged.append, **options)
+    return runner.play(), transport
+
+
+def by_name(summary: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["participant"]: row for row in summary}
+
+
+def report(chain: Chain, hour: int, name: str) -> Any:
+    return chain.query(f"/settlement/{START + hour * HOUR}/{chain.id(name)}")
+
+
+# -- the day ----------------------------------------------------------------------------------------
+def test_a_day_of_hourly_slots_ends_with_the_hand_checked_balances() -> None:
+    chain = hourly_chain()
+    lpd_before = balancing_lpd_balance(chain)
+    summary, transport = play(chain, DAY, start=START)
+    rows = by_name(summary)
+    # Trades, all at alice's ask of 0.20 EUR/kWh (continuous matching: the incoming bid pays the resting ask):
+    #   hours 8, 9, 16, 17: alice sells 2000 Wh, bob and dave buy 1000 Wh each;
+    #   hours 10-15:        alice sells 4000 Wh, bob and dave buy 2000 Wh each.
+    #   sold 4*2000 + 6*4000 = 32000 Wh; bob and dave each bought 16000 Wh.
+    # Energy: 16000 Wh * 200000/kWh = 3_200_000 from each buyer to alice (6_400_000 in all).
+    # Grid fees: bob (zone a, same zone) 16000 * 10000/kWh = 160_000; dave (zone b) 16000 * 30000/kWh = 480_000.
+    # Deviations, settled with the balancing LPD:
+    #   12:00 alice exports 3000 of 4000 sold: D = -1000 Wh, charge amount(1000, 600000) = 600_000
+    #         (80_000 of it from the released collateral amount(4000, 20000), 520_000 from her balance);
+    #   14:00 bob imports 1500 of 2000 bought: D = +500 Wh, credit amount(500, 50000) = 25_000;
+    #   20:00 dave imports 500 Wh without a trade: D = -500 Wh, charge amount(500, 600000) = 300_000.
+    # alice: 10_000_000 + 6_400_000 - 600_000             = 15_800_000
+    # bob:   10_000_000 - 3_200_000 - 160_000 + 25_000    =  6_665_000
+    # dave:  10_000_000 - 3_200_000 - 480_000 - 300_000   =  6_020_000
+    expected = {"alice": 15_800_000, "bob": 6_665_000, "dave": 6_020_000}
+    assert {name: row["balance"] for name, row in rows.items()} == expected
+    assert {name: row["change"] for name, row in rows.items()} == {
+        "alice": 5_800_000, "bob": -3_335_000, "dave": -3_980_000}
+    # Every lock (orders, collateral) is released by the settlement; nobody owes anything.
+    assert all((row["locked"], row["debt"], row["free"]) == (0, 0, row["balance"]) for row in summary)
+    assert {name: (row["sold_wh"], row["bought_wh"], row["exported_wh"], row["imported_wh"])
+            for name, row in rows.items()} == {
+        "alice": (32_000, 0, 31_000, 0), "bob": (0, 16_000, 0, 15_500), "dave": (0, 16_000, 0, 16_500)}
+    assert {name: (row["fees_paid"], row["balancing_charges"], row["balancing_credits"])
+            for name, row in rows.items()} == {
+        "alice": (0, 600_000, 0), "bob": (160_000, 0, 25_000), "dave": (480_000, 300_000, 0)}
+    assert rows["alice"]["balance_fmt"] == "15.800000 EUR" and rows["bob"]["change_fmt"] == "-3.335000 EUR"
+    # Each of the 24 slots was settled for all three (every meter reports every hour).
+    assert {row["slots_settled"] for row in summary} == {24}
+    assert balancing_lpd_balance(chain) - lpd_before == 600_000 - 25_000 + 300_000
+    assert dso_fee_income(chain) == 160_000 + 480_000
+    cloudy = report(chain, 12, "alice")
+    assert (cloudy["deviation_wh"], cloudy["balancing_charge"], cloudy["collateral_used"],
+            cloudy["paid_from_balance"]) == (-1_000, 600_000, 80_000, 520_000)
+    assert (report(chain, 14, "bob")["deviation_wh"], report(chain, 14, "bob")["balancing_credit"]) == (500, 25_000)
+    assert report(chain, 20, "dave")["balancing_charge"] == 300_000
+    quiet = report(chain, 23, "dave")
+    assert (quiet["measured_wh"], quiet["deviation_wh"]) == (0, 0)
+    # Orders went in before any gate closed; readings at each of the 25 slot ends (a zero-flow base at the start).
+    assert transport.submissions[0] < START
+    assert chain.query("/reading/m-alice")["time"] == START + 24 * HOUR
+
+
+def balancing_lpd_balance(chain: Chain) -> int:
+    lpd = min(chain.id("lpd"), chain.id("lpd_b"))
+    balance: int = chain.query(f"/account/{lpd}")["balance"]
+    return balance
+
+
+def dso_fee_income(chain: Chain) -> int:
+    return sum(chain.query(f"/account/{chain.id(dso)}")["balance"] for dso in ("dso", "dso_b"))
+
+
+def test_a_relayer_submits_every_reading_and_the_balances_are_the_same() -> None:
+    chain = hourly_chain()
+    summary, _ = play(chain, DAY, start=START, relayer="lpd")
+    assert {row["participant"]: row["balance"] for row in summary} == {
+        "alice": 15_800_000, "bob": 6_665_000, "dave": 6_020_000}
+    # One transaction per slot end (the zero-flow base at the start and 24 slot ends) carries all three meters.
+    assert chain.query(f"/account/{chain.id('lpd')}")["nonce"] == 25
+
+
+def test_without_start_the_first_open_slot_is_slot_zero(tmp_path: Path) -> None:
+    chain = hourly_chain()
+    scenario = tmp_path / "one.csv"
+    scenario.write_text(HEADER + "0,alice,ask,1000,0.20EUR/kWh,solar,,,\n0,bob,bid,1000,0.26EUR/kWh,,,,\n"
+                        "0,alice,reading,,,,m-alice,0,1000\n0,bob,reading,,,,m-bob,1000,0\n")
+    summary, _ = play(chain, scenario)
+    # Block time 00:00:05: the 01:00 slot's gate (00:55) is the first at least a minute away: slot 0 is 01:00.
+    assert chain.query(f"/trades/slot/{GENESIS_TIME + HOUR}")["trades"][0]["quantity_wh"] == 1_000
+    assert by_name(summary)["alice"]["change"] == 200_000
+    assert by_name(summary)["bob"]["change"] == -210_000
+
+
+def test_no_settle_returns_after_the_last_reading_with_collateral_still_locked(tmp_path: Path) -> None:
+    chain = hourly_chain()
+    scenario = tmp_path / "one.csv"
+    scenario.write_text(HEADER + "0,alice,ask,1000,0.20EUR/kWh,solar,,,\n0,bob,bid,1000,0.26EUR/kWh,,,,\n")
+    summary, _ = play(chain, scenario, start=START, settle=False)
+    # amount(1000, 20000) = 20_000 collateral each, held until the slot settles.
+    assert {row["participant"]: row["locked"] for row in summary} == {"alice": 20_000, "bob": 20_000}
+    assert {row["slots_settled"] for row in summary} == {0}
+
+
+# -- refusals -----------------------------------------------------------------------------------------
+def test_a_rejected_order_stops_the_run_with_its_line_and_code(tmp_path: Path) -> None:
+    chain = hourly_chain()
+    scenario = tmp_path / "bad.csv"
+    # 25 kWh in one hour exceeds alice's 20 kW export capacity (code 66).
+    scenario.write_text(HEADER + "3,alice,ask,25000,0.20EUR/kWh,solar,,,\n")
+    with pytest.raises(TxFailed, match=r"line 2 \(alice ask\): refused at CheckTx, code 66"):
+        play(chain, scenario, start=START)
+
+
+def test_a_start_whose_gate_has_closed_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    chain = hourly_chain()
+    scenario = tmp_path / "late.csv"
+    scenario.write_text(HEADER + "0,alice,ask,1000,0.20EUR/kWh,solar,,,\n")
+    with pytest.raises(ScenarioError, match="gate of slot 0"):
+        play(chain, scenario, start=GENESIS_TIME)
+    assert chain.query(f"/account/{chain.id('alice')}")["nonce"] == 0
+
+
+def test_a_meter_of_another_participant_is_refused(tmp_path: Path) -> None:
+    chain = hourly_chain()
+    scenario = tmp_path / "meter.csv"
+    scenario.write_text(HEADER + "0,alice,reading,,,,m-bob,0,100\n")
+    with pytest.raises(ScenarioError, match="m-bob is registered to"):
+        play(chain, scenario, start=START)
+
+
+def test_a_start_that_is_not_a_slot_start_is_refused(tmp_path: Path) -> None:
+    chain = hourly_chain()
+    scenario = tmp_path / "s.csv"
+    scenario.write_text(HEADER + "0,alice,reading,,,,m-alice,0,100\n")
+    with pytest.raises(ScenarioError, match="not a slot start"):
+        play(chain, scenario, start=START + 900)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("slot,participant\n0,alice\n", "missing action"),
+    (HEADER.replace("origin", "colour"), "unknown column colour"),
+    (HEADER + "x,alice,bid,1000,0.2EUR/kWh,,,,\n", "slot 'x'"),
+    (HEADER + "0,alice,sell,1000,0.2EUR/kWh,,,,\n", "action 'sell'"),
+    (HEADER + "0,alice,bid,,0.2EUR/kWh,,,,\n", "needs quantity_wh and price"),
+    (HEADER + "0,alice,bid,1.5kW,0.2EUR/kWh,,,,\n", "energy '1.5kW'"),
+    (HEADER + "0,alice,reading,,,,,1,0\n", "names its meter"),
+    (HEADER + "0,alice,reading,,,,m-a,1,0\n1,bob,reading,,,,m-a,1,0\n", "another participant"),
+    (HEADER + "0,alice,reading,,,,m-a,1,0\n0,alice,reading,,,,m-a,2,0\n", "two readings for slot 0"),
+    (HEADER + "0,alice,bid,1000,0.2EUR/kWh,,,,,,\n", "11 cells"),
+    (HEADER, "no rows"),
+    ("# only a comment\n", "is empty"),
+])
+def test_malformed_scenarios_name_the_line_and_the_problem(tmp_path: Path, body: str, message: str) -> None:
+    scenario = tmp_path / "s.csv"
+    scenario.write_text(body)
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(scenario)
+
+
+def test_the_shipped_day_parses_to_24_slots_of_three_participants() -> None:
+    scenario = load_scenario(DAY)
+    assert scenario.slots == 24
+    assert scenario.participants == sorted(PARTICIPANTS)
+    assert len(scenario.orders) == 30 and set(scenario.meters) == {"m-alice", "m-bob", "m-dave"}
+
+
+def test_cli_usage_errors_exit_2_without_contacting_a_node(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.csv"
+    scenario.write_text("slot,participant\n")
+    unreachable = "http://127.0.0.1:9"
+    result = CliRunner().invoke(app, ["scenario", "run", str(scenario), "--node", unreachable])
+    assert result.exit_code == USAGE
+    assert "missing action" in result.stderr and "Traceback" not in result.stderr
+    result = CliRunner().invoke(app, ["scenario", "run", str(DAY), "--start", "tomorrow", "--node", unreachable])
+    assert result.exit_code == USAGE and "time 'tomorrow'" in result.stderr
+    result = CliRunner().invoke(app, ["scenario", "run", str(DAY), "--keyring-dir", str(tmp_path / "none"),
+                                      "--node", unreachable], env={"GRIDLEDGER_PASSPHRASE": "x"})
+    assert result.exit_code == USAGE and "alice" in result.stderr
