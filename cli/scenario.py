@@ -240,8 +240,8 @@ class RpcTransport:
             current = self.block_time()
             if current >= target:
                 return current
-            # No block event says "time T reached": poll, often near the target, rarely when it is far.
-            time.sleep(min(5.0, max(0.25, (target - current) / 10)))
+            # No block event says "time T reached": poll, more often near the target.
+            time.sleep(min(1.0, max(0.25, (target - current) / 10)))
 
     def submit(self, txs: Sequence[bytes]) -> list[TxOutcome]:
         checked = [(raw, self.client.broadcast(raw)) for raw in txs]
@@ -322,6 +322,8 @@ class Runner:
     """Keyring name of the account relaying every reading; default: each meter's participant."""
     settle: bool = True
     log: Callable[[str], None] = note
+    recheck_s: int = 5
+    """While waiting for the settlement deadline, re-read it after this much block time."""
     facts: ChainFacts = field(init=False)
     _nonces: dict[str, int] = field(init=False, default_factory=dict)
     _registers: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
@@ -470,16 +472,20 @@ class Runner:
 
     # -- settlement and summary ------------------------------------------------------------
     def _await_settlement(self, last_slot: int) -> None:
-        deadline = last_slot + self.facts.slot_length_s + self._settlement_window()
-        self.log(f"waiting for the settlement of slot {last_slot} (after block time {deadline})")
-        now = self.transport.wait_block_time(deadline + 1)
+        """Wait until the last slot is settled (slots settle oldest first, so all earlier ones are too)."""
+        self.log(f"waiting for the settlement of slot {last_slot}")
         while True:
-            answer = self.transport.query(f"/settlement/{last_slot}", optional=True)
-            if answer is not None and answer["complete"]:
-                return
-            # The deadline may have moved (governance), or the slot settles over several blocks.
-            now = self.transport.wait_block_time(max(now + 1, last_slot + self.facts.slot_length_s
-                                                     + self._settlement_window() + 1))
+            # Re-read the window each step: governance may move the deadline while we wait.
+            deadline = last_slot + self.facts.slot_length_s + self._settlement_window()
+            now = self.transport.block_time()
+            if now > deadline:
+                answer = self.transport.query(f"/settlement/{last_slot}", optional=True)
+                if answer is not None and answer["complete"]:
+                    return
+                # A large slot settles over several blocks.
+                self.transport.wait_block_time(now + 1)
+                continue
+            self.transport.wait_block_time(min(deadline + 1, now + self.recheck_s))
 
     def _settlement_window(self) -> int:
         window: int = self.transport.query("/params")["settlement_window_s"]

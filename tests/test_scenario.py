@@ -78,7 +78,9 @@ def chain_keys(chain: Chain) -> Keys:
 def play(chain: Chain, scenario_file: Path, **options: Any) -> tuple[list[dict[str, Any]], ChainTransport]:
     transport = ChainTransport(chain)
     logged: list[str] = []
-    runner = Runner(load_scenario(scenario_file), transport, chain_keys(chain), log=logged.append, **options)
+    # Re-reading the settlement deadline every 10 min of block time keeps the jumps (and empty blocks) few.
+    runner = Runner(load_scenario(scenario_file), transport, chain_keys(chain), log=logged.append, recheck_s=600,
+                    **options)
     return runner.play(), transport
 
 
