@@ -298,3 +298,25 @@ def test_query_errors_are_one_line(on_node: Setup) -> None:
     unsettled = on_node.run("query", "settlement", str(on_node.traded_slot + 100 * SLOT_S))
     assert unsettled.exit_code == USAGE and "no settlement yet" in unsettled.stderr
 
+
+
+@pytest.mark.e2e
+def test_scenario_run_through_the_cli_relays_recent_readings(on_node: Setup, tmp_path: Path) -> None:
+    """`gridledger scenario run` end to end over RPC: readings of the last ended slot, no waiting for settlement."""
+    slot_end = on_node.last_slot_end()
+    scenario = tmp_path / "recent.csv"
+    scenario.write_text("# alice's meter exported 1.2 kWh in the last ended slot\n"
+                        "slot,participant,action,meter,import_wh,export_wh\n"
+                        "0,alice,reading,m-alice,100,1.2kWh\n")
+    result = on_node.run("scenario", "run", str(scenario), "--start", str(slot_end - SLOT_S), "--no-settle",
+                         "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert (row["participant"], row["change"], row["slots_settled"]) == ("alice", 0, 0)
+    # A zero-flow base reading at the start, then the slot's flow on top of it (so it counts for the slot).
+    assert on_node.json("query", "reading", "m-alice") | {"time_utc": ""} == {
+        "meter": "m-alice", "time": slot_end, "time_utc": "", "import_register_wh": 100, "export_register_wh": 1_200}
+    flows = on_node.node.rpc.tx_search(f"reading.meter='m-alice' AND reading.slot={slot_end - SLOT_S}")
+    assert flows["total_count"] == "1"
+    table = on_node.run("scenario", "run", str(scenario), "--start", str(slot_end - SLOT_S), "--no-settle")
+    assert table.exit_code == 2 and "already reported up to" in table.stderr
