@@ -6,6 +6,8 @@ Books are key ranges, so the store's sorted order is the price-time priority:
     mkt/book/<slot:be64>/<zone>/b/<MAX-price:be64>/<id:be64>      bids, dearest first
     mkt/order/<id:be64>                  Order (open orders only)
     mkt/open/<account>/<id:be64>         the account's open orders
+    mkt/own/<account>/<slot:be64>/<a|b>/<rank:be64>/<id:be64>  the account's orders by slot, side, price
+    mkt/nopen/<account>                  be64: number of the account's open orders
     mkt/exp/<valid_until:be64>/<id:be64> open orders by expiry
     mkt/trade/<id:be64>                  Trade
     mkt/tslot/<slot:be64>/<id:be64>      trades of a slot
@@ -43,9 +45,21 @@ def _book_side(slot: int, zone: str, side: str) -> bytes:
     return b"mkt/book/" + be64(slot) + b"/" + zone.encode() + (b"/a/" if side == ASK else b"/b/")
 
 
+def _rank(order: Order) -> bytes:
+    """Sort key of a price: ascending for asks, descending for bids."""
+    return be64(order.price if order.side == ASK else codec.MAX_INT - order.price)
+
+
 def _book_key(order: Order) -> bytes:
-    rank = order.price if order.side == ASK else codec.MAX_INT - order.price
-    return _book_side(order.slot, order.zone, order.side) + be64(rank) + b"/" + be64(order.id)
+    return _book_side(order.slot, order.zone, order.side) + _rank(order) + b"/" + be64(order.id)
+
+
+def _own_side(account: str, slot: int, side: str) -> bytes:
+    return b"mkt/own/" + account.encode() + b"/" + be64(slot) + (b"/a/" if side == ASK else b"/b/")
+
+
+def _own_key(order: Order) -> bytes:
+    return _own_side(order.owner, order.slot, order.side) + _rank(order) + b"/" + be64(order.id)
 
 
 class Market:
@@ -76,14 +90,35 @@ class Market:
         """Store an order (new or changed): its record and every index."""
         self.kv.set(b"mkt/order/" + be64(order.id), order.encode())
         self.kv.set(_book_key(order), b"")
+        self.kv.set(_own_key(order), b"")
         self.kv.set(b"mkt/open/" + order.owner.encode() + b"/" + be64(order.id), b"")
         self.kv.set(b"mkt/exp/" + be64(order.valid_until) + b"/" + be64(order.id), b"")
 
     def remove_order(self, order: Order) -> None:
         self.kv.delete(b"mkt/order/" + be64(order.id))
         self.kv.delete(_book_key(order))
+        self.kv.delete(_own_key(order))
         self.kv.delete(b"mkt/open/" + order.owner.encode() + b"/" + be64(order.id))
         self.kv.delete(b"mkt/exp/" + be64(order.valid_until) + b"/" + be64(order.id))
+
+    def best_own_order(self, account_id: str, slot: int, side: str) -> Order | None:
+        """The account's best open order on one side of a slot (one seek)."""
+        for key, _ in self._scan(_own_side(account_id, slot, side)):
+            return self.get_order(unbe64(key[-8:]))
+        return None
+
+    def open_order_count(self, account_id: str) -> int:
+        raw = self.kv.get(b"mkt/nopen/" + account_id.encode())
+        return unbe64(raw) if raw is not None else 0
+
+    def change_open_order_count(self, account_id: str, delta: int) -> None:
+        count = self.open_order_count(account_id) + delta
+        assert count >= 0, f"open-order count of {account_id} below zero"
+        key = b"mkt/nopen/" + account_id.encode()
+        if count:
+            self.kv.set(key, be64(count))
+        else:
+            self.kv.delete(key)
 
     def open_order_ids(self, account_id: str) -> list[int]:
         prefix = b"mkt/open/" + account_id.encode() + b"/"

@@ -75,7 +75,7 @@ def handle_place_order(ctx: TxContext, msg: PlaceOrder) -> None:
         raise errors.UnsupportedTimeInForce(f"{msg.tif} orders need continuous matching")
     _check_capacity(ctx.state, market, params, trader.id, msg)
     # Rule: an account holds at most max_open_orders open orders.
-    if len(market.open_order_ids(trader.id)) >= params.max_open_orders:
+    if market.open_order_count(trader.id) >= params.max_open_orders:
         raise errors.TooManyOpenOrders(f"account already has {params.max_open_orders} open orders")
     order = Order(
         id=market.next_order_id(), owner=trader.id, side=msg.side, zone=trader.zone, slot=msg.slot,
@@ -123,16 +123,16 @@ def _check_capacity(state: State, market: Market, params: Params, owner: str, ms
 
 
 def _check_no_self_cross(market: Market, order: Order) -> None:
-    for order_id in market.open_order_ids(order.owner):
-        own = market.get_order(order_id)
-        assert own is not None, "open-order index points at a missing order"
-        if own.slot != order.slot or own.side == order.side:
-            continue
-        bid, ask = (order, own) if order.side == BID else (own, order)
-        # Rule: no self-trade: an order that crosses one of the owner's own resting orders of
-        # the same slot is rejected whole (cancel the resting order first).
-        if crosses(bid.price, ask.price, market.fee(ask.zone, bid.zone)):
-            raise errors.SelfTrade(f"order crosses the signer's own resting order {own.id}")
+    other_side = ASK if order.side == BID else BID
+    # The owner's best opposite order of the slot is the only one that can cross first.
+    own = market.best_own_order(order.owner, order.slot, other_side)
+    if own is None:
+        return
+    bid, ask = (order, own) if order.side == BID else (own, order)
+    # Rule: no self-trade: an order that crosses one of the owner's own resting orders of
+    # the same slot is rejected whole (cancel the resting order first).
+    if crosses(bid.price, ask.price, market.fee(ask.zone, bid.zone)):
+        raise errors.SelfTrade(f"order crosses the signer's own resting order {own.id}")
 
 
 def _opposite_books(state: State, market: Market, order: Order) -> dict[str, Iterator[Order]]:
@@ -156,6 +156,7 @@ def open_order(market: Market, order: Order) -> Order:
     market.state.lock(order.owner, needed)
     order = replace(order, locked=needed)
     market.put_order(order)
+    market.change_open_order_count(order.owner, 1)
     _change_open(market, order, order.remaining_wh)
     return order
 
@@ -163,6 +164,7 @@ def open_order(market: Market, order: Order) -> Order:
 def close_order(market: Market, order: Order, event_type: str, reason: str, events: list[Event]) -> None:
     """Take an order off the book and release its lock (cancelled, expired, or IOC remainder)."""
     market.remove_order(order)
+    market.change_open_order_count(order.owner, -1)
     market.state.unlock(order.owner, order.locked)
     _change_open(market, order, -order.remaining_wh)
     events.append(event(event_type, id=order.id, account=order.owner, slot=order.slot, side=order.side,
@@ -219,6 +221,7 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
     for after in (new_bid, new_ask):
         if after.remaining_wh == 0:
             market.remove_order(after)
+            market.change_open_order_count(after.owner, -1)
         else:
             market.put_order(after)
         events.append(event("order.filled", id=after.id, account=after.owner, trade=trade.id,
