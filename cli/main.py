@@ -15,9 +15,11 @@ import typer
 from cli.bench import bench_app
 from cli.experiment import experiment_app
 from cli.keys import keys_app
+from cli.node import node_app
 from cli.p2p import p2p_app
 from cli.query import query_app
 from cli.scenario import scenario_app
+from cli.testnet import testnet_app
 from cli.tx import tx_app
 from node import cometbft, localnet, supervisor
 
@@ -27,8 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABCI app).", no_args_is_help=True)
+# One sub-app per noun, one line each.
 app.add_typer(node_app, name="node")
+app.add_typer(testnet_app, name="testnet")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
@@ -95,25 +98,6 @@ def demo(
     raise typer.Exit(code)
 
 
-@node_app.command("start")
-def node_start(
-    home: Path = typer.Option(..., help="CometBFT home created by `cometbft init` or `gridledger node init`."),
-    abci: str = typer.Option("tcp://127.0.0.1:26658", help="ABCI address the app listens on."),
-    rpc: str = typer.Option("tcp://127.0.0.1:26657", help="CometBFT RPC listen address."),
-    p2p: str = typer.Option("tcp://0.0.0.0:26656", help="CometBFT p2p listen address."),
-) -> None:
-    """Run the ABCI app and CometBFT together; Ctrl-C stops CometBFT, then the app.
-
-    Exit codes: 0 stopped cleanly, 10 the app died, 11 CometBFT died, 12 start failed.
-
-    Example: gridledger node start --home ~/.gridledger/node0
-    """
-    if not (home / "config" / "genesis.json").exists():
-        fail(f"{home} is not a node home (no config/genesis.json)")
-    code = supervisor.run(supervisor.NodeSpec(home=home.resolve(), abci_address=abci, rpc_laddr=rpc, p2p_laddr=p2p))
-    raise typer.Exit(code)
-
-
 def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
@@ -127,3 +111,7 @@ def main() -> None:
             raise
         typer.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
         sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

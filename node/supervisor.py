@@ -4,125 +4,235 @@ Order: the app starts first and CometBFT only once the app listens; on SIGINT
 or SIGTERM CometBFT stops first (so it never calls a vanished app), then the
 app. If either child dies, the other is stopped and the exit code says which:
 
-    0   stopped by SIGINT/SIGTERM (CometBFT, then the app, were asked to stop)
+    0   stopped by SIGINT/SIGTERM; both children ended cleanly
     10  the ABCI app died
     11  CometBFT died
     12  a child did not start
+    13  stopped by SIGINT/SIGTERM, but a child failed while stopping
+        (non-zero exit, or it ignored SIGTERM and had to be killed)
 
-Children get PR_SET_PDEATHSIG, so even a SIGKILLed supervisor leaves no orphans.
+No orphans: the children run in their own session (a Ctrl-C in the terminal
+reaches only the supervisor, which then stops them in order) and get
+PR_SET_PDEATHSIG, so even a SIGKILLed supervisor takes them down.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 from node import cometbft
 
+EXIT_OK = 0
 EXIT_APP_DIED = 10
 EXIT_COMETBFT_DIED = 11
 EXIT_START_FAILED = 12
+EXIT_SHUTDOWN_FAILED = 13
+READY_LINE = "ABCI server ready"
 _PR_SET_PDEATHSIG = 1
+# Without a signal to wake on (signal handlers only run between bytecodes), the
+# main loop re-checks at this interval; child exits and stop requests wake it at once.
+_WAKE_CHECK_S = 1.0
+# How long after CometBFT's exit the app may still be seen to end, when its
+# death is what made CometBFT stop (process exit is not instantaneous).
+_FOLLOW_S = 1.0
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with(parent_pid: int) -> Callable[[], None]:
+    """preexec_fn: ask the kernel for SIGTERM when the supervisor dies."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        # The supervisor may have died between fork and prctl: then nobody would signal us.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return arm
 
 
 @dataclass
 class NodeSpec:
-    """Everything needed to run one node."""
+    """Everything needed to run one node. ``None`` addresses keep the home's config.toml values."""
 
     home: Path
     abci_address: str
-    rpc_laddr: str
-    p2p_laddr: str
-    log_level: str = "info"
+    rpc_laddr: str | None = None
+    p2p_laddr: str | None = None
+    app_metrics: str | None = None
+    log_level: str | None = None
     extra_args: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_home(cls, home: Path, *, abci_address: str | None = None, rpc_laddr: str | None = None,
+                  p2p_laddr: str | None = None, app_metrics: str | None = None) -> NodeSpec:
+        """A spec from the home's config.toml (ABCI address) and config/gridledger.toml (app metrics)."""
+        config = cometbft.read_config(home)
+        settings = cometbft.read_node_settings(home)
+        return cls(home=home, abci_address=abci_address or config.get("proxy_app", "tcp://127.0.0.1:26658"),
+                   rpc_laddr=rpc_laddr, p2p_laddr=p2p_laddr,
+                   app_metrics=app_metrics if app_metrics is not None else settings.get("app_metrics") or None)
 
-def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None], ready: threading.Event | None) -> None:
+    def app_argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "node.app_main", "--db", str(self.home / "data" / "app"),
+                "--address", self.abci_address]
+        if self.app_metrics:
+            argv += ["--metrics", self.app_metrics]
+        return argv
+
+    def cometbft_argv(self) -> list[str]:
+        argv = [str(cometbft.binary()), "start", "--home", str(self.home), "--proxy_app", self.abci_address]
+        for flag, value in (("--rpc.laddr", self.rpc_laddr), ("--p2p.laddr", self.p2p_laddr),
+                            ("--log_level", self.log_level)):
+            if value is not None:
+                argv += [flag, value]
+        return [*argv, *self.extra_args]
+
+
+def _exited(proc: subprocess.Popen[str]) -> bool:
+    """True once the process has ended, even if its watcher thread has not recorded the code yet."""
+    if proc.poll() is not None:
+        return True
+    try:
+        return psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _ends_within(proc: subprocess.Popen[str], seconds: float) -> bool:
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ChildExit:
+    name: str
+    returncode: int
+    killed: bool
+    """True if it ignored SIGTERM for the whole grace period and was SIGKILLed."""
+
+    @property
+    def clean(self) -> bool:
+        return self.returncode == 0 and not self.killed
+
+
+def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None], on_ready: Callable[[], None] | None) -> None:
     for line in stream:
-        if ready is not None and "ABCI server ready" in line:
-            ready.set()
+        if on_ready is not None and READY_LINE in line:
+            on_ready()
         sink(f"{prefix} {line.rstrip()}")
 
 
 class Supervisor:
-    def __init__(self, spec: NodeSpec, sink: Callable[[str], None] | None = None) -> None:
+    def __init__(self, spec: NodeSpec, sink: Callable[[str], None] | None = None, grace: float = 15.0) -> None:
         self.spec = spec
         self.sink = sink or (lambda line: print(line, flush=True))
+        self.grace = grace
+        """Seconds a child may take to stop after SIGTERM before it is killed."""
         self.app: subprocess.Popen[str] | None = None
         self.comet: subprocess.Popen[str] | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
 
     def _spawn(self, argv: list[str], prefix: str, ready: threading.Event | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True, preexec_fn=_die_with(os.getpid()))
         assert proc.stdout is not None
-        threading.Thread(target=_forward, args=(proc.stdout, prefix, self.sink, ready), daemon=True).start()
+
+        def on_ready() -> None:
+            assert ready is not None
+            ready.set()
+            self._wake.set()
+
+        threading.Thread(target=_forward, args=(proc.stdout, prefix, self.sink, on_ready if ready else None),
+                         daemon=True).start()
+        threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
         return proc
 
+    def _watch(self, proc: subprocess.Popen[str]) -> None:
+        proc.wait()
+        self._wake.set()
+
     def start(self, ready_timeout: float = 60.0) -> None:
-        spec = self.spec
+        """Start the app, wait until it listens, then start CometBFT."""
         ready = threading.Event()
-        self.app = self._spawn(
-            [sys.executable, "-m", "node.app_main", "--db", str(spec.home / "data" / "app"),
-             "--address", spec.abci_address],
-            "[app]", ready,
-        )
-        # Wait for the app's ready line (or its death) before CometBFT dials it.
-        while not ready.wait(0.1):
+        self.app = self._spawn(self.spec.app_argv(), "[app]", ready)
+        deadline = time.monotonic() + ready_timeout
+        while not ready.is_set():
             if self.app.poll() is not None:
                 raise ChildProcessError(f"ABCI app exited with {self.app.returncode} before listening")
-            ready_timeout -= 0.1
-            if ready_timeout <= 0:
-                raise TimeoutError("ABCI app did not start listening")
-        self.comet = self._spawn(
-            [str(cometbft.binary()), "start", "--home", str(spec.home), "--proxy_app", spec.abci_address,
-             "--rpc.laddr", spec.rpc_laddr, "--p2p.laddr", spec.p2p_laddr, "--log_level", spec.log_level,
-             *spec.extra_args],
-            "[cometbft]",
-        )
+            if self._stop.is_set():
+                raise ChildProcessError("stop requested while the ABCI app was starting")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ABCI app did not start listening within {ready_timeout:g}s")
+            self._wake.wait(_WAKE_CHECK_S)
+            self._wake.clear()
+        self.sink(f"[supervisor] app listens on {self.spec.abci_address}; starting CometBFT")
+        self.comet = self._spawn(self.spec.cometbft_argv(), "[cometbft]")
 
     def wait(self) -> int:
-        """Block until a signal or a child's death; stop both; return the exit code."""
+        """Block until a stop request or a child's death; stop both; return the exit code."""
         assert self.app is not None and self.comet is not None
-        code = 0
-        while not self._stop.wait(0.2):
-            if self.app.poll() is not None:
-                self.sink(f"[supervisor] ABCI app exited with {self.app.returncode}; stopping CometBFT")
+        code = EXIT_OK
+        while not self._stop.is_set():
+            if _exited(self.app) or (_exited(self.comet) and _ends_within(self.app, _FOLLOW_S)):
+                # A dead app makes CometBFT stop itself a moment later; a dead CometBFT
+                # never takes the app down. So an app gone by then died first.
+                self.sink(f"[supervisor] ABCI app exited with {self.app.wait()}; stopping CometBFT")
                 code = EXIT_APP_DIED
                 break
-            if self.comet.poll() is not None:
-                self.sink(f"[supervisor] CometBFT exited with {self.comet.returncode}; stopping the app")
+            if _exited(self.comet):
+                self.sink(f"[supervisor] CometBFT exited with {self.comet.wait()}; stopping the app")
                 code = EXIT_COMETBFT_DIED
                 break
-        self.shutdown()
+            self._wake.wait(_WAKE_CHECK_S)
+            self._wake.clear()
+        exits = self.shutdown()
+        if code == EXIT_OK and not all(e.clean for e in exits):
+            code = EXIT_SHUTDOWN_FAILED
+        self.sink(f"[supervisor] exit code {code}")
         return code
 
     def request_stop(self, *_: object) -> None:
+        """Signal-handler safe: only sets flags."""
         self._stop.set()
+        self._wake.set()
 
-    def shutdown(self, grace: float = 15.0) -> None:
-        """CometBFT first, then the app; SIGKILL whatever ignores SIGTERM."""
-        for proc in (self.comet, self.app):
-            if proc is None or proc.poll() is not None:
+    def shutdown(self) -> list[ChildExit]:
+        """CometBFT first, then the app; SIGKILL whatever ignores SIGTERM for ``self.grace`` seconds."""
+        grace = self.grace
+        exits: list[ChildExit] = []
+        for name, proc in (("CometBFT", self.comet), ("ABCI app", self.app)):
+            if proc is None:
                 continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stopped_by_us = proc.poll() is None
+            killed = False
+            if stopped_by_us:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    self.sink(f"[supervisor] {name} ignored SIGTERM for {grace:g}s; killing it")
+                    proc.kill()
+                    proc.wait()
+                    killed = True
+                self.sink(f"[supervisor] {name} stopped (exit {proc.returncode})")
+            exits.append(ChildExit(name, proc.returncode, killed))
+        return exits
 
 
 def run(spec: NodeSpec) -> int:
@@ -132,10 +242,8 @@ def run(spec: NodeSpec) -> int:
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     try:
         supervisor.start()
-    except (ChildProcessError, TimeoutError, FileNotFoundError) as exc:
-        print(f"[supervisor] {exc}", file=sys.stderr)
+    except (ChildProcessError, TimeoutError, FileNotFoundError, OSError) as exc:
+        print(f"[supervisor] {exc}", file=sys.stderr, flush=True)
         supervisor.shutdown()
         return EXIT_START_FAILED
     return supervisor.wait()
-
-
