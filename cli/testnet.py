@@ -1,0 +1,196 @@
+"""`gridledger testnet ...`: a local multi-validator network for development and research.
+
+    testnet init --roster config/testnet-4.toml --out DIR   homes, keys, genesis (nothing runs yet)
+    testnet up --dir DIR                                     start every node detached
+    testnet status --dir DIR                                 heights, app hashes, peers; do the apps agree?
+    testnet logs --dir DIR [--node N] [--follow]             node logs
+    testnet down --dir DIR                                   stop every node, nothing left running
+
+Exit codes: 0 success; 2 usage error (bad roster, not a testnet directory);
+3 a node did not start, does not answer, or the nodes' app hashes disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.keys import Format
+from cli.output import NODE_UNREACHABLE, Output, fail, note
+from node import cometbft
+from node import testnet as tn
+
+testnet_app = typer.Typer(help="Run a local multi-validator testnet (init, up, status, logs, down).",
+                          no_args_is_help=True)
+
+DirOpt = Annotated[Path, typer.Option("--dir", help="Testnet directory made by `testnet init`.")]
+NodesOpt = Annotated[list[str] | None, typer.Option(
+    "--node", "-n", help="Only this node (node0 or its moniker); repeatable. Default: all.")]
+OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
+
+NEXT_STEPS = """
+testnet {chain_id}: {count} validators up. Keys (operators, participants, meters) are in
+{keyring} under the passphrase '{passphrase}'. Try:
+
+  export GRIDLEDGER_KEYRING_DIR={keyring} GRIDLEDGER_PASSPHRASE={passphrase} GRIDLEDGER_NODE={rpc}
+  gridledger keys list
+  gridledger query operators
+  gridledger node status
+  gridledger testnet status --dir {dir}
+  gridledger testnet logs --dir {dir} --node node1 --follow
+  gridledger testnet down --dir {dir}
+"""
+
+
+def _load(directory: Path) -> tn.Testnet:
+    try:
+        return tn.load_testnet(directory)
+    except tn.TestnetError as exc:
+        fail(str(exc))
+
+
+def _select(testnet: tn.Testnet, names: list[str] | None) -> list[tn.NodeInfo]:
+    try:
+        return testnet.select(names)
+    except tn.TestnetError as exc:
+        fail(str(exc))
+
+
+@testnet_app.command("init")
+def init(
+    roster: Annotated[Path, typer.Option(help="Roster TOML: operators, participants, meters, parameters.")]
+    = Path("config/testnet-4.toml"),
+    out: Annotated[Path, typer.Option(help="New directory for the testnet.")] = Path(".gridledger/testnet"),
+    chain_id: Annotated[str | None, typer.Option(help="Chain id (default: the roster's).")] = None,
+    base_port: Annotated[int, typer.Option(
+        help="Ports of node K start at BASE+10K: metrics +5, p2p +6, RPC +7, ABCI +8, CometBFT metrics +9.")]
+    = cometbft.DEFAULT_BASE_PORT,
+    timeout_commit: Annotated[str, typer.Option(help="CometBFT consensus.timeout_commit.")] = "1s",
+    timeout_propose: Annotated[str, typer.Option(help="CometBFT consensus.timeout_propose.")] = "3s",
+    create_empty_blocks: Annotated[bool, typer.Option(
+        help="Produce blocks without transactions (CometBFT consensus.create_empty_blocks).")] = True,
+    create_empty_blocks_interval: Annotated[str, typer.Option(
+        help="With --no-create-empty-blocks: still make an empty block this often (0s: never).")] = "0s",
+    docker: Annotated[bool, typer.Option(
+        "--docker", help="Homes for docker-compose.yml: peers by service name, listen on 0.0.0.0.")] = False,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Create the validator homes, keys and shared genesis of a local testnet.
+
+    Example: gridledger testnet init --roster config/testnet-4.toml --out /tmp/tn --timeout-commit 300ms
+    """
+    timing = cometbft.Timing(timeout_commit=timeout_commit, timeout_propose=timeout_propose,
+                             create_empty_blocks=create_empty_blocks,
+                             create_empty_blocks_interval=create_empty_blocks_interval)
+    options = tn.InitOptions(out=out, base_port=base_port, timing=timing, docker=docker, chain_id=chain_id)
+    try:
+        testnet = tn.init_testnet(tn.load_roster(roster), options)
+    except (tn.TestnetError, FileNotFoundError) as exc:
+        fail(str(exc))
+    Output(output.value).records(
+        [{"node": n.name, "moniker": n.moniker, "role": n.role, "power": n.power, "node_id": n.node_id,
+          "rpc": n.rpc_url, "p2p": n.ports["p2p"], "home": str(testnet.home(n))} for n in testnet.nodes],
+        columns=("node", "moniker", "role", "power", "rpc", "p2p", "home"))
+    if docker:
+        note(f"docker homes written to {testnet.directory}; run them with `docker compose up --build` "
+             "(see README, section Docker)")
+    else:
+        note(f"start it with: gridledger testnet up --dir {out}")
+
+
+@testnet_app.command("up")
+def up(
+    directory: DirOpt = Path(".gridledger/testnet"),
+    node: NodesOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every node's RPC.")] = 60.0,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Start the nodes (each a detached `gridledger node start`, log in DIR/<node>/node.log).
+
+    Exit code 3 if a node did not come up in time.
+
+    Example: gridledger testnet up --dir /tmp/tn
+    """
+    testnet = _load(directory)
+    try:
+        results = tn.up(testnet, _select(testnet, node), timeout)
+    except tn.TestnetError as exc:
+        fail(str(exc))
+    Output(output.value).records(results, columns=("node", "moniker", "pid", "rpc", "state"))
+    failed = [r["node"] for r in results if r["state"] not in ("started", "already running")]
+    if failed:
+        fail(f"not up: {', '.join(failed)} (see their node.log; `testnet down` stops the rest)", NODE_UNREACHABLE)
+    note(NEXT_STEPS.format(chain_id=testnet.chain_id, count=len(testnet.nodes), keyring=testnet.keyring,
+                           passphrase=tn.TESTNET_PASSPHRASE, rpc=testnet.nodes[0].rpc_url, dir=directory))
+
+
+@testnet_app.command("down")
+def down(
+    directory: DirOpt = Path(".gridledger/testnet"),
+    node: NodesOpt = None,
+    grace: Annotated[float, typer.Option(help="Seconds before a node that ignores SIGTERM is killed.")] = 30.0,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Stop the nodes: SIGTERM (CometBFT stops, then the app), SIGKILL after --grace.
+
+    Example: gridledger testnet down --dir /tmp/tn --node node3
+    """
+    testnet = _load(directory)
+    Output(output.value).records(tn.down(testnet, _select(testnet, node), grace),
+                                 columns=("node", "moniker", "pid", "state"))
+
+
+@testnet_app.command("status")
+def status(directory: DirOpt = Path(".gridledger/testnet"), output: OutputOpt = Format.table) -> None:
+    """Every node's height, app hash, peers and role, and whether all apps agree on the state.
+
+    The app hashes are compared at the lowest height all answering nodes have reached.
+    Exit code 3 if a node does not answer or the app hashes disagree.
+
+    Example: gridledger testnet status --dir /tmp/tn --output json
+    """
+    testnet = _load(directory)
+    reports = [tn.node_report(testnet, n) for n in testnet.nodes]
+    summary = tn.agreement(testnet, reports)
+    out = Output(output.value)
+    if output is Format.json:
+        out.record({"chain_id": testnet.chain_id, "nodes": reports, **summary})
+    else:
+        out.records(reports, columns=("node", "moniker", "pid", "height", "app_hash", "catching_up", "peers",
+                                      "validator", "voting_power"))
+        out.record({k: v for k, v in summary.items() if k != "hashes"}, title="agreement")
+    unreachable = [r["node"] for r in reports if not r["reachable"]]
+    if unreachable:
+        fail(f"not answering: {', '.join(unreachable)}", NODE_UNREACHABLE)
+    if summary["agree"] is False:
+        fail(f"app hashes differ at height {summary['compared_height']}: {summary['hashes']}", NODE_UNREACHABLE)
+
+
+@testnet_app.command("logs")
+def logs(
+    directory: DirOpt = Path(".gridledger/testnet"),
+    node: NodesOpt = None,
+    lines: Annotated[int, typer.Option("--lines", "-l", min=0, help="Lines of history per node.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")]
+    = False,
+) -> None:
+    """Print the nodes' logs, each line prefixed with its node (one node: no prefix).
+
+    Example: gridledger testnet logs --dir /tmp/tn --node node2 --follow
+    """
+    testnet = _load(directory)
+    chosen = _select(testnet, node)
+    paths = {n.name: tn.log_file(testnet, n) for n in chosen}
+    prefix = len(chosen) > 1
+    for name, path in paths.items():
+        for line in tn.tail_lines(path, lines):
+            typer.echo(f"{name} | {line}" if prefix else line)
+    if not follow:
+        return
+    try:
+        for name, line in tn.follow(paths):
+            typer.echo(f"{name} | {line}" if prefix else line)
+    except KeyboardInterrupt:
+        return
