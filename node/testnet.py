@@ -606,8 +606,12 @@ def tail_lines(path: Path, count: int) -> list[str]:
 
 
 def follow(paths: dict[str, Path], stop_after: float | None = None) -> Iterator[tuple[str, str]]:
-    """Yield (node, line) as lines are appended to the logs (a file has no event to wait on: poll)."""
+    """Yield (node, line) for lines appended to the logs from now on (a file has no event to wait on: poll)."""
     offsets = {name: (path.stat().st_size if path.exists() else 0) for name, path in paths.items()}
+    return _follow(paths, offsets, stop_after)
+
+
+def _follow(paths: dict[str, Path], offsets: dict[str, int], stop_after: float | None) -> Iterator[tuple[str, str]]:
     partial = dict.fromkeys(paths, "")
     deadline = None if stop_after is None else time.monotonic() + stop_after
     while deadline is None or time.monotonic() < deadline:

@@ -1,0 +1,232 @@
+"""`gridledger testnet init` and the roster, without starting anything."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from abci_app.app import LedgerApplication
+from abci_app.ledger.store import MemoryBackend
+from abci_app.pb.tendermint.abci import types_pb2 as abci
+from cli.keystore import Keystore
+from cli.main import app
+from node import cometbft
+from node import testnet as tn
+
+ROSTER = cometbft.REPO_ROOT / "config" / "testnet-4.toml"
+
+
+@pytest.fixture(autouse=True)
+def fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDLEDGER_KDF_FAST", "1")
+
+
+def invoke(*args: str, code: int = 0) -> Any:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> tn.Testnet:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRIDLEDGER_KDF_FAST", "1")
+        out = tmp_path_factory.mktemp("tn") / "net"
+        invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--base-port", "30000",
+               "--timeout-commit", "250ms", "--timeout-propose", "1s", "--no-create-empty-blocks",
+               "--create-empty-blocks-interval", "5s")
+    return tn.load_testnet(out)
+
+
+def test_basic_roster_file() -> None:
+    roster = tn.load_roster(ROSTER)
+    assert [(op.name, op.role) for op in roster.validators] == [
+        ("dso-north", "dso"), ("dso-south", "dso"), ("lpd-alpha", "lpd"), ("lpd-beta", "lpd")]
+    assert {p.name for p in roster.participants} == {"alice", "bob", "carol", "dave"}
+    assert roster.dso_of_zone("south-1") == "dso-south"
+    assert roster.grid_fees
+
+
+def test_basic_one_genesis_whose_validators_are_the_operators(local: tn.Testnet) -> None:
+    genesis = json.loads((local.directory / "genesis.json").read_text())
+    for node in local.nodes:
+        assert cometbft.read_genesis(local.home(node)) == genesis
+    assert genesis["chain_id"] == "gridledger-testnet" == local.chain_id
+    by_key = {v["pub_key"]["value"]: v for v in genesis["validators"]}
+    operators = {op["name"]: op for op in genesis["app_state"]["operators"]}
+    for node in local.nodes:
+        key = cometbft.validator_pubkey(local.home(node))
+        assert node.consensus_pubkey == key == operators[node.moniker]["consensus_pubkey"]
+        assert by_key[key]["power"] == str(operators[node.moniker]["power"]) == str(node.power)
+        assert by_key[key]["address"] == cometbft.validator_address(key)
+    assert len(by_key) == len(local.nodes) == 4
+
+    # The app accepts this app_state and returns exactly genesis.json's validator set.
+    req = abci.RequestInitChain(chain_id=local.chain_id, initial_height=1,
+                                app_state_bytes=json.dumps(genesis["app_state"]).encode())
+    returned = LedgerApplication(MemoryBackend()).init_chain(req).validators
+    assert sorted((v.pub_key.ed25519, v.power) for v in returned) == sorted(
+        (base64.b64decode(key), int(v["power"])) for key, v in by_key.items())
+
+
+def test_basic_keys_in_the_keyring(local: tn.Testnet) -> None:
+    genesis = json.loads((local.directory / "genesis.json").read_text())
+    store = Keystore(local.keyring)
+    names = {info.name: info for info in store.list_keys()}
+    assert set(names) == {"dso-north", "dso-south", "lpd-alpha", "lpd-beta", "alice", "bob", "carol", "dave",
+                          "m-alice", "m-bob", "m-carol", "m-dave"}
+    assert names["m-carol"].kind == "meter" and names["carol"].kind == "account"
+    assert store.load("alice", tn.TESTNET_PASSPHRASE).pubkey.hex() == names["alice"].pubkey
+    operators = {op["name"]: op["pubkey"] for op in genesis["app_state"]["operators"]}
+    assert all(operators[name] == names[name].pubkey for name in operators)
+    meters = {m["id"]: m["pubkey"] for m in genesis["app_state"]["meters"]}
+    assert meters["m-alice"] == names["m-alice"].pubkey
+
+
+def test_basic_distinct_ports_and_full_mesh_of_peers(local: tn.Testnet) -> None:
+    seen: list[int] = []
+    for index, node in enumerate(local.nodes):
+        home = local.home(node)
+        config = cometbft.read_config(home)
+        ports = cometbft.Ports.from_base(30000 + 10 * index)
+        assert node.ports == ports.as_dict()
+        assert config["p2p"]["laddr"] == f"tcp://127.0.0.1:{ports.p2p}"
+        assert config["rpc"]["laddr"] == f"tcp://127.0.0.1:{ports.rpc}"
+        assert config["proxy_app"] == f"tcp://127.0.0.1:{ports.abci}"
+        assert config["instrumentation"]["prometheus"] is True
+        assert config["instrumentation"]["prometheus_listen_addr"] == f"127.0.0.1:{ports.cometbft_metrics}"
+        assert cometbft.read_node_settings(home)["app_metrics"] == f"127.0.0.1:{ports.app_metrics}"
+        assert config["rpc"]["pprof_laddr"] == ""
+        assert config["p2p"]["allow_duplicate_ip"] is True and config["p2p"]["addr_book_strict"] is False
+        consensus = config["consensus"]
+        assert (consensus["timeout_commit"], consensus["timeout_propose"]) == ("250ms", "1s")
+        assert consensus["create_empty_blocks"] is False and consensus["create_empty_blocks_interval"] == "5s"
+        peers = set(config["p2p"]["persistent_peers"].split(","))
+        assert peers == {f"{o.node_id}@127.0.0.1:{o.ports['p2p']}" for o in local.nodes if o is not node}
+        assert node.node_id == cometbft.node_id_from_key(home)
+        seen += ports.as_dict().values()
+    assert len(seen) == len(set(seen)) == 20
+
+
+def test_basic_docker_homes(tmp_path: Path) -> None:
+    out = tmp_path / "docker"
+    invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--docker")
+    net = tn.load_testnet(out)
+    assert net.docker
+    for index, node in enumerate(net.nodes):
+        config = cometbft.read_config(net.home(node))
+        assert config["p2p"]["laddr"] == "tcp://0.0.0.0:26656"
+        assert config["rpc"]["laddr"] == "tcp://0.0.0.0:26657"
+        assert config["proxy_app"] == "tcp://127.0.0.1:26658"
+        assert config["instrumentation"]["prometheus_listen_addr"] == "0.0.0.0:26659"
+        peers = set(config["p2p"]["persistent_peers"].split(","))
+        assert peers == {f"{o.node_id}@{o.name}:26656" for o in net.nodes if o is not node}
+        assert node.rpc_url == f"http://127.0.0.1:{26657 + 10 * index}"
+    result = invoke("testnet", "up", "--dir", str(out), code=2)
+    assert "docker compose" in result.stderr
+
+
+def roster_doc() -> dict[str, Any]:
+    doc: dict[str, Any] = tomllib.loads(ROSTER.read_text())
+    return doc
+
+
+def _broken(change: str) -> dict[str, Any]:
+    doc = roster_doc()
+    if change == "no chain id":
+        del doc["chain_id"]
+    elif change == "unknown key":
+        doc["validators"] = []
+    elif change == "bad role":
+        doc["operators"][0]["role"] = "tso"
+    elif change == "dso without zones":
+        doc["operators"][0]["zones"] = []
+    elif change == "lpd with zones":
+        doc["operators"][2]["zones"] = ["x"]
+    elif change == "power zero":
+        doc["operators"][0]["power"] = 0
+    elif change == "power not int":
+        doc["operators"][0]["power"] = "10"
+    elif change == "zone without dso":
+        doc["participants"][0]["zone"] = "west-9"
+    elif change == "meter of a stranger":
+        doc["meters"][0]["owner"] = "mallory"
+    elif change == "duplicate name":
+        doc["participants"][1]["name"] = "alice"
+    elif change == "name not a key name":
+        doc["participants"][0]["name"] = "Alice"
+    elif change == "no validators":
+        for op in doc["operators"]:
+            op["validator"] = False
+    elif change == "fee of an unknown dso":
+        doc["grid_fees"][0]["dso"] = "dso-nowhere"
+    return doc
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("no chain id", "needs 'chain_id'"), ("unknown key", "unknown keys"), ("bad role", "dso or lpd"),
+    ("dso without zones", "serves no zones"), ("lpd with zones", "cannot serve zones"),
+    ("power zero", "at least 1"), ("power not int", "must be int"), ("zone without dso", "no DSO serves"),
+    ("meter of a stranger", "not a participant"), ("duplicate name", "used twice"),
+    ("name not a key name", "names a key"), ("no validators", "no operator runs a validator"),
+    ("fee of an unknown dso", "dso must name an operator"),
+])
+def test_invalid_roster(change: str, message: str) -> None:
+    with pytest.raises(tn.TestnetError, match=message):
+        tn.parse_roster(_broken(change))
+
+
+def test_invalid_roster_file_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("chain_id = [")
+    assert "not valid TOML" in invoke("testnet", "init", "--roster", str(bad), "--out", str(tmp_path / "x"),
+                                      code=2).stderr
+    missing = invoke("testnet", "init", "--roster", str(tmp_path / "none.toml"), "--out", str(tmp_path / "x"),
+                     code=2)
+    assert "not found" in missing.stderr
+
+
+def test_invalid_out_not_empty(local: tn.Testnet) -> None:
+    result = invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(local.directory), code=2)
+    assert "not empty" in result.stderr
+
+
+def test_invalid_not_a_testnet_dir(tmp_path: Path) -> None:
+    for command in ("up", "down", "status", "logs"):
+        assert "not a testnet directory" in invoke("testnet", command, "--dir", str(tmp_path), code=2).stderr
+
+
+def test_invalid_unknown_node(local: tn.Testnet) -> None:
+    result = invoke("testnet", "down", "--dir", str(local.directory), "--node", "node9", code=2)
+    assert "no node 'node9'" in result.stderr
+
+
+def test_basic_stopped_testnet(local: tn.Testnet) -> None:
+    status = invoke("testnet", "status", "--dir", str(local.directory), "--output", "json", code=3)
+    report = json.loads(status.stdout)
+    assert [n["reachable"] for n in report["nodes"]] == [False] * 4 and report["agree"] is None
+    down = json.loads(invoke("testnet", "down", "--dir", str(local.directory), "--node", "lpd-beta",
+                             "--output", "json").stdout)
+    assert down == [{"node": "node3", "moniker": "lpd-beta", "state": "not running"}]
+    assert invoke("testnet", "logs", "--dir", str(local.directory)).stdout == ""
+
+
+def test_basic_tail_and_follow(tmp_path: Path) -> None:
+    log = tmp_path / "node.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert tn.tail_lines(log, 3) == ["line 97", "line 98", "line 99"]
+    assert tn.tail_lines(tmp_path / "missing.log", 3) == []
+    follower = tn.follow({"n": log}, stop_after=5.0)
+    with log.open("a") as handle:
+        handle.write("new 1\nnew")
+    assert next(follower) == ("n", "new 1")
+    with log.open("a") as handle:
+        handle.write(" 2\n")
+    assert next(follower) == ("n", "new 2")
