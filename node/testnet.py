@@ -497,7 +497,7 @@ def up(testnet: Testnet, nodes: Sequence[NodeInfo], timeout: float = 60.0) -> li
     return [results[node.name] for node in nodes]
 
 
-def _tree(proc: psutil.Process) -> list[psutil.Process]:
+def process_tree(proc: psutil.Process) -> list[psutil.Process]:
     try:
         return [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -514,7 +514,7 @@ def down(testnet: Testnet, nodes: Sequence[NodeInfo], grace: float = 30.0) -> li
             results[node.name] = {"node": node.name, "moniker": node.moniker, "state": "not running"}
             pid_file(testnet, node).unlink(missing_ok=True)
             continue
-        tree = _tree(proc)
+        tree = process_tree(proc)
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGTERM)
         targets.append((node, tree))
@@ -557,18 +557,18 @@ def node_report(testnet: Testnet, node: NodeInfo) -> dict[str, Any]:
     return report
 
 
-def app_hash_after(node: NodeInfo, height: int, report: dict[str, Any]) -> str | None:
-    """The app hash a node's own app computed after ``height``.
+def app_hash_at(node: NodeInfo, height: int, report: dict[str, Any]) -> str | None:
+    """The app hash in a node's header of block ``height`` (what /status shows at that height).
 
-    A node at ``height`` reports it in /status. A node beyond it stored block
-    ``height + 1``, whose header carries that hash, and CometBFT only applies a
-    block whose header matches the app's own result.
+    It is the state after block ``height - 1``: CometBFT accepts block
+    ``height`` only if that hash equals its own app's result, so equal hashes
+    mean every app computed the same state.
     """
     if report["height"] == height:
         return str(report["app_hash"])
     rpc = CometRpc(node.rpc_url, timeout=3.0)
     try:
-        header = rpc.call("block", height=str(height + 1))["block"]["header"]
+        header = rpc.call("block", height=str(height))["block"]["header"]
         return str(header["app_hash"])
     except (NodeUnreachable, RpcError):
         return None
@@ -577,13 +577,13 @@ def app_hash_after(node: NodeInfo, height: int, report: dict[str, Any]) -> str |
 
 
 def agreement(testnet: Testnet, reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Do all reachable nodes' apps agree on the state at the lowest height among them?"""
+    """Do all reachable nodes agree on the app hash at the lowest height among them?"""
     reachable = [r for r in reports if r["reachable"]]
     if not reachable:
         return {"compared_height": None, "app_hash": None, "agree": None, "nodes_compared": 0}
     height = min(r["height"] for r in reachable)
     by_name = {n.name: n for n in testnet.nodes}
-    hashes = {r["node"]: app_hash_after(by_name[r["node"]], height, r) for r in reachable}
+    hashes = {r["node"]: app_hash_at(by_name[r["node"]], height, r) for r in reachable}
     distinct = sorted({h for h in hashes.values() if h is not None})
     agree = len(distinct) == 1 and None not in hashes.values()
     return {"compared_height": height, "app_hash": distinct[0] if agree else None, "agree": agree,
