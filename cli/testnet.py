@@ -26,6 +26,7 @@ testnet_app = typer.Typer(help="Run a local multi-validator testnet (init, up, s
                           no_args_is_help=True)
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="Testnet directory made by `testnet init`.")]
+DEFAULT_DIR = tn.DEFAULT_OUT
 NodesOpt = Annotated[list[str] | None, typer.Option(
     "--node", "-n", help="Only this node (node0 or its moniker); repeatable. Default: all.")]
 OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
@@ -62,7 +63,9 @@ def _select(testnet: tn.Testnet, names: list[str] | None) -> list[tn.NodeInfo]:
 def init(
     roster: Annotated[Path, typer.Option(help="Roster TOML: operators, participants, meters, parameters.")]
     = Path("config/testnet-4.toml"),
-    out: Annotated[Path, typer.Option(help="New directory for the testnet.")] = Path(".gridledger/testnet"),
+    out: Annotated[Path | None, typer.Option(
+        help="New directory for the testnet (default .gridledger/testnet; with --docker .gridledger/testnet-docker, "
+             "where docker-compose.yml looks).")] = None,
     chain_id: Annotated[str | None, typer.Option(help="Chain id (default: the roster's).")] = None,
     base_port: Annotated[int, typer.Option(
         help="Ports of node K start at BASE+10K: metrics +5, p2p +6, RPC +7, ABCI +8, CometBFT metrics +9.")]
@@ -84,6 +87,8 @@ def init(
     timing = cometbft.Timing(timeout_commit=timeout_commit, timeout_propose=timeout_propose,
                              create_empty_blocks=create_empty_blocks,
                              create_empty_blocks_interval=create_empty_blocks_interval)
+    if out is None:
+        out = tn.DOCKER_OUT if docker else tn.DEFAULT_OUT
     options = tn.InitOptions(out=out, base_port=base_port, timing=timing, docker=docker, chain_id=chain_id)
     try:
         testnet = tn.init_testnet(tn.load_roster(roster), options)
@@ -102,7 +107,7 @@ def init(
 
 @testnet_app.command("up")
 def up(
-    directory: DirOpt = Path(".gridledger/testnet"),
+    directory: DirOpt = DEFAULT_DIR,
     node: NodesOpt = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every node's RPC.")] = 60.0,
     output: OutputOpt = Format.table,
@@ -128,7 +133,7 @@ def up(
 
 @testnet_app.command("down")
 def down(
-    directory: DirOpt = Path(".gridledger/testnet"),
+    directory: DirOpt = DEFAULT_DIR,
     node: NodesOpt = None,
     grace: Annotated[float, typer.Option(help="Seconds before a node that ignores SIGTERM is killed.")] = 30.0,
     output: OutputOpt = Format.table,
@@ -143,7 +148,7 @@ def down(
 
 
 @testnet_app.command("status")
-def status(directory: DirOpt = Path(".gridledger/testnet"), output: OutputOpt = Format.table) -> None:
+def status(directory: DirOpt = DEFAULT_DIR, output: OutputOpt = Format.table) -> None:
     """Every node's height, app hash, peers and role, and whether all apps agree on the state.
 
     The app hashes are compared at the lowest height all answering nodes have reached.
@@ -170,7 +175,7 @@ def status(directory: DirOpt = Path(".gridledger/testnet"), output: OutputOpt = 
 
 @testnet_app.command("logs")
 def logs(
-    directory: DirOpt = Path(".gridledger/testnet"),
+    directory: DirOpt = DEFAULT_DIR,
     node: NodesOpt = None,
     lines: Annotated[int, typer.Option("--lines", "-l", min=0, help="Lines of history per node.")] = 50,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")]

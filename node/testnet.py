@@ -46,6 +46,9 @@ PARTICIPANT_ROLES = ("consumer", "prosumer", "producer")
 # In a --docker testnet every node runs in its own container with the standard ports.
 DOCKER_IMAGE_HOME = "/data"
 DOCKER_PORTS = cometbft.Ports.from_base(cometbft.DEFAULT_BASE_PORT)
+# Where docker-compose.yml expects the homes (relative to the repository root).
+DOCKER_OUT = Path(".gridledger/testnet-docker")
+DEFAULT_OUT = Path(".gridledger/testnet")
 
 
 class TestnetError(Exception):
@@ -363,7 +366,7 @@ def init_testnet(roster: Roster, options: InitOptions) -> Testnet:
             "operator": {"name": op.name, "role": op.role, "zones": list(op.zones), "pubkey": pubkeys[op.name],
                          "key_name": op.name},
         })
-        rpc_port = docker_host_rpc_port(index) if options.docker else ports.rpc
+        rpc_port = docker_host_port(index, ports.rpc) if options.docker else ports.rpc
         nodes.append(NodeInfo(name=name, moniker=op.name, role=op.role, power=op.power, home=name,
                               node_id=node_ids[name], consensus_pubkey=consensus[op.name], ports=ports.as_dict(),
                               rpc_url=f"http://127.0.0.1:{rpc_port}"))
@@ -392,9 +395,9 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def docker_host_rpc_port(index: int) -> int:
-    """The host port docker-compose.yml publishes node ``index``'s RPC on."""
-    return DOCKER_PORTS.rpc + cometbft.PORT_STRIDE * index
+def docker_host_port(index: int, container_port: int) -> int:
+    """The host port docker-compose.yml publishes node ``index``'s ``container_port`` on (loopback only)."""
+    return container_port + cometbft.PORT_STRIDE * index
 
 
 def _genesis(template_home: Path, chain_id: str, roster: Roster, state: dict[str, Any],

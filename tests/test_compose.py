@@ -1,0 +1,120 @@
+"""docker-compose.yml against a testnet generated with `testnet init --docker` (no Docker engine needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cli.main import app
+from node import cometbft
+from node import testnet as tn
+
+REPO = cometbft.REPO_ROOT
+ROSTER = REPO / "config" / "testnet-4.toml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return doc
+
+
+@pytest.fixture(scope="module")
+def docker_net(tmp_path_factory: pytest.TempPathFactory) -> tn.Testnet:
+    out = tmp_path_factory.mktemp("compose") / "testnet-docker"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRIDLEDGER_KDF_FAST", "1")
+        result = CliRunner().invoke(app, ["testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--docker"])
+    assert result.exit_code == 0, result.output
+    return tn.load_testnet(out)
+
+
+def published(service: dict[str, Any]) -> dict[int, tuple[str, int]]:
+    """container port -> (host interface, host port) from "HOST:HOSTPORT:CONTAINERPORT" entries."""
+    ports = {}
+    for entry in service["ports"]:
+        host, host_port, container_port = str(entry).split(":")
+        ports[int(container_port)] = (host, int(host_port))
+    return ports
+
+
+def _port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def test_one_service_per_validator(compose: dict[str, Any], docker_net: tn.Testnet) -> None:
+    assert list(compose["services"]) == [node.name for node in docker_net.nodes] == ["node0", "node1", "node2",
+                                                                                      "node3"]
+
+
+def test_build_context_and_image(compose: dict[str, Any]) -> None:
+    for service in compose["services"].values():
+        assert service["build"]["context"] == "."
+        assert (REPO / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+        assert service["image"] == "gridledger:dev"
+        assert service["stop_signal"] == "SIGTERM"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["gridledger"]' in dockerfile
+    assert "make setup" in dockerfile
+    # Local chains hold private keys: they must never be copied into the image.
+    assert ".gridledger" in (REPO / ".dockerignore").read_text().split()
+
+
+def test_command_and_volume_are_the_generated_home(compose: dict[str, Any], docker_net: tn.Testnet) -> None:
+    for node in docker_net.nodes:
+        service = compose["services"][node.name]
+        home_in_container = f"{tn.DOCKER_IMAGE_HOME}/{node.name}"
+        assert service["command"] == ["node", "start", "--home", home_in_container]
+        assert service["volumes"] == [f"./{tn.DOCKER_OUT / node.home}:{home_in_container}"]
+        assert (docker_net.home(node) / "config" / "genesis.json").is_file()
+    # The documented init command writes to the directory the volumes name.
+    assert f"--out {tn.DOCKER_OUT} --docker" in (REPO / "docker-compose.yml").read_text()
+
+
+def test_published_ports_match_the_homes(compose: dict[str, Any], docker_net: tn.Testnet) -> None:
+    for index, node in enumerate(docker_net.nodes):
+        ports = published(compose["services"][node.name])
+        home = docker_net.home(node)
+        config = cometbft.read_config(home)
+        rpc = _port_of(config["rpc"]["laddr"])
+        app_metrics = _port_of(cometbft.read_node_settings(home)["app_metrics"])
+        comet_metrics = _port_of(config["instrumentation"]["prometheus_listen_addr"])
+        assert set(ports) == {rpc, app_metrics, comet_metrics}
+        for container_port, (host, host_port) in ports.items():
+            assert host == "127.0.0.1"  # published on the host's loopback only
+            assert host_port == tn.docker_host_port(index, container_port)
+        assert node.rpc_url == f"http://127.0.0.1:{ports[rpc][1]}"
+        # Inside the container everything the host reaches listens on all interfaces.
+        assert config["rpc"]["laddr"].startswith("tcp://0.0.0.0:")
+        assert config["p2p"]["laddr"].startswith("tcp://0.0.0.0:")
+        # The ABCI socket never leaves the container.
+        assert config["proxy_app"].startswith("tcp://127.0.0.1:")
+    host_ports = [p for s in compose["services"].values() for _, p in published(s).values()]
+    assert len(host_ports) == len(set(host_ports))
+
+
+def test_peers_by_service_name(compose: dict[str, Any], docker_net: tn.Testnet) -> None:
+    services = set(compose["services"])
+    ids = {node.name: node.node_id for node in docker_net.nodes}
+    for node in docker_net.nodes:
+        peers = cometbft.read_config(docker_net.home(node))["p2p"]["persistent_peers"].split(",")
+        assert len(peers) == len(docker_net.nodes) - 1
+        for peer in peers:
+            match = re.fullmatch(r"([0-9a-f]{40})@([a-z0-9]+):(\d+)", peer)
+            assert match is not None, peer
+            node_id, host, port = match.groups()
+            assert host in services and host != node.name
+            assert ids[host] == node_id
+            target = cometbft.read_config(docker_net.home(docker_net.select([host])[0]))
+            assert _port_of(target["p2p"]["laddr"]) == int(port)
+
+
+def test_compose_volume_paths_are_relative_to_the_repo(compose: dict[str, Any]) -> None:
+    for service in compose["services"].values():
+        source = service["volumes"][0].split(":")[0]
+        assert source.startswith("./") and not Path(source).is_absolute()
