@@ -230,3 +230,15 @@ def test_basic_tail_and_follow(tmp_path: Path) -> None:
     with log.open("a") as handle:
         handle.write(" 2\n")
     assert next(follower) == ("n", "new 2")
+
+
+def test_basic_operator_without_a_node(tmp_path: Path) -> None:
+    doc = roster_doc()
+    doc["operators"].append({"name": "dso-east", "role": "dso", "zones": ["east-1"], "power": 5,
+                             "validator": False})
+    net = tn.init_testnet(tn.parse_roster(doc), tn.InitOptions(out=tmp_path / "net", base_port=30000))
+    genesis = json.loads((net.directory / "genesis.json").read_text())
+    east = next(op for op in genesis["app_state"]["operators"] if op["name"] == "dso-east")
+    assert "consensus_pubkey" not in east and east["power"] == 5
+    assert [n.moniker for n in net.nodes] == ["dso-north", "dso-south", "lpd-alpha", "lpd-beta"]
+    assert len(genesis["validators"]) == 4

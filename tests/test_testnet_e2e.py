@@ -1,14 +1,17 @@
-"""Four validators on loopback: transactions through different nodes, agreement, one validator down and back.
+"""Four validators on loopback (config/testnet-4.toml), in one testnet for the whole module:
 
-The roster is config/testnet-4.toml plus a fifth DSO that runs no node at
-genesis (the candidate for joining by governance).
+1. transactions through different nodes, all nodes agree; one validator down,
+   three keep committing; back up, it catches up;
+2. a fifth DSO joins by governance: `node init` with the network's genesis and
+   peers, it syncs, the operators vote it in, it signs blocks; then they vote it out.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,15 +29,6 @@ from node.rpc import CometRpc, NodeUnreachable, RpcError
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ROSTER = cometbft.REPO_ROOT / "config" / "testnet-4.toml"
-CANDIDATE = {"name": "dso-east", "role": "dso", "zones": ["east-1"], "power": 10, "validator": False}
-
-
-def e2e_roster() -> tn.Roster:
-    doc = tomllib.loads(ROSTER.read_text())
-    doc["operators"].append(dict(CANDIDATE))
-    return tn.parse_roster(doc)
-
-
 def cli(*args: str, code: int = 0) -> Any:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
@@ -50,8 +44,9 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> N
         time.sleep(0.2)
 
 
-def height(node: tn.NodeInfo) -> int:
-    rpc = CometRpc(node.rpc_url, timeout=2)
+def height(node: tn.NodeInfo | str) -> int:
+    """A node's latest height (-1 while it does not answer); ``node`` may be an RPC URL."""
+    rpc = CometRpc(node if isinstance(node, str) else node.rpc_url, timeout=2)
     try:
         return rpc.height()
     except (NodeUnreachable, RpcError):
@@ -76,7 +71,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tn.Testnet]:
         patch.setenv("GRIDLEDGER_KEYRING_DIR", str(out / "keyring"))
         patch.setenv("GRIDLEDGER_PASSPHRASE", tn.TESTNET_PASSPHRASE)
         timing = cometbft.Timing(timeout_commit="300ms", timeout_propose="1s")
-        testnet = tn.init_testnet(e2e_roster(), tn.InitOptions(out=out, base_port=tn.free_base_port(5),
+        testnet = tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=out, base_port=tn.free_base_port(5),
                                                                timing=timing))
         cli("testnet", "up", "--dir", str(out))
         supervisors = [tn.running_supervisor(testnet, n) for n in testnet.nodes]
@@ -158,3 +153,112 @@ def test_no_orphans_after_down(net: tn.Testnet, tmp_path: Path) -> None:
     assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not tn.pid_file(net, node).exists()
     cli("testnet", "up", "--dir", str(net.directory), "--node", node.name)
+
+
+# --- a fifth DSO joins by governance, then leaves ----------------------------------------
+
+
+class JoiningNode:
+    """An operator's own node outside the testnet directory: `node init` + `node start`."""
+
+    def __init__(self, net: tn.Testnet, home: Path, base_port: int) -> None:
+        peers = ",".join(f"{n.node_id}@127.0.0.1:{n.ports['p2p']}" for n in net.nodes)
+        self.info: dict[str, Any] = cli(
+            "node", "init", "--home", str(home), "--moniker", "dso-east", "--role", "dso", "--zones", "east-1",
+            "--genesis", str(net.directory / "genesis.json"), "--peers", peers, "--base-port", str(base_port),
+            "--p2p-host", "127.0.0.1", "--timeout-commit", "300ms", "--output", "json")
+        self.rpc_url = f"http://127.0.0.1:{self.info['ports']['rpc']}"
+        self.log = home / "node.log"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(tn.start_command(home), stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def status(self) -> dict[str, Any]:
+        report: dict[str, Any] = cli("node", "status", "--node", self.rpc_url, "--output", "json")
+        return report
+
+    def stop(self) -> None:
+        tree = tn.process_tree(psutil.Process(self.proc.pid)) if self.proc.poll() is None else []
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        _, alive = psutil.wait_procs(tree, timeout=30)
+        assert not alive, "the joining node left processes behind"
+
+
+def gov(node: tn.NodeInfo, signer: str, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = cli("tx", "gov", *args, "--from", signer, "--node", node.rpc_url, "--wait",
+                                 "--output", "json")
+    assert result["code"] == 0, result
+    return result
+
+
+def event_types(result: dict[str, Any]) -> list[str]:
+    return [event["type"] for event in result["events"]]
+
+
+def validator_set(node: tn.NodeInfo) -> dict[str, int]:
+    rpc = CometRpc(node.rpc_url, timeout=5)
+    try:
+        answer = rpc.call("validators", per_page="100")
+    finally:
+        rpc.close()
+    return {v["pub_key"]["value"]: int(v["voting_power"]) for v in answer["validators"]}
+
+
+def signed_a_recent_commit(node: tn.NodeInfo, address: str) -> bool:
+    rpc = CometRpc(node.rpc_url, timeout=5)
+    try:
+        top = rpc.height()
+        commits = [rpc.call("commit", height=str(h))["signed_header"]["commit"] for h in range(top - 2, top + 1)]
+    finally:
+        rpc.close()
+    return any(s["validator_address"] == address and s["block_id_flag"] == 2
+               for commit in commits for s in commit["signatures"])
+
+
+def vote_all(net: tn.Testnet, proposal: str, voters: list[str]) -> dict[str, Any]:
+    """Votes through different nodes; returns the last vote's result."""
+    result: dict[str, Any] = {}
+    for index, voter in enumerate(voters):
+        result = gov(net.nodes[index % len(net.nodes)], voter, "vote", proposal, "yes")
+    return result
+
+
+def test_fifth_dso_joins_by_governance_signs_and_leaves(net: tn.Testnet, tmp_path: Path) -> None:
+    n0, n1 = net.nodes[0], net.nodes[1]
+    base = min(n.ports["app_metrics"] for n in net.nodes) - 5 + 10 * len(net.nodes)  # the fifth block of ports
+    joining = JoiningNode(net, tmp_path / "dso-east", base)
+    try:
+        consensus_key, address = joining.info["consensus_pubkey"], joining.info["validator_address"]
+        wait_until("dso-east synced", lambda: height(joining.rpc_url) >= height(n0) - 1, timeout=90)
+        before = joining.status()
+        assert before["validator"] is False and before["network"] == net.chain_id and before["peers"] >= 1
+
+        proposed = gov(n0, "dso-north", "propose-validator", "add", "dso-east", "--role", "dso",
+                       "--account-pubkey", joining.info["account_pubkey"], "--consensus-pubkey", consensus_key,
+                       "--zones", "east-1", "--power", "10", "--description", "east grid joins")
+        proposal = next(e["id"] for e in proposed["events"] if e["type"] == "proposal.submitted")
+        # 3 of 4 operators (30 of 40 power) pass it: more than 2/3.
+        passed = vote_all(net, proposal, ["dso-north", "dso-south", "lpd-alpha"])
+        assert "proposal.passed" in event_types(passed) and "validator.updated" in event_types(passed)
+
+        wait_until("five validators", lambda: validator_set(n1).get(consensus_key) == 10)
+        assert len(validator_set(n1)) == 5
+        wait_until("dso-east validating", lambda: joining.status()["validator"] is True)
+        wait_until("dso-east signs commits", lambda: signed_a_recent_commit(n1, address))
+        operators = {op["name"]: op for op in query(n0, "/operators")["operators"]}
+        assert operators["dso-east"]["consensus_pubkey"] == consensus_key
+
+        # Out again: 4 of now 5 operators (40 of 50) vote for the removal.
+        proposed = gov(n1, "dso-south", "propose-validator", "remove", "dso-east", "--description", "trial over")
+        proposal = next(e["id"] for e in proposed["events"] if e["type"] == "proposal.submitted")
+        passed = vote_all(net, proposal, ["dso-north", "dso-south", "lpd-alpha", "lpd-beta"])
+        assert "proposal.passed" in event_types(passed)
+        wait_until("four validators again", lambda: consensus_key not in validator_set(n0))
+        assert len(validator_set(n0)) == 4
+        wait_until("dso-east no longer validating", lambda: joining.status()["validator"] is False)
+        status = all_agree(net, height(n0) + 1)
+        assert status["agree"] is True and status["nodes_compared"] == 4
+    finally:
+        joining.stop()
+
