@@ -207,22 +207,33 @@ def _group_plots(outcome: Any, validators: int, timeout_commit: str) -> dict[str
 
 
 def _overview_plot(outcome: Any) -> str | None:
-    """Committed tx/s and p50 latency against offered rate, one line per app and group."""
-    lines: dict[str, list[tuple[float, float, float]]] = {}
-    for run in outcome.runs:
-        if run.summary is None or run.summary["committed_tps"] is None:
+    return plot_overview([{"app": r.app, "validators": r.validators, "timeout_commit": r.timeout_commit,
+                           "rate": r.rate, "summary": r.summary} for r in outcome.runs], outcome.directory)
+
+
+def plot_overview(runs: Sequence[Mapping[str, Any]], directory: Path) -> str | None:
+    """Committed tx/s and p50 latency against offered rate: one colour per (validators, timeout_commit),
+    solid for gridledger, dashed for kvstore. ``runs`` are the entries of an experiment's summary.json."""
+    lines: dict[tuple[int, str, str], list[tuple[float, float, float]]] = {}
+    for run in runs:
+        summary = run["summary"]
+        if summary is None or summary["committed_tps"] is None:
             continue
-        key = f"{run.app}, {run.validators} val, tc {run.timeout_commit}"
-        lines.setdefault(key, []).append((run.rate, run.summary["committed_tps"], run.summary["latency_s"]["p50"]))
+        key = (run["validators"], run["timeout_commit"], run["app"])
+        lines.setdefault(key, []).append((run["rate"], summary["committed_tps"], summary["latency_s"]["p50"]))
     if not lines:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, points in lines.items():
+    groups = sorted({(v, tc) for v, tc, _ in lines})
+    colours = {group: plt.get_cmap("tab10")(i % 10) for i, group in enumerate(groups)}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
+    for (validators, timeout_commit, app), points in sorted(lines.items()):
         points.sort()
-        style = "-" if key.startswith("gridledger") else "--"
-        left.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=key)
-        right.plot([p[0] for p in points], [(p[2] or 0) * 1000 for p in points], style, marker="o", label=key)
-    top = max(run.rate for run in outcome.runs)
+        style = dict(linestyle="-" if app == "gridledger" else "--", marker="o" if app == "gridledger" else "s",
+                     color=colours[(validators, timeout_commit)],
+                     label=f"{app}, {validators} val, tc {timeout_commit}")
+        left.plot([p[0] for p in points], [p[1] for p in points], **style)
+        right.plot([p[0] for p in points], [(p[2] or 0) * 1000 for p in points], **style)
+    top = max(run["rate"] for run in runs)
     left.plot([0, top], [0, top], ":", color="grey", linewidth=0.8, label="committed = offered")
     left.set_xlabel("offered tx/s")
     left.set_ylabel("committed tx/s")
@@ -235,8 +246,8 @@ def _overview_plot(outcome: Any) -> str | None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = "plots/overview.png"
-    (outcome.directory / "plots").mkdir(exist_ok=True)
-    fig.savefig(outcome.directory / path, dpi=110)
+    (directory / "plots").mkdir(exist_ok=True)
+    fig.savefig(directory / path, dpi=110)
     plt.close(fig)
     return path
 
