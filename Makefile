@@ -18,7 +18,7 @@ PROTO_STAMP := abci_app/pb/.stamp
 # Never let `go` fetch a different toolchain: only the Go module proxy is reachable.
 GO_ENV      := GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
-.PHONY: setup run test lint unit e2e bench clean distclean
+.PHONY: setup run test lint unit e2e bench clean distclean testnet testnet-down
 
 setup: $(DEPS_STAMP) $(COMETBFT) $(ABCI_CLI) $(PROTO_STAMP)
 
@@ -49,6 +49,16 @@ $(PROTO_STAMP): config/versions.env tools/gen_proto.py $(DEPS_STAMP)
 
 run: setup
 	$(VENV)/bin/gridledger demo
+
+# The 4-validator testnet of config/testnet-4.toml, left running in the background
+# (`make testnet-down` stops it); created once in $(TESTNET_DIR).
+TESTNET_DIR ?= .gridledger/testnet
+testnet: setup
+	test -f $(TESTNET_DIR)/testnet.json || $(VENV)/bin/gridledger testnet init --roster config/testnet-4.toml --out $(TESTNET_DIR)
+	$(VENV)/bin/gridledger testnet up --dir $(TESTNET_DIR)
+
+testnet-down:
+	$(VENV)/bin/gridledger testnet down --dir $(TESTNET_DIR)
 
 lint: setup
 	$(VENV)/bin/ruff check abci_app node cli tests tools
