@@ -375,8 +375,12 @@ def init_testnet(roster: Roster, options: InitOptions) -> Testnet:
     return testnet
 
 
-def free_base_port(nodes: int, low: int = 20000, high: int = 60000) -> int:
-    """A base port whose whole block (``nodes`` x PORT_STRIDE ports) is free on loopback right now."""
+def free_base_port(nodes: int, low: int = 20000, high: int = 32000) -> int:
+    """A base port whose whole block (``nodes`` x PORT_STRIDE ports) is free on loopback right now.
+
+    The default range stays below Linux's ephemeral ports (32768+), which
+    outgoing connections could take between this check and the nodes' start.
+    """
     rng = random.Random()
     span = nodes * cometbft.PORT_STRIDE
     for _ in range(200):
