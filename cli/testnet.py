@@ -12,6 +12,7 @@ Exit codes: 0 success; 2 usage error (bad roster, not a testnet directory);
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,13 @@ from node import testnet as tn
 
 testnet_app = typer.Typer(help="Run a local multi-validator testnet (init, up, status, logs, down).",
                           no_args_is_help=True)
+
+class Switch(StrEnum):
+    """A true/false option value, written as in CometBFT's config.toml."""
+
+    true = "true"
+    false = "false"
+
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="Testnet directory made by `testnet init`.")]
 DEFAULT_DIR = tn.DEFAULT_OUT
@@ -72,10 +80,10 @@ def init(
     = cometbft.DEFAULT_BASE_PORT,
     timeout_commit: Annotated[str, typer.Option(help="CometBFT consensus.timeout_commit.")] = "1s",
     timeout_propose: Annotated[str, typer.Option(help="CometBFT consensus.timeout_propose.")] = "3s",
-    create_empty_blocks: Annotated[bool, typer.Option(
-        help="Produce blocks without transactions (CometBFT consensus.create_empty_blocks).")] = True,
+    create_empty_blocks: Annotated[Switch, typer.Option(
+        help="Produce blocks without transactions (CometBFT consensus.create_empty_blocks).")] = Switch.true,
     create_empty_blocks_interval: Annotated[str, typer.Option(
-        help="With --no-create-empty-blocks: still make an empty block this often (0s: never).")] = "0s",
+        help="With --create-empty-blocks false: still make an empty block this often (0s: never).")] = "0s",
     docker: Annotated[bool, typer.Option(
         "--docker", help="Homes for docker-compose.yml: peers by service name, listen on 0.0.0.0.")] = False,
     output: OutputOpt = Format.table,
@@ -85,7 +93,7 @@ def init(
     Example: gridledger testnet init --roster config/testnet-4.toml --out /tmp/tn --timeout-commit 300ms
     """
     timing = cometbft.Timing(timeout_commit=timeout_commit, timeout_propose=timeout_propose,
-                             create_empty_blocks=create_empty_blocks,
+                             create_empty_blocks=create_empty_blocks is Switch.true,
                              create_empty_blocks_interval=create_empty_blocks_interval)
     if out is None:
         out = tn.DOCKER_OUT if docker else tn.DEFAULT_OUT

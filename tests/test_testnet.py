@@ -40,7 +40,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> tn.Testnet:
         patch.setenv("GRIDLEDGER_KDF_FAST", "1")
         out = tmp_path_factory.mktemp("tn") / "net"
         invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--base-port", "30000",
-               "--timeout-commit", "250ms", "--timeout-propose", "1s", "--no-create-empty-blocks",
+               "--timeout-commit", "250ms", "--timeout-propose", "1s", "--create-empty-blocks", "false",
                "--create-empty-blocks-interval", "5s")
     return tn.load_testnet(out)
 
