@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 from typer.testing import CliRunner
@@ -117,6 +118,14 @@ def test_four_validators_agree_survive_one_down_and_catch_up(net: tn.Testnet) ->
     assert status["agree"] is True and status["compared_height"] >= top + 1
     balances = [query(node, "/account/" + query_account(net, "alice"))["balance"] for node in net.nodes]
     assert balances == [100_000_000 - 1_250_000 + 3_000_000 + 10_000_000] * 4
+
+    # Every node's app and CometBFT serve Prometheus metrics on their own ports.
+    for node in net.nodes:
+        app_metrics = httpx.get(f"http://127.0.0.1:{node.ports['app_metrics']}/metrics", timeout=5).text
+        assert 'gridledger_txs_total{code="0",type="transfer"} 4.0' in app_metrics
+        assert 'gridledger_txs_total{code="0",type="deposit"} 1.0' in app_metrics
+        comet_metrics = httpx.get(f"http://127.0.0.1:{node.ports['cometbft_metrics']}/metrics", timeout=5).text
+        assert "cometbft_consensus_height" in comet_metrics
 
     # One of four validators down: 30 of 40 power still commits.
     cli("testnet", "down", "--dir", str(net.directory), "--node", n3.name)
