@@ -49,12 +49,15 @@ _WAKE_CHECK_S = 1.0
 _FOLLOW_S = 1.0
 
 
+# Loaded here, not in the forked child: dlopen after fork() of a threaded process can deadlock.
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
 def _die_with(parent_pid: int) -> Callable[[], None]:
     """preexec_fn: ask the kernel for SIGTERM when the supervisor dies."""
 
     def arm() -> None:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         # The supervisor may have died between fork and prctl: then nobody would signal us.
         if os.getppid() != parent_pid:
             os._exit(1)
