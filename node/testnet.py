@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -342,7 +343,23 @@ def init_testnet(roster: Roster, options: InitOptions) -> Testnet:
             _node_ports(options, i)
     except ValueError as exc:
         raise TestnetError(str(exc)) from None
+    cometbft.binary()  # a missing CometBFT build fails before anything is written
+    existed = out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _populate(out, roster, options, names)
+    except BaseException:
+        # Half a testnet is worse than none: the next `init` would refuse the directory.
+        for child in out.iterdir() if existed else [out]:
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        raise
+
+
+def _populate(out: Path, roster: Roster, options: InitOptions, names: list[str]) -> Testnet:
+    validators = roster.validators
     for name in names:
         cometbft.init_home(out / name)
     node_ids = {name: cometbft.node_id_from_key(out / name) for name in names}

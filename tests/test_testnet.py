@@ -242,3 +242,13 @@ def test_basic_operator_without_a_node(tmp_path: Path) -> None:
     assert "consensus_pubkey" not in east and east["power"] == 5
     assert [n.moniker for n in net.nodes] == ["dso-north", "dso-south", "lpd-alpha", "lpd-beta"]
     assert len(genesis["validators"]) == 4
+
+
+def test_invalid_init_failure_leaves_no_half_testnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tn, "_keys", broken)
+    with pytest.raises(OSError, match="disk full"):
+        tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=tmp_path / "net"))
+    assert not (tmp_path / "net").exists()
