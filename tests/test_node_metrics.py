@@ -12,6 +12,7 @@ from abci_app.pb.tendermint.abci import types_pb2 as abci
 from node import metrics
 from tests.conftest import free_port
 from tests.harness import Chain
+from tests.market_harness import FEE_AA, PRICE, market_chain, order, place
 
 
 def sample(m: metrics.AppMetrics, name: str, labels: dict[str, str] | None = None) -> float:
@@ -122,3 +123,15 @@ def test_invalid_metrics_address(address: str) -> None:
 def test_basic_metrics_address_forms() -> None:
     assert metrics.parse_address(":9100") == ("0.0.0.0", 9100)
     assert metrics.parse_address("127.0.0.1:9100") == ("127.0.0.1", 9100)
+
+
+def test_basic_real_market_orders_and_trade() -> None:
+    chain = market_chain()
+    chain, m = instrument(chain)
+    place(chain, "alice", order("ask", 2000, PRICE))
+    place(chain, "bob", order("bid", 2000, PRICE + FEE_AA))
+    assert sample(m, "gridledger_orders_placed_total") == 2
+    assert sample(m, "gridledger_trades_total") == 1
+    assert sample(m, "gridledger_traded_energy_wh_total") == 2000
+    assert sample(m, "gridledger_txs_total", {"type": "place_order", "code": "0"}) == 2
+    assert sample(m, "gridledger_settlement_pending_slots") == 1  # traded, not settled yet
