@@ -228,8 +228,7 @@ def _grid_fee(state: State, entry: dict[str, Any], dso_by_name: dict[str, Accoun
             raise GenesisError(f"grid fee: zone {zone!r} is not served by any DSO")
     if entry["from"] not in operator.zones and entry["to"] not in operator.zones:
         raise GenesisError(f"grid fee: DSO {entry['dso']} serves neither {entry['from']} nor {entry['to']}")
-    if market.fee_components(entry["from"], entry["to"]) and any(
-            c.dso == dso.id for c in market.fee_components(entry["from"], entry["to"])):
+    if any(c.dso == dso.id for c in market.fee_components(entry["from"], entry["to"])):
         raise GenesisError(f"grid fee {entry['from']}->{entry['to']} of {entry['dso']} listed twice")
     if entry["fee"] > state.get_params().max_price_per_kwh:
         raise GenesisError("grid fee above max_price_per_kwh")

@@ -40,10 +40,10 @@ import json
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from abci_app.ledger import codec, errors
+from abci_app.ledger import errors
 from abci_app.ledger.execute import get_chain
 from abci_app.ledger.modules import settlement
-from abci_app.ledger.modules.market.query import market_query
+from abci_app.ledger.modules.market.query import market_query, u64_arg
 from abci_app.ledger.state import Account, Meter, Operator, Proposal, State
 from abci_app.ledger.store import Overlay
 
@@ -74,7 +74,7 @@ def run_query(kv: Overlay, path: str) -> bytes:
     elif head == "proposals" and not args:
         answer = {"proposals": [_proposal(p) for p in state.iter_proposals()]}
     elif head == "proposal" and len(args) == 1:
-        answer = _proposal(_found(state.get_proposal(_proposal_id(args[0])), f"proposal {args[0]}"))
+        answer = _proposal(_found(state.get_proposal(u64_arg(args[0], "proposal id")), f"proposal {args[0]}"))
     elif head == "chain" and not args:
         answer = asdict(get_chain(kv))
     else:
@@ -88,20 +88,20 @@ def run_query(kv: Overlay, path: str) -> bytes:
 
 def settlement_query(state: State, head: str, args: list[str]) -> Any | None:
     if head == "settlement" and len(args) == 1:
-        slot = _number(args[0], "slot")
+        slot = u64_arg(args[0], "slot")
         total = settlement.get_slot_settlement(state, slot)
         if total is None:
             raise errors.NotFound(f"slot {slot} has no settlement yet")
         return {**asdict(total), "reports": [asdict(r) for r in settlement.slot_reports(state, slot)]}
     if head == "settlement" and len(args) == 2:
-        report = settlement.get_report(state, _number(args[0], "slot"), args[1])
+        report = settlement.get_report(state, u64_arg(args[0], "slot"), args[1])
         if report is None:
             raise errors.NotFound(f"no settlement of {args[1]} in slot {args[0]}")
         return asdict(report)
     if head == "settlements" and len(args) == 1:
         return {"account": args[0], "reports": [asdict(r) for r in settlement.account_reports(state, args[0], 500)]}
     if head == "statement" and len(args) == 3:
-        start, end = _number(args[1], "from"), _number(args[2], "to")
+        start, end = u64_arg(args[1], "from"), u64_arg(args[2], "to")
         lines = state.journal_between(args[0], start, end, 5000)
         return {"account": args[0], "from": start, "to": end, "lines": [asdict(line) for line in lines],
                 "truncated": len(lines) == 5000}
@@ -113,12 +113,6 @@ def settlement_query(state: State, head: str, args: list[str]) -> Any | None:
     return None
 
 
-def _number(text: str, what: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
-        raise errors.BadQuery(f"{what} {text!r} is not a non-negative 64-bit integer")
-    return int(text)
-
-
 T = TypeVar("T")
 
 
@@ -126,12 +120,6 @@ def _found(value: T | None, what: str) -> T:
     if value is None:
         raise errors.NotFound(f"{what} not found")
     return value
-
-
-def _proposal_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
-        raise errors.BadQuery(f"proposal id {text!r} is not a 64-bit unsigned integer")
-    return int(text)
 
 
 def _plain(value: Any) -> Any:

@@ -264,8 +264,13 @@ class Vote(Record):
     power: int
 
 
-def _be64(value: int) -> bytes:
+def be64(value: int) -> bytes:
+    """Big-endian unsigned 64-bit: integers in keys sort in numeric order."""
     return struct.pack(">Q", value)
+
+
+def unbe64(raw: bytes) -> int:
+    return int(struct.unpack(">Q", raw)[0])
 
 
 class State:
@@ -414,16 +419,16 @@ class State:
     def next_proposal_id(self) -> int:
         raw = self.kv.get(b"gov/next")
         next_id = struct.unpack(">Q", raw)[0] if raw is not None else 1
-        self.kv.set(b"gov/next", _be64(next_id + 1))
+        self.kv.set(b"gov/next", be64(next_id + 1))
         return int(next_id)
 
     def get_proposal(self, proposal_id: int) -> Proposal | None:
-        raw = self.kv.get(b"gov/prop/" + _be64(proposal_id))
+        raw = self.kv.get(b"gov/prop/" + be64(proposal_id))
         return Proposal.decode(raw) if raw is not None else None
 
     def put_proposal(self, proposal: Proposal) -> None:
-        self.kv.set(b"gov/prop/" + _be64(proposal.id), proposal.encode())
-        open_key = b"gov/open/" + _be64(proposal.expires_at) + b"/" + _be64(proposal.id)
+        self.kv.set(b"gov/prop/" + be64(proposal.id), proposal.encode())
+        open_key = b"gov/open/" + be64(proposal.expires_at) + b"/" + be64(proposal.id)
         if proposal.status == "open":
             self.kv.set(open_key, b"")
         else:
@@ -436,7 +441,7 @@ class State:
     def open_proposals_expired_by(self, time: int) -> list[int]:
         """Ids of open proposals whose voting period ended at or before ``time``, oldest first."""
         ids = []
-        for key, _ in self.kv.iterate(b"gov/open/", b"gov/open/" + _be64(time + 1)):
+        for key, _ in self.kv.iterate(b"gov/open/", b"gov/open/" + be64(time + 1)):
             ids.append(struct.unpack(">Q", key[-8:])[0])
         return ids
 
@@ -445,15 +450,15 @@ class State:
         """Append a statement line (``amount`` signed: + credit, - debit) for ``account_id``."""
         seq_raw = self.kv.get(b"jrnl/next")
         seq = struct.unpack(">Q", seq_raw)[0] if seq_raw is not None else 1
-        self.kv.set(b"jrnl/next", _be64(seq + 1))
+        self.kv.set(b"jrnl/next", be64(seq + 1))
         entry = JournalEntry(seq=seq, time=time, height=height, kind=kind, amount=amount, reference=reference)
-        self.kv.set(b"jrnl/" + account_id.encode() + b"/" + _be64(time) + b"/" + _be64(seq), entry.encode())
+        self.kv.set(b"jrnl/" + account_id.encode() + b"/" + be64(time) + b"/" + be64(seq), entry.encode())
 
     def journal_between(self, account_id: str, start: int, end: int, limit: int) -> list[JournalEntry]:
         """Statement lines with ``start <= time < end``, oldest first, at most ``limit``."""
         prefix = b"jrnl/" + account_id.encode() + b"/"
         out = []
-        for _, raw in self.kv.iterate(prefix + _be64(start), prefix + _be64(end)):
+        for _, raw in self.kv.iterate(prefix + be64(start), prefix + be64(end)):
             out.append(JournalEntry.decode(raw))
             if len(out) == limit:
                 break
@@ -467,7 +472,7 @@ class State:
 
     def queue_validator_update(self, pubkey: bytes, power: int) -> None:
         """Record a validator-set change for this block's FinalizeBlock response."""
-        self.kv.set(b"valupd/" + pubkey.hex().encode(), _be64(power))
+        self.kv.set(b"valupd/" + pubkey.hex().encode(), be64(power))
 
     def take_validator_updates(self) -> list[tuple[bytes, int]]:
         """This block's queued validator-set changes, by key; the queue is emptied."""
@@ -478,8 +483,8 @@ class State:
         return found
 
     def get_vote(self, proposal_id: int, voter: str) -> Vote | None:
-        raw = self.kv.get(b"gov/vote/" + _be64(proposal_id) + b"/" + voter.encode())
+        raw = self.kv.get(b"gov/vote/" + be64(proposal_id) + b"/" + voter.encode())
         return Vote.decode(raw) if raw is not None else None
 
     def put_vote(self, proposal_id: int, voter: str, vote: Vote) -> None:
-        self.kv.set(b"gov/vote/" + _be64(proposal_id) + b"/" + voter.encode(), vote.encode())
+        self.kv.set(b"gov/vote/" + be64(proposal_id) + b"/" + voter.encode(), vote.encode())

@@ -33,10 +33,10 @@ from typing import ClassVar
 
 from abci_app.ledger import codec, crypto, errors
 from abci_app.ledger.events import Event, event
-from abci_app.ledger.modules.market.book import Market, be64, unbe64
+from abci_app.ledger.modules.market.book import Market
 from abci_app.ledger.modules.market.types import amount
 from abci_app.ledger.msg import Msg, TxContext, require_amount, require_name
-from abci_app.ledger.state import Account, Meter, State
+from abci_app.ledger.state import Account, Meter, State, be64, unbe64
 from abci_app.ledger.store import prefix_end
 from abci_app.ledger.wire import Record
 

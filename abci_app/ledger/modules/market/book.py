@@ -24,21 +24,12 @@ pulls orders lazily, so it reads only as many as it fills.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
 from abci_app.ledger import codec
 from abci_app.ledger.modules.market.types import ASK, Clearing, GridFee, Order, Position, Trade
-from abci_app.ledger.state import State
+from abci_app.ledger.state import State, be64, unbe64
 from abci_app.ledger.store import prefix_end
-
-
-def be64(value: int) -> bytes:
-    return struct.pack(">Q", value)
-
-
-def unbe64(raw: bytes) -> int:
-    return int(struct.unpack(">Q", raw)[0])
 
 
 def _book_side(slot: int, zone: str, side: str) -> bytes:
@@ -190,9 +181,6 @@ class Market:
         else:
             self.kv.set(key, position.encode())
 
-    def slot_positions(self, slot: int) -> list[Position]:
-        return [Position.decode(raw) for _, raw in self._scan(b"mkt/pos/" + be64(slot) + b"/")]
-
     def iter_positions(self) -> Iterator[Position]:
         for _, raw in self._scan(b"mkt/pos/"):
             yield Position.decode(raw)
@@ -249,9 +237,4 @@ class Market:
     def iter_fees(self) -> Iterator[GridFee]:
         for _, raw in self._scan(b"fee/"):
             yield GridFee.decode(raw)
-
-
-def fee_table(market: Market, zones: list[str]) -> dict[tuple[str, str], int]:
-    """Fee per kWh for every ordered pair of ``zones``."""
-    return {(a, b): market.fee(a, b) for a in zones for b in zones}
 

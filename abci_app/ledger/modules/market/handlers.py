@@ -17,7 +17,7 @@ from dataclasses import replace
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.market.book import Market
-from abci_app.ledger.modules.market.matching import Fill, accepts, crosses, match_continuous
+from abci_app.ledger.modules.market.matching import FeeFn, Fill, accepts, crosses, match_continuous
 from abci_app.ledger.modules.market.msgs import CancelOrder, PlaceOrder, SetGridFees
 from abci_app.ledger.modules.market.types import (
     ASK,
@@ -88,7 +88,7 @@ def handle_place_order(ctx: TxContext, msg: PlaceOrder) -> None:
     ctx.events.append(_placed_event(order))
     if params.matching_mode == CALL_AUCTION:
         return
-    fills = match_continuous(order, _opposite_books(ctx.state, market, order), market.fee)
+    fills = match_continuous(order, _opposite_books(ctx.state, market, order), _fee_memo(market))
     filled = sum(fill.quantity_wh for fill in fills)
     # Rule: fill-or-kill trades its whole quantity at once or not at all.
     if order.tif == FOK and filled < order.quantity_wh:
@@ -133,6 +133,18 @@ def _check_no_self_cross(market: Market, order: Order) -> None:
     # the same slot is rejected whole (cancel the resting order first).
     if crosses(bid.price, ask.price, market.fee(ask.zone, bid.zone)):
         raise errors.SelfTrade(f"order crosses the signer's own resting order {own.id}")
+
+
+def _fee_memo(market: Market) -> FeeFn:
+    """``market.fee`` read once per zone pair: matching asks for the same route once per resting order."""
+    cache: dict[tuple[str, str], int] = {}
+
+    def fee(from_zone: str, to_zone: str) -> int:
+        if (from_zone, to_zone) not in cache:
+            cache[(from_zone, to_zone)] = market.fee(from_zone, to_zone)
+        return cache[(from_zone, to_zone)]
+
+    return fee
 
 
 def _opposite_books(state: State, market: Market, order: Order) -> dict[str, Iterator[Order]]:

@@ -18,29 +18,29 @@ def market_query(state: State, head: str, args: list[str]) -> Any | None:
     """Answer a market path, or None if ``head``/``args`` is not one."""
     market = Market(state)
     if head == "book" and len(args) == 2:
-        return book_depth(state, market, _int(args[0], "slot"), args[1])
+        return book_depth(state, market, u64_arg(args[0], "slot"), args[1])
     if head == "best" and len(args) == 2:
-        return best_prices(state, market, _int(args[0], "slot"), args[1])
+        return best_prices(state, market, u64_arg(args[0], "slot"), args[1])
     if head == "orders" and len(args) == 1:
         orders = [market.get_order(order_id) for order_id in market.open_order_ids(args[0])]
         return {"account": args[0], "orders": [_order(o) for o in orders if o is not None]}
     if head == "order" and len(args) == 1:
-        order = market.get_order(_int(args[0], "order id"))
+        order = market.get_order(u64_arg(args[0], "order id"))
         if order is None:
             raise errors.NotFound(f"order {args[0]} is not open")
         return _order(order)
     if head == "trades" and len(args) == 2 and args[0] == "slot":
-        trades = market.slot_trades(_int(args[1], "slot"), MAX_TRADES)
+        trades = market.slot_trades(u64_arg(args[1], "slot"), MAX_TRADES)
         return {"slot": int(args[1]), "trades": [_trade(t) for t in trades]}
     if head == "trades" and len(args) == 2 and args[0] == "account":
         return {"account": args[1], "trades": [_trade(t) for t in market.account_trades(args[1], MAX_TRADES)]}
     if head == "clearing" and len(args) == 2:
-        clearing = market.get_clearing(_int(args[0], "slot"), args[1])
+        clearing = market.get_clearing(u64_arg(args[0], "slot"), args[1])
         if clearing is None:
             raise errors.NotFound(f"no price formed in slot {args[0]} zone {args[1]}")
         return asdict(clearing)
     if head == "position" and len(args) == 2:
-        return asdict(market.get_position(_int(args[0], "slot"), args[1]))
+        return asdict(market.get_position(u64_arg(args[0], "slot"), args[1]))
     if head == "slots" and not args:
         return {"slots": market.booked_slots(), "closed_through": market.closed_through()}
     if head == "fees" and not args:
@@ -48,7 +48,8 @@ def market_query(state: State, head: str, args: list[str]) -> Any | None:
     return None
 
 
-def _int(text: str, what: str) -> int:
+def u64_arg(text: str, what: str) -> int:
+    """A decimal query argument that fits a 64-bit signed integer (code 100 otherwise)."""
     if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
         raise errors.BadQuery(f"{what} {text!r} is not a non-negative 64-bit integer")
     return int(text)
