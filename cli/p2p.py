@@ -31,8 +31,6 @@ from typing import Annotated, Any
 import trio
 import typer
 
-from abci_app.ledger import codec
-from abci_app.ledger.router import MESSAGE_TYPES
 from abci_app.ledger.tx import encode_tx
 from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
@@ -331,13 +329,8 @@ def accept(
         note(f"signed acceptance written to {out_file}")
         out.record(document)
         return
-    msg_class = MESSAGE_TYPES.get("accept_offer")
-    if msg_class is None:
-        fail("this gridledger build has no on-chain accept_offer message yet; "
-             "use --out FILE to keep the signed acceptance")
-    msg = msg_class.from_wire(codec.decode(body.encode()))
     client = NodeClient(node)
-    raw = encode_tx(offer_obj.body.chain_id, msg, key, client.next_nonce(key.account))
+    raw = encode_tx(offer_obj.body.chain_id, body, key, client.next_nonce(key.account))
     note(f"submitting accept_offer {tx_hash(raw)}")
     broadcast(client, raw, out, wait, timeout)
 

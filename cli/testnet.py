@@ -3,6 +3,7 @@
     testnet init --roster config/testnet-4.toml --out DIR   homes, keys, genesis (nothing runs yet)
     testnet up --dir DIR                                     start every node detached
     testnet status --dir DIR                                 heights, app hashes, peers; do the apps agree?
+    testnet p2p-peers --dir DIR                              bootstrap addresses and feed publisher keys
     testnet logs --dir DIR [--node N] [--follow]             node logs
     testnet down --dir DIR                                   stop every node, nothing left running
 
@@ -86,6 +87,8 @@ def init(
         help="With --create-empty-blocks false: still make an empty block this often (0s: never).")] = "0s",
     docker: Annotated[bool, typer.Option(
         "--docker", help="Homes for docker-compose.yml: peers by service name, listen on 0.0.0.0.")] = False,
+    p2p: Annotated[bool, typer.Option(
+        "--p2p/--no-p2p", help="Give every node a libp2p host (offers, market feed) on port BASE+10K+4.")] = True,
     output: OutputOpt = Format.table,
 ) -> None:
     """Create the validator homes, keys and shared genesis of a local testnet.
@@ -97,15 +100,17 @@ def init(
                              create_empty_blocks_interval=create_empty_blocks_interval)
     if out is None:
         out = tn.DOCKER_OUT if docker else tn.DEFAULT_OUT
-    options = tn.InitOptions(out=out, base_port=base_port, timing=timing, docker=docker, chain_id=chain_id)
+    options = tn.InitOptions(out=out, base_port=base_port, timing=timing, docker=docker, chain_id=chain_id,
+                             p2p=p2p)
     try:
         testnet = tn.init_testnet(tn.load_roster(roster), options)
     except (tn.TestnetError, FileNotFoundError) as exc:
         fail(str(exc))
     Output(output.value).records(
         [{"node": n.name, "moniker": n.moniker, "role": n.role, "power": n.power, "node_id": n.node_id,
-          "rpc": n.rpc_url, "p2p": n.ports["p2p"], "home": str(testnet.home(n))} for n in testnet.nodes],
-        columns=("node", "moniker", "role", "power", "rpc", "p2p", "home"))
+          "rpc": n.rpc_url, "p2p": n.ports["p2p"], "libp2p": n.p2p_addr or None, "home": str(testnet.home(n))}
+         for n in testnet.nodes],
+        columns=("node", "moniker", "role", "power", "rpc", "p2p", "libp2p", "home"))
     if docker:
         note(f"docker homes written to {testnet.directory}; run them with `docker compose up --build` "
              "(see README, section Docker)")
@@ -172,13 +177,38 @@ def status(directory: DirOpt = DEFAULT_DIR, output: OutputOpt = Format.table) ->
         out.record({"chain_id": testnet.chain_id, "nodes": reports, **summary})
     else:
         out.records(reports, columns=("node", "moniker", "pid", "height", "app_hash", "catching_up", "peers",
-                                      "validator", "voting_power"))
+                                      "validator", "voting_power", "p2p_port", "p2p_peers", "p2p_peer_id"))
         out.record({k: v for k, v in summary.items() if k != "hashes"}, title="agreement")
     unreachable = [r["node"] for r in reports if not r["reachable"]]
     if unreachable:
         fail(f"not answering: {', '.join(unreachable)}", NODE_UNREACHABLE)
     if summary["agree"] is False:
         fail(f"app hashes differ at height {summary['compared_height']}: {summary['hashes']}", NODE_UNREACHABLE)
+
+
+@testnet_app.command("p2p-peers")
+def p2p_peers(directory: DirOpt = DEFAULT_DIR, output: OutputOpt = Format.table) -> None:
+    """How a participant joins the testnet's libp2p network: bootstrap addresses and feed publisher keys.
+
+    Prints the `gridledger p2p listen` options to paste; `--output json` gives
+    {"chain_id", "bootstrap": [...], "trusted_publishers": [...], "nodes": [...]}.
+
+    Example: gridledger testnet p2p-peers --dir /tmp/tn --output json
+    """
+    testnet = _load(directory)
+    peers = tn.p2p_peers(testnet)
+    if not peers["bootstrap"]:
+        fail(f"the nodes of {testnet.directory} run no libp2p host (made with --no-p2p)")
+    out = Output(output.value)
+    if output is Format.json:
+        out.record(peers)
+        return
+    out.records([{**n, "zones": ",".join(n["zones"])} for n in peers["nodes"]],
+                columns=("node", "moniker", "zones", "addr", "publisher"))
+    options = " ".join([*(f"--bootstrap {a}" for a in peers["bootstrap"]),
+                        *(f"--trust-publisher {k}" for k in peers["trusted_publishers"])])
+    note(f"join as a participant:\n  gridledger p2p listen --home DIR --zone ZONE "
+         f"--node {testnet.nodes[0].rpc_url} {options}")
 
 
 @testnet_app.command("logs")

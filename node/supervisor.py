@@ -1,15 +1,22 @@
-"""Run the ABCI app and CometBFT as one supervised unit.
+"""Run the ABCI app, CometBFT and (when the home enables it) the libp2p host as one supervised unit.
 
-Order: the app starts first and CometBFT only once the app listens; on SIGINT
-or SIGTERM CometBFT stops first (so it never calls a vanished app), then the
-app. If either child dies, the other is stopped and the exit code says which:
+Order: the app starts first, CometBFT only once the app listens, then the
+libp2p host (``p2p listen --publish-feed`` of this node, if the home holds
+``p2p.toml``). On SIGINT or SIGTERM the p2p host stops first, then CometBFT
+(so it never calls a vanished app), then the app. If the app or CometBFT
+dies, the others are stopped and the exit code says which:
 
-    0   stopped by SIGINT/SIGTERM; both children ended cleanly
+    0   stopped by SIGINT/SIGTERM; every child ended cleanly
     10  the ABCI app died
     11  CometBFT died
     12  a child did not start
     13  stopped by SIGINT/SIGTERM, but a child failed while stopping
         (non-zero exit, or it ignored SIGTERM and had to be killed)
+
+The p2p host only gossips (offers, the advisory market feed): its death must
+not stop consensus. The supervisor logs it and restarts it after a back-off
+(1 s, 2 s, 5 s, 10 s, 30 s, then every 60 s; back to 1 s once a run lasted
+60 s). Its failure while stopping counts for 13 like the other children's.
 
 No orphans: the children run in their own session (a Ctrl-C in the terminal
 reaches only the supervisor, which then stops them in order) and get
@@ -33,6 +40,7 @@ from typing import IO
 import psutil
 
 from node import cometbft
+from node.p2p import node_host
 
 EXIT_OK = 0
 EXIT_APP_DIED = 10
@@ -47,6 +55,9 @@ _WAKE_CHECK_S = 1.0
 # How long after CometBFT's exit the app may still be seen to end, when its
 # death is what made CometBFT stop (process exit is not instantaneous).
 _FOLLOW_S = 1.0
+# Restart delays of a dead p2p host; a run this long counts as healthy and resets them.
+P2P_RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+P2P_HEALTHY_RUN_S = 60.0
 
 
 # Loaded here, not in the forked child: dlopen after fork() of a threaded process can deadlock.
@@ -76,6 +87,8 @@ class NodeSpec:
     app_metrics: str | None = None
     log_level: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    p2p: bool = False
+    """Run the libp2p host (the home holds p2p.toml)."""
 
     @classmethod
     def from_home(cls, home: Path, *, abci_address: str | None = None, rpc_laddr: str | None = None,
@@ -85,7 +98,16 @@ class NodeSpec:
         settings = cometbft.read_node_settings(home)
         return cls(home=home, abci_address=abci_address or config.get("proxy_app", "tcp://127.0.0.1:26658"),
                    rpc_laddr=rpc_laddr, p2p_laddr=p2p_laddr,
-                   app_metrics=app_metrics if app_metrics is not None else settings.get("app_metrics") or None)
+                   app_metrics=app_metrics if app_metrics is not None else settings.get("app_metrics") or None,
+                   p2p=node_host.enabled(home))
+
+    def rpc_url(self) -> str:
+        """Where processes on this machine reach the node's RPC (a wildcard listener via loopback)."""
+        laddr = self.rpc_laddr or cometbft.read_config(self.home)["rpc"]["laddr"]
+        host, _, port = laddr.split("://", 1)[-1].rpartition(":")
+        if host in ("", "0.0.0.0", "::", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
 
     def app_argv(self) -> list[str]:
         argv = [sys.executable, "-m", "node.app_main", "--db", str(self.home / "data" / "app"),
@@ -101,6 +123,10 @@ class NodeSpec:
             if value is not None:
                 argv += [flag, value]
         return [*argv, *self.extra_args]
+
+    def p2p_argv(self) -> list[str] | None:
+        """The libp2p host publishing this node's market feed; None when the home does not enable it."""
+        return node_host.listen_argv(self.home, self.rpc_url()) if self.p2p else None
 
 
 def _exited(proc: subprocess.Popen[str]) -> bool:
@@ -148,6 +174,12 @@ class Supervisor:
         """Seconds a child may take to stop after SIGTERM before it is killed."""
         self.app: subprocess.Popen[str] | None = None
         self.comet: subprocess.Popen[str] | None = None
+        self.p2p: subprocess.Popen[str] | None = None
+        """The running p2p host; None while it waits for a restart (or is not enabled)."""
+        self.p2p_restarts = 0
+        self._p2p_started = 0.0
+        self._p2p_restart_at: float | None = None
+        self._p2p_failures = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -186,9 +218,39 @@ class Supervisor:
             self._wake.clear()
         self.sink(f"[supervisor] app listens on {self.spec.abci_address}; starting CometBFT")
         self.comet = self._spawn(self.spec.cometbft_argv(), "[cometbft]")
+        if self.spec.p2p_argv() is not None:
+            self.sink("[supervisor] starting the p2p host")
+            self._start_p2p()
+
+    def _start_p2p(self) -> None:
+        argv = self.spec.p2p_argv()
+        assert argv is not None
+        self._p2p_restart_at = None
+        self._p2p_started = time.monotonic()
+        self.p2p = self._spawn(argv, "[p2p]")
+
+    def _tend_p2p(self) -> None:
+        """Notice a dead p2p host and restart it once its back-off has passed."""
+        if self.p2p is not None and _exited(self.p2p):
+            ran = time.monotonic() - self._p2p_started
+            self._p2p_failures = 1 if ran >= P2P_HEALTHY_RUN_S else self._p2p_failures + 1
+            delay = P2P_RESTART_BACKOFF_S[min(self._p2p_failures, len(P2P_RESTART_BACKOFF_S)) - 1]
+            self.sink(f"[supervisor] p2p host exited with {self.p2p.wait()} after {ran:.0f}s; consensus goes on, "
+                      f"restarting it in {delay:g}s")
+            self.p2p = None
+            self._p2p_restart_at = time.monotonic() + delay
+        if self.p2p is None and self._p2p_restart_at is not None and time.monotonic() >= self._p2p_restart_at:
+            self.p2p_restarts += 1
+            self.sink(f"[supervisor] restarting the p2p host (restart {self.p2p_restarts})")
+            self._start_p2p()
+
+    def _next_check(self) -> float:
+        if self._p2p_restart_at is None:
+            return _WAKE_CHECK_S
+        return max(0.0, min(_WAKE_CHECK_S, self._p2p_restart_at - time.monotonic()))
 
     def wait(self) -> int:
-        """Block until a stop request or a child's death; stop both; return the exit code."""
+        """Block until a stop request or the app's or CometBFT's death; stop all; return the exit code."""
         assert self.app is not None and self.comet is not None
         code = EXIT_OK
         while not self._stop.is_set():
@@ -202,7 +264,8 @@ class Supervisor:
                 self.sink(f"[supervisor] CometBFT exited with {self.comet.wait()}; stopping the app")
                 code = EXIT_COMETBFT_DIED
                 break
-            self._wake.wait(_WAKE_CHECK_S)
+            self._tend_p2p()
+            self._wake.wait(self._next_check())
             self._wake.clear()
         exits = self.shutdown()
         if code == EXIT_OK and not all(e.clean for e in exits):
@@ -216,10 +279,11 @@ class Supervisor:
         self._wake.set()
 
     def shutdown(self) -> list[ChildExit]:
-        """CometBFT first, then the app; SIGKILL whatever ignores SIGTERM for ``self.grace`` seconds."""
+        """The p2p host, CometBFT, then the app; SIGKILL whatever ignores SIGTERM for ``self.grace`` seconds."""
         grace = self.grace
         exits: list[ChildExit] = []
-        for name, proc in (("CometBFT", self.comet), ("ABCI app", self.app)):
+        self._p2p_restart_at = None
+        for name, proc in (("p2p host", self.p2p), ("CometBFT", self.comet), ("ABCI app", self.app)):
             if proc is None:
                 continue
             stopped_by_us = proc.poll() is None

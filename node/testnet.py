@@ -10,8 +10,14 @@ Layout of a testnet directory (``gridledger testnet init --out DIR``)::
     DIR/nodeK/node.pid      the supervisor's pid and start time (while up)
 
 Keys guard a throw-away chain: they are encrypted under the publicly known
-passphrase ``testnet`` (TESTNET_PASSPHRASE). Validator and p2p keys are
-CometBFT's own (``cometbft init``), unencrypted in each home as usual.
+passphrase ``testnet`` (TESTNET_PASSPHRASE). Validator and CometBFT node keys
+are CometBFT's own (``cometbft init``), unencrypted in each home as usual.
+
+With ``p2p`` (the CLI's default) every home also gets a libp2p host
+(``DIR/nodeK/p2p.toml``, ``p2p_identity.key``): listen port = base + 4 of its
+port block, zones = its DSO zones (an LPD: every zone of the chain),
+bootstrap = the other validators, trusted publishers = every validator's key.
+``gridledger node start`` runs it as a third child.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from abci_app.ledger.msg import NAME_PATTERN
 from cli.keystore import NAME_PATTERN as KEY_NAME_PATTERN
 from cli.keystore import Keystore
 from node import cometbft
+from node.p2p import node_host
+from node.p2p.control import ControlClient, ControlError, socket_path
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 TESTNET_PASSPHRASE = "testnet"
@@ -225,6 +233,9 @@ class InitOptions:
     timing: cometbft.Timing = field(default_factory=cometbft.Timing)
     docker: bool = False
     chain_id: str | None = None
+    p2p: bool = False
+    """Give every node a libp2p host. The CLI turns it on by default; off here keeps library callers'
+    process trees (app + CometBFT) as they were."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +253,14 @@ class NodeInfo:
     ports: dict[str, int]
     rpc_url: str
     """Where this machine reaches the node's RPC (a published port for --docker)."""
+    p2p_peer_id: str = ""
+    """The libp2p host's peer id; empty when the node runs none."""
+    p2p_pubkey: str = ""
+    """Hex public key that signs this node's feed snapshots."""
+    p2p_port: int = 0
+    """The libp2p listen port inside the node's home (in its container for --docker)."""
+    p2p_addr: str = ""
+    """The multiaddr this machine dials to reach the host (a published port for --docker)."""
 
 
 @dataclass(frozen=True)
@@ -321,14 +340,51 @@ def app_state(roster: Roster, pubkeys: dict[str, str], consensus_keys: dict[str,
     return state
 
 
+def _node_base(options: InitOptions, index: int) -> int:
+    """First port of node ``index``'s block (every container has the standard block)."""
+    return cometbft.DEFAULT_BASE_PORT if options.docker else options.base_port + cometbft.PORT_STRIDE * index
+
+
 def _node_ports(options: InitOptions, index: int) -> cometbft.Ports:
-    if options.docker:
-        return DOCKER_PORTS
-    return cometbft.Ports.from_base(options.base_port + cometbft.PORT_STRIDE * index)
+    return cometbft.Ports.from_base(_node_base(options, index))
 
 
 def _peer_host(options: InitOptions, name: str) -> str:
     return name if options.docker else "127.0.0.1"
+
+
+def _chain_zones(roster: Roster) -> list[str]:
+    return sorted({zone for op in roster.operators for zone in op.zones})
+
+
+def _p2p_ports(options: InitOptions, index: int) -> tuple[int, int]:
+    """(listen port of the home, port this machine dials): equal, except for a published --docker port."""
+    port = node_host.port_of(_node_base(options, index))
+    return port, (docker_host_port(index, port) if options.docker else port)
+
+
+def _configure_p2p(out: Path, roster: Roster, options: InitOptions, names: list[str],
+                   chain_id: str) -> dict[str, dict[str, Any]]:
+    """Identity and p2p.toml of every home; the NodeInfo fields of each node by name."""
+    identities = {name: node_host.create_identity(out / name) for name in names}
+    trusted = [identity.pubkey for identity in identities.values()]
+    all_zones = _chain_zones(roster)
+    fields: dict[str, dict[str, Any]] = {}
+    for index, (op, name) in enumerate(zip(roster.validators, names, strict=True)):
+        port, dialled = _p2p_ports(options, index)
+        bootstrap = [node_host.multiaddr(_peer_host(options, other), _p2p_ports(options, j)[0],
+                                         identities[other].peer_id)
+                     for j, other in enumerate(names) if other != name]
+        zones = list(op.zones) or all_zones
+        if zones:  # a chain without any zone has no feed to publish
+            host = "0.0.0.0" if options.docker else "127.0.0.1"
+            node_host.write_config(out / name, chain_id=chain_id, zones=zones,
+                                   listen=[node_host.multiaddr(host, port)], bootstrap=bootstrap,
+                                   trusted_publishers=trusted)
+        fields[name] = {"p2p_peer_id": identities[name].peer_id, "p2p_pubkey": identities[name].pubkey,
+                        "p2p_port": port,
+                        "p2p_addr": node_host.multiaddr("127.0.0.1", dialled, identities[name].peer_id)}
+    return fields
 
 
 def init_testnet(roster: Roster, options: InitOptions) -> Testnet:
@@ -368,6 +424,7 @@ def _populate(out: Path, roster: Roster, options: InitOptions, names: list[str])
     chain_id = options.chain_id or roster.chain_id
     genesis = _genesis(out / names[0], chain_id, roster, app_state(roster, pubkeys, consensus), consensus)
     (out / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
+    p2p_fields = _configure_p2p(out, roster, options, names, chain_id) if options.p2p else {}
     nodes = []
     for index, (op, name) in enumerate(zip(validators, names, strict=True)):
         ports = _node_ports(options, index)
@@ -386,7 +443,8 @@ def _populate(out: Path, roster: Roster, options: InitOptions, names: list[str])
         rpc_port = docker_host_port(index, ports.rpc) if options.docker else ports.rpc
         nodes.append(NodeInfo(name=name, moniker=op.name, role=op.role, power=op.power, home=name,
                               node_id=node_ids[name], consensus_pubkey=consensus[op.name], ports=ports.as_dict(),
-                              rpc_url=f"http://127.0.0.1:{rpc_port}"))
+                              rpc_url=f"http://127.0.0.1:{rpc_port}",
+                              **p2p_fields.get(name, {})))
     testnet = Testnet(directory=out, chain_id=chain_id, docker=options.docker, nodes=tuple(nodes))
     testnet.save()
     return testnet
@@ -481,6 +539,25 @@ def start_node(testnet: Testnet, node: NodeInfo) -> psutil.Process:
     return handle
 
 
+def p2p_status(testnet: Testnet, node: NodeInfo, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The running libp2p host's status from its control socket; None if none answers."""
+    try:
+        return ControlClient(socket_path(testnet.home(node)), timeout=timeout).request("status")
+    except (ControlError, OSError, ValueError):
+        return None
+
+
+def wait_p2p(testnet: Testnet, node: NodeInfo, proc: psutil.Process, deadline: float) -> str | None:
+    """Poll until the node's p2p host answers on its control socket (no event to wait on)."""
+    while p2p_status(testnet, node) is None:
+        if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+            return "exited while starting (see its node.log)"
+        if time.monotonic() > deadline:
+            return "p2p host not answering yet (see its node.log)"
+        time.sleep(0.2)
+    return None
+
+
 def wait_rpc(node: NodeInfo, proc: psutil.Process, deadline: float) -> str | None:
     """Poll until the node's RPC answers; the problem text if it died or the deadline passed."""
     rpc = CometRpc(node.rpc_url, timeout=2.0)
@@ -516,6 +593,8 @@ def up(testnet: Testnet, nodes: Sequence[NodeInfo], timeout: float = 60.0) -> li
     deadline = time.monotonic() + timeout
     for node, proc in started:
         problem = wait_rpc(node, proc, deadline)
+        if problem is None and node_host.enabled(testnet.home(node)):
+            problem = wait_p2p(testnet, node, proc, deadline)
         results[node.name] = {"node": node.name, "moniker": node.moniker, "pid": proc.pid, "rpc": node.rpc_url,
                               "state": problem or "started"}
     return [results[node.name] for node in nodes]
@@ -565,7 +644,8 @@ def node_report(testnet: Testnet, node: NodeInfo) -> dict[str, Any]:
     proc = running_supervisor(testnet, node)
     report: dict[str, Any] = {"node": node.name, "moniker": node.moniker, "pid": proc.pid if proc else None,
                               "rpc": node.rpc_url, "reachable": False, "height": None, "app_hash": None,
-                              "catching_up": None, "peers": None, "validator": None, "voting_power": None}
+                              "catching_up": None, "peers": None, "validator": None, "voting_power": None,
+                              **p2p_report(testnet, node)}
     rpc = CometRpc(node.rpc_url, timeout=3.0)
     try:
         status = rpc.status()
@@ -579,6 +659,29 @@ def node_report(testnet: Testnet, node: NodeInfo) -> dict[str, Any]:
     report.update(reachable=True, height=int(sync["latest_block_height"]), app_hash=sync["latest_app_hash"],
                   catching_up=bool(sync["catching_up"]), peers=peers, validator=power > 0, voting_power=power)
     return report
+
+
+def p2p_report(testnet: Testnet, node: NodeInfo) -> dict[str, Any]:
+    """The node's libp2p identity and port, and how many peers its running host has (None: not answering)."""
+    if not node.p2p_peer_id:
+        return {"p2p_peer_id": None, "p2p_port": None, "p2p_peers": None}
+    status = p2p_status(testnet, node) if not testnet.docker else None
+    return {"p2p_peer_id": node.p2p_peer_id, "p2p_port": int(node.p2p_addr.split("/tcp/")[1].split("/")[0]),
+            "p2p_peers": len(status["peers"]) if status else None}
+
+
+def p2p_peers(testnet: Testnet) -> dict[str, Any]:
+    """What a participant needs to join the testnet's p2p network: bootstrap addresses, publisher keys."""
+    hosts = [node for node in testnet.nodes if node.p2p_peer_id]
+    return {
+        "chain_id": testnet.chain_id,
+        "bootstrap": [node.p2p_addr for node in hosts],
+        "trusted_publishers": [node.p2p_pubkey for node in hosts],
+        "nodes": [{"node": node.name, "moniker": node.moniker,
+                   "zones": node_host.read_config(testnet.home(node)).get("zones", []),
+                   "peer_id": node.p2p_peer_id, "addr": node.p2p_addr, "publisher": node.p2p_pubkey}
+                  for node in hosts],
+    }
 
 
 def app_hash_at(node: NodeInfo, height: int, report: dict[str, Any]) -> str | None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from node import cometbft
 from node import testnet as tn
+from node.p2p import node_host
 
 REPO = cometbft.REPO_ROOT
 ROSTER = REPO / "config" / "testnet-4.toml"
@@ -84,11 +85,14 @@ def test_published_ports_match_the_homes(compose: dict[str, Any], docker_net: tn
         rpc = _port_of(config["rpc"]["laddr"])
         app_metrics = _port_of(cometbft.read_node_settings(home)["app_metrics"])
         comet_metrics = _port_of(config["instrumentation"]["prometheus_listen_addr"])
-        assert set(ports) == {rpc, app_metrics, comet_metrics}
+        libp2p = node_host.listen_port(home)
+        assert set(ports) == {rpc, app_metrics, comet_metrics, libp2p}
         for container_port, (host, host_port) in ports.items():
             assert host == "127.0.0.1"  # published on the host's loopback only
             assert host_port == tn.docker_host_port(index, container_port)
         assert node.rpc_url == f"http://127.0.0.1:{ports[rpc][1]}"
+        # A participant on the host dials the published libp2p port.
+        assert node.p2p_addr == f"/ip4/127.0.0.1/tcp/{ports[libp2p][1]}/p2p/{node.p2p_peer_id}"
         # Inside the container everything the host reaches listens on all interfaces.
         assert config["rpc"]["laddr"].startswith("tcp://0.0.0.0:")
         assert config["p2p"]["laddr"].startswith("tcp://0.0.0.0:")
@@ -118,3 +122,14 @@ def test_compose_volume_paths_are_relative_to_the_repo(compose: dict[str, Any]) 
     for service in compose["services"].values():
         source = service["volumes"][0].split(":")[0]
         assert source.startswith("./") and not Path(source).is_absolute()
+
+
+def test_libp2p_hosts_bootstrap_by_service_name(docker_net: tn.Testnet) -> None:
+    services = {node.name: node for node in docker_net.nodes}
+    for node in docker_net.nodes:
+        config = node_host.read_config(docker_net.home(node))
+        assert config["listen"] == [f"/ip4/0.0.0.0/tcp/{node_host.port_of(cometbft.DEFAULT_BASE_PORT)}"]
+        expected = {f"/dns4/{name}/tcp/{other.p2p_port}/p2p/{other.p2p_peer_id}"
+                    for name, other in services.items() if name != node.name}
+        assert set(config["bootstrap"]) == expected
+        assert set(config["trusted_publishers"]) == {n.p2p_pubkey for n in docker_net.nodes}

@@ -1,4 +1,4 @@
-"""The supervisor's ordering and exit codes, with small stand-in processes instead of the app and CometBFT."""
+"""The supervisor's ordering and exit codes, with small stand-in processes for the app, CometBFT and the p2p host."""
 
 from __future__ import annotations
 
@@ -41,17 +41,38 @@ while True:
     signal.pause()
 """
 
+# A stand-in p2p host: counts its starts in a file, so a restarted one says which run it is.
+P2P = """
+import pathlib, signal, sys
+runs = pathlib.Path(sys.argv[1])
+run = int(runs.read_text()) + 1 if runs.exists() else 1
+runs.write_text(str(run))
+def handler(*_):
+    print("p2p stopping", flush=True)
+    sys.exit(0 if sys.argv[2] == "clean" else 5)
+signal.signal(signal.SIGTERM, handler)
+print(f"p2p running (run {run})", flush=True)
+while True:
+    signal.pause()
+"""
+
 
 class FakeSpec(NodeSpec):
-    def __init__(self, home: Path, on_term: str = "clean") -> None:
-        super().__init__(home=home, abci_address="tcp://127.0.0.1:1")
+    def __init__(self, home: Path, on_term: str = "clean", p2p_on_term: str | None = None) -> None:
+        super().__init__(home=home, abci_address="tcp://127.0.0.1:1", p2p=p2p_on_term is not None)
         self.on_term = on_term
+        self.p2p_on_term = p2p_on_term
 
     def app_argv(self) -> list[str]:
         return [sys.executable, "-c", APP, self.on_term]
 
     def cometbft_argv(self) -> list[str]:
         return [sys.executable, "-c", CONSENSUS]
+
+    def p2p_argv(self) -> list[str] | None:
+        if self.p2p_on_term is None:
+            return None
+        return [sys.executable, "-c", P2P, str(self.home / "p2p-runs"), self.p2p_on_term]
 
 
 class Recorder:
@@ -82,7 +103,28 @@ def started(tmp_path: Path, on_term: str = "clean", grace: float = 15.0) -> tupl
 
 def children_gone(sup: Supervisor) -> bool:
     assert sup.app is not None and sup.comet is not None
-    return not any(psutil.pid_exists(p.pid) and p.poll() is None for p in (sup.app, sup.comet))
+    children = [p for p in (sup.app, sup.comet, sup.p2p) if p is not None]
+    return not any(psutil.pid_exists(p.pid) and p.poll() is None for p in children)
+
+
+def with_p2p(tmp_path: Path, p2p_on_term: str = "clean", on_term: str = "clean",
+             grace: float = 15.0) -> tuple[Supervisor, Recorder, threading.Thread, list[int]]:
+    """A supervisor with a p2p host, its wait() running in a thread whose exit code lands in the list."""
+    log = Recorder()
+    sup = Supervisor(FakeSpec(tmp_path, on_term, p2p_on_term), sink=log, grace=grace)
+    sup.start(ready_timeout=20)
+    log.wait_for("p2p running (run 1)")
+    codes: list[int] = []
+    waiter = threading.Thread(target=lambda: codes.append(sup.wait()))
+    waiter.start()
+    return sup, log, waiter, codes
+
+
+def stopped(sup: Supervisor, waiter: threading.Thread, codes: list[int]) -> int:
+    sup.request_stop()
+    waiter.join(60)
+    assert not waiter.is_alive()
+    return codes[0]
 
 
 def test_basic_stop_request_stops_consensus_then_app(tmp_path: Path) -> None:
@@ -129,3 +171,53 @@ def test_invalid_child_failing_during_shutdown_gives_13(tmp_path: Path, on_term:
     assert sup.wait() == supervisor.EXIT_SHUTDOWN_FAILED
     assert note in "\n".join(log.lines)
     assert children_gone(sup)
+
+
+def test_basic_p2p_host_starts_last_and_stops_first(tmp_path: Path) -> None:
+    sup, log, waiter, codes = with_p2p(tmp_path)
+    assert log.index("consensus running") < log.index("p2p running (run 1)")
+    assert any(line.startswith("[p2p] ") for line in log.lines)
+    assert stopped(sup, waiter, codes) == supervisor.EXIT_OK
+    assert log.index("p2p host stopped (exit 0)") < log.index("CometBFT stopped (exit 0)")
+    assert log.index("p2p stopping") < log.index("consensus stopping") < log.index("app stopping")
+    assert children_gone(sup)
+
+
+def test_basic_dead_p2p_host_is_restarted_and_consensus_goes_on(tmp_path: Path) -> None:
+    sup, log, waiter, codes = with_p2p(tmp_path)
+    assert sup.p2p is not None and sup.comet is not None
+    first, comet = sup.p2p, sup.comet
+    first.kill()
+    log.wait_for("consensus goes on, restarting it in 1s")
+    log.wait_for("p2p running (run 2)")
+    assert first.poll() is not None and sup.p2p is not first and sup.p2p_restarts == 1
+    assert comet.poll() is None and not codes  # CometBFT and the app never noticed
+    assert stopped(sup, waiter, codes) == supervisor.EXIT_OK
+    assert children_gone(sup)
+
+
+def test_basic_app_death_with_p2p_host_stops_everything_with_10(tmp_path: Path) -> None:
+    sup, log, waiter, codes = with_p2p(tmp_path)
+    assert sup.app is not None
+    sup.app.kill()
+    waiter.join(60)
+    assert codes == [supervisor.EXIT_APP_DIED]
+    assert "p2p stopping" in "\n".join(log.lines)
+    assert children_gone(sup)
+
+
+def test_invalid_p2p_host_failing_while_stopping_gives_13(tmp_path: Path) -> None:
+    sup, log, waiter, codes = with_p2p(tmp_path, p2p_on_term="fail")
+    assert stopped(sup, waiter, codes) == supervisor.EXIT_SHUTDOWN_FAILED
+    assert "p2p host stopped (exit 5)" in "\n".join(log.lines)
+    assert children_gone(sup)
+
+
+def test_basic_p2p_argv_only_for_a_home_with_p2p_toml(tmp_path: Path) -> None:
+    spec = NodeSpec(home=tmp_path, abci_address="tcp://127.0.0.1:1", rpc_laddr="tcp://0.0.0.0:26657")
+    assert spec.p2p_argv() is None
+    argv = NodeSpec(home=tmp_path, abci_address="tcp://127.0.0.1:1", rpc_laddr="tcp://0.0.0.0:26657",
+                    p2p=True).p2p_argv()
+    assert argv is not None
+    assert argv[argv.index("--home") + 1] == str(tmp_path) and "--publish-feed" in argv
+    assert argv[argv.index("--node") + 1] == "http://127.0.0.1:26657"  # a wildcard listener via loopback

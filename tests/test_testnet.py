@@ -18,6 +18,7 @@ from cli.keystore import Keystore
 from cli.main import app
 from node import cometbft
 from node import testnet as tn
+from node.p2p import node_host
 
 ROSTER = cometbft.REPO_ROOT / "config" / "testnet-4.toml"
 
@@ -113,6 +114,47 @@ def test_basic_distinct_ports_and_full_mesh_of_peers(local: tn.Testnet) -> None:
         assert node.node_id == cometbft.node_id_from_key(home)
         seen += ports.as_dict().values()
     assert len(seen) == len(set(seen)) == 20
+
+
+def test_basic_libp2p_host_per_node(local: tn.Testnet) -> None:
+    """Each home runs a libp2p host: own port in its block, the DSO's zones (LPD: all), the others as bootstrap."""
+    cometbft_ports = {port for node in local.nodes for port in node.ports.values()}
+    keys = {node.name: node_host.create_identity(local.home(node)) for node in local.nodes}  # loads, never replaces
+    for index, node in enumerate(local.nodes):
+        home = local.home(node)
+        config = node_host.read_config(home)
+        port = 30000 + 10 * index + 4
+        assert port not in cometbft_ports and node.p2p_port == port
+        assert config["listen"] == [f"/ip4/127.0.0.1/tcp/{port}"]
+        assert config["chain_id"] == local.chain_id
+        assert node.p2p_peer_id == keys[node.name].peer_id and node.p2p_pubkey == keys[node.name].pubkey
+        assert node.p2p_addr == f"/ip4/127.0.0.1/tcp/{port}/p2p/{node.p2p_peer_id}"
+        assert set(config["bootstrap"]) == {other.p2p_addr for other in local.nodes if other is not node}
+        assert set(config["trusted_publishers"]) == {k.pubkey for k in keys.values()}
+        assert ((home / "p2p_identity.key").stat().st_mode & 0o777) == 0o600
+    zones = {node.moniker: node_host.read_config(local.home(node))["zones"] for node in local.nodes}
+    assert zones == {"dso-north": ["north-1", "north-2"], "dso-south": ["south-1"],
+                     "lpd-alpha": ["north-1", "north-2", "south-1"], "lpd-beta": ["north-1", "north-2", "south-1"]}
+    assert len({n.p2p_peer_id for n in local.nodes}) == 4
+
+
+def test_basic_p2p_peers_for_a_participant(local: tn.Testnet) -> None:
+    peers = json.loads(invoke("testnet", "p2p-peers", "--dir", str(local.directory), "--output", "json").stdout)
+    assert peers["chain_id"] == local.chain_id
+    assert peers["bootstrap"] == [node.p2p_addr for node in local.nodes]
+    assert peers["trusted_publishers"] == [node.p2p_pubkey for node in local.nodes]
+    assert peers["nodes"][1]["zones"] == ["south-1"]
+    table = invoke("testnet", "p2p-peers", "--dir", str(local.directory))
+    assert f"--bootstrap {local.nodes[0].p2p_addr}" in table.stderr
+
+
+def test_basic_no_p2p(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--base-port", "30100", "--no-p2p")
+    net = tn.load_testnet(out)
+    assert not any(node_host.enabled(net.home(node)) for node in net.nodes)
+    assert all(node.p2p_peer_id == "" for node in net.nodes)
+    assert "no libp2p host" in invoke("testnet", "p2p-peers", "--dir", str(out), code=2).stderr
 
 
 def test_basic_docker_homes(tmp_path: Path) -> None:
@@ -212,6 +254,8 @@ def test_basic_stopped_testnet(local: tn.Testnet) -> None:
     status = invoke("testnet", "status", "--dir", str(local.directory), "--output", "json", code=3)
     report = json.loads(status.stdout)
     assert [n["reachable"] for n in report["nodes"]] == [False] * 4 and report["agree"] is None
+    assert [n["p2p_peer_id"] for n in report["nodes"]] == [n.p2p_peer_id for n in local.nodes]
+    assert [n["p2p_peers"] for n in report["nodes"]] == [None] * 4  # no host answers
     down = json.loads(invoke("testnet", "down", "--dir", str(local.directory), "--node", "lpd-beta",
                              "--output", "json").stdout)
     assert down == [{"node": "node3", "moniker": "lpd-beta", "state": "not running"}]
