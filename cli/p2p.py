@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import signal
+import threading
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -87,6 +88,43 @@ def _read_config(home: Path) -> dict[str, Any]:
         fail(f"{path}: {exc}")
 
 
+class _StopRequest:
+    """SIGINT/SIGTERM before the host's own signal receiver runs: remember it, stop cleanly (exit 0)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.event.set()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
+
+
+def _await_node(node: str, seconds: float, stop: _StopRequest) -> bool:
+    """Poll until the node answers queries (it may still be starting); False if a stop came first.
+
+    A node that has just started has no event to wait on: poll, bounded by ``seconds``.
+    """
+    from node.rpc import CometRpc, NodeUnreachable, RpcError
+
+    deadline = time.monotonic() + seconds
+    rpc = CometRpc(node, timeout=2.0)
+    try:
+        while True:
+            try:
+                rpc.query_json("/chain")
+                return True
+            except (NodeUnreachable, RpcError):
+                if time.monotonic() > deadline:
+                    return True  # _chain_facts reports the unreachable node with its exit code
+            if stop.event.wait(0.5):
+                return False
+    finally:
+        rpc.close()
+
+
 def _chain_facts(chain_id: str | None, node: str | None) -> ChainFacts:
     if node is None:
         if chain_id is None:
@@ -115,6 +153,8 @@ def listen(
         "--trust-publisher", help="Accept feed snapshots only from this publisher key (64 hex; repeat).")] = None,
     publish_feed: Annotated[bool, typer.Option(
         "--publish-feed", help="Validator: publish a signed market snapshot per zone after each block.")] = False,
+    wait_node: Annotated[float, typer.Option(
+        "--wait-node", min=0, help="Seconds to wait for --node to answer (a node that is still starting).")] = 0.0,
 ) -> None:
     """Run a p2p host until Ctrl-C (or SIGTERM): gossip offers and the feed of your zones.
 
@@ -123,6 +163,8 @@ def listen(
 
     Example: gridledger p2p listen --zone zone-a --node http://127.0.0.1:26657
     """
+    stop = _StopRequest()
+    stop.install()
     home = home.expanduser()
     home.mkdir(parents=True, exist_ok=True)
     config = _read_config(home)
@@ -130,6 +172,9 @@ def listen(
     zones = tuple(zone or config.get("zones", ()))
     if not zones:
         fail("give at least one --zone (or zones in p2p.toml)")
+    if node is not None and wait_node > 0 and not _await_node(node, wait_node, stop):
+        note("stopped before the node answered")
+        return
     facts = _chain_facts(chain_id or config.get("chain_id"), node)
     if publish_feed and node is None:
         fail("--publish-feed reads the market from a node: give --node URL")
@@ -150,32 +195,62 @@ def listen(
     extra = {"currency": facts.currency, "currency_exponent": facts.currency_exponent,
              "publisher": identity.pubkey.hex() if publish_feed else None}
     try:
-        trio.run(_run_listener, host, home, extra, node if publish_feed else None)
+        trio.run(_run_listener, host, home, extra, node if publish_feed else None, stop)
     except ControlError as exc:
         fail(str(exc))
 
 
-async def _run_listener(host: P2PHost, home: Path, extra: Mapping[str, Any], feed_node: str | None) -> None:
-    from node.p2p import control, feed
-    from node.rpc import CometRpc
+async def _run_listener(host: P2PHost, home: Path, extra: Mapping[str, Any], feed_node: str | None,
+                        stop: _StopRequest) -> None:
+    from node.p2p import control
 
-    async with host.running(), trio.open_nursery() as nursery:
-        await nursery.start(control.serve, host, socket_path(home), extra)
-        note(f"p2p host {host.peer_id} on chain {host.config.chain_id}, zones {', '.join(host.config.zones)}")
-        for addr in host.addrs():
-            note(f"  listening: {addr}")
-        note(f"  control socket: {socket_path(home)}")
-        if feed_node is not None:
-            source = feed.RpcMarketSource(CometRpc(feed_node))
-            heights = feed.comet_new_heights(feed_node)
-            nursery.start_soon(feed.publish_feed, host, source, heights, host.config.zones,
-                               host.config.chain_id, host.config.limits)
-            note(f"  publishing the market feed from {feed_node} as {host.identity.pubkey.hex()}")
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # The signal receiver first, so a SIGTERM at any later point ends the host cleanly (exit 0).
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if stop.event.is_set():
+            note("stopping (signal during start)")
+            return
+        async with host.running(), trio.open_nursery() as nursery:
+            await nursery.start(control.serve, host, socket_path(home), extra)
+            note(f"p2p host {host.peer_id} on chain {host.config.chain_id}, zones {', '.join(host.config.zones)}")
+            for addr in host.addrs():
+                note(f"  listening: {addr}")
+            note(f"  control socket: {socket_path(home)}")
+            if feed_node is not None:
+                nursery.start_soon(_publish_feed_forever, host, feed_node)
+                note(f"  publishing the market feed from {feed_node} as {host.identity.pubkey.hex()}")
             async for signum in signals:
                 note(f"stopping ({signal.Signals(signum).name})")
                 nursery.cancel_scope.cancel()
                 break
+
+
+FEED_RECONNECT_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+async def _publish_feed_forever(host: P2PHost, feed_node: str) -> None:
+    """Publish the feed; when the node's event stream ends or fails, reconnect with back-off.
+
+    A validator's host must not go on silently without its feed (e.g. after
+    its node's websocket dropped).
+    """
+    from node.p2p import feed
+    from node.rpc import CometRpc
+
+    failures = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await feed.publish_feed(host, feed.RpcMarketSource(CometRpc(feed_node)),
+                                    feed.comet_new_heights(feed_node), host.config.zones, host.config.chain_id,
+                                    host.config.limits)
+            problem = "the node's block events ended"
+        except Exception as exc:  # a node that went away: retry, never take the host down
+            problem = f"{type(exc).__name__}: {exc}"
+        failures = 1 if time.monotonic() - started > 60 else failures + 1
+        delay = FEED_RECONNECT_S[min(failures, len(FEED_RECONNECT_S)) - 1]
+        note(f"feed: {problem}; reconnecting to {feed_node} in {delay:g}s")
+        # No event tells when a failed node is back: retry after a back-off.
+        await trio.sleep(delay)
 
 
 # -- offer ---------------------------------------------------------------------------------
