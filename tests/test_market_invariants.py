@@ -6,6 +6,8 @@ checks after every block (docs/market.md "Money held while an order is open"):
 * every account's ``locked`` equals its open orders' locks plus the collateral of its positions,
   each open order locks exactly ``required_lock(remaining)``, and ``locked <= balance``;
 * the balances sum to ``/supply`` (trades, fees and locks only move money);
+* random off-chain offers are accepted (direct trades), some twice, some late, some by their maker,
+  and no offer is accepted more than once;
 * every trade respects both limits: ``price + fee_per_kwh <= bid limit`` and ``price >= ask limit``,
   the bid accepts the ask's origin, buyer and seller differ; in call mode all trades of a zone's
   clearing share the cleared price;
@@ -27,7 +29,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from abci_app.ledger.modules.market.book import Market
-from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, SetGridFees
+from abci_app.ledger.modules.market.direct import (
+    Acceptance,
+    OfferBody,
+    SignedAcceptance,
+    SignedOffer,
+    accept_sign_bytes,
+    offer_sign_bytes,
+)
+from abci_app.ledger.modules.market.msgs import AcceptOffer, CancelOrder, FeeEntry, SetGridFees
 from abci_app.ledger.modules.market.types import ORIGINS, TIME_IN_FORCE, Order
 from abci_app.ledger.store import prefix_end
 from abci_app.pb.tendermint.abci import types_pb2 as abci
@@ -59,6 +69,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.a = market_chain(self.MODE)
         self.b = market_chain(self.MODE)
         self.limits: dict[int, tuple[str, int, tuple[str, ...]]] = {}  # order id -> (side, price, accepted)
+        self.offers: list[SignedOffer] = []  # off-chain offers made so far (accepted or not)
+        self.accepted_offers: set[str] = set()  # ids of offers an offer.accepted event named
 
     # -- driving both chains ----------------------------------------------------------------------
     def run_block(self, txs: list[bytes], dt: int) -> None:
@@ -96,6 +108,11 @@ class MarketMachine(RuleBasedStateMachine):
                 if attrs["mechanism"] == "call":
                     assert attrs["buyer_zone"] == attrs["seller_zone"]
                     call_prices[(attrs["slot"], attrs["seller_zone"])].add(price)
+            elif raw.type == "offer.accepted":
+                # First acceptance wins: an offer is accepted at most once, for at most its quantity.
+                assert attrs["offer_id"] not in self.accepted_offers, attrs
+                self.accepted_offers.add(attrs["offer_id"])
+                assert 0 < int(attrs["quantity_wh"]) <= int(attrs["offer_quantity_wh"])
             elif raw.type == "market.cleared":
                 cleared[(attrs["slot"], attrs["zone"])] = int(attrs["price"])
             hyp_event(f"event {raw.type}")
@@ -120,9 +137,11 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(seed=st.integers(0, 2**32 - 1))
     def step(self, seed: int) -> None:
         rnd = Random(seed)
-        action = rnd.choices(("place", "cancel", "fee", "time", "gate"), weights=(12, 2, 1, 2, 2))[0]
+        action = rnd.choices(("place", "accept", "cancel", "fee", "time", "gate"), weights=(12, 3, 2, 1, 2, 2))[0]
         if action == "place":
             self.place_orders(rnd)
+        elif action == "accept":
+            self.accept_offers(rnd)
         elif action == "cancel":
             self.cancel_order(rnd)
         elif action == "fee":
@@ -147,6 +166,42 @@ class MarketMachine(RuleBasedStateMachine):
                         tif=rnd.choice(tifs), origin=rnd.choice(ORIGINS) if side == "ask" else "", accept=accept)
             txs.append(self.sign(rnd.choice(PARTICIPANTS), msg))
         self.run_block(txs, dt)
+
+    def accept_offers(self, rnd: Random) -> None:
+        """A block of one or two acceptances of a new or an earlier off-chain offer (direct trades).
+
+        Takers race: the same offer may be accepted twice in one block or again later (code 75),
+        accepted in part, after its gate or expiry, or by its own maker (refused statelessly).
+        """
+        dt = rnd.choice((1, 5, 30))
+        txs = []
+        for _ in range(rnd.randint(1, 2)):
+            if self.offers and rnd.random() < 0.4:
+                signed = rnd.choice(self.offers)
+            else:
+                signed = self.new_offer(rnd, dt)
+                self.offers.append(signed)
+            taker = rnd.choice(PARTICIPANTS)
+            key = self.a.keys[taker]
+            quantity = rnd.choice((signed.body.quantity_wh, signed.body.quantity_wh, 100, 1_000))
+            body = Acceptance(chain_id=self.a.chain_id, offer_id=signed.offer_id, taker=key.account,
+                              taker_pubkey=key.pubkey, quantity_wh=min(quantity, signed.body.quantity_wh))
+            msg = AcceptOffer(offer=signed, acceptance=SignedAcceptance(body=body,
+                                                                        signature=key.sign(accept_sign_bytes(body))))
+            txs.append(self.sign(taker, msg))
+        self.run_block(txs, dt)
+
+    def new_offer(self, rnd: Random, dt: int) -> SignedOffer:
+        maker = rnd.choice(PARTICIPANTS)
+        key = self.a.keys[maker]
+        side = rnd.choice(("bid", "ask"))
+        slot = rnd.choice(self.open_slots())
+        origin = rnd.choice(ORIGINS) if side == "ask" else rnd.choice(("", "", ORIGINS[0]))
+        body = OfferBody(chain_id=self.a.chain_id, maker=key.account, maker_pubkey=key.pubkey, side=side,
+                         quantity_wh=rnd.choice(QUANTITIES), price=rnd.choice(PRICES), slot=slot,
+                         valid_until=rnd.choice((slot, self.a.time + dt, self.a.time)),
+                         zone=self.a.account(maker)["zone"], origin=origin, salt=rnd.randbytes(16))
+        return SignedOffer(body=body, signature=key.sign(offer_sign_bytes(body)))
 
     def cancel_order(self, rnd: Random) -> None:
         """Usually the owner cancels an open order; sometimes anyone tries any id."""

@@ -75,6 +75,8 @@ OrderExpired = _error("OrderExpired", 71, "valid_until is already past")
 UnsupportedTimeInForce = _error("UnsupportedTimeInForce", 72, "time-in-force not available in this matching mode")
 AccountInDebt = _error("AccountInDebt", 73, "account has unpaid settlement debt")
 UnknownZone = _error("UnknownZone", 74, "zone is not served by any DSO")
+OfferTaken = _error("OfferTaken", 75, "the off-chain offer has already been accepted")
+PriceBelowGridFee = _error("PriceBelowGridFee", 76, "a bid offer's all-in price does not cover the route's grid fee")
 # 80-89: meter readings and settlement
 BadReadingSignature = _error("BadReadingSignature", 80, "meter reading signature does not verify")
 ReadingNotAtSlotEnd = _error("ReadingNotAtSlotEnd", 81, "reading timestamp is not a slot end")

@@ -22,6 +22,7 @@ Paths (answers are UTF-8 JSON in ``value``; errors set ``code`` and ``log``):
     /position/<slot>/<account>   an account's open quantities, trades and collateral in a slot
     /slots                       slots with open orders, and the last closed slot
     /fees                        the grid fee matrix and its DSO components
+    /offer/<offer id>            an accepted off-chain offer: taker, quantity, trade
     /settlement/<slot>           a slot's settlement totals and every participant's report
     /settlement/<slot>/<account>  one participant's settlement report of a slot
     /settlements/<account id>    an account's settlement reports (the last 500)

@@ -25,6 +25,7 @@ _ROUTES: tuple[tuple[type[Msg], Handler], ...] = (
     (market_msgs.PlaceOrder, market.handle_place_order),
     (market_msgs.CancelOrder, market.handle_cancel_order),
     (market_msgs.SetGridFees, market.handle_set_grid_fees),
+    (market_msgs.AcceptOffer, market.handle_accept_offer),
     (settlement.SubmitReadings, settlement.handle_submit_readings),
 )
 

@@ -16,24 +16,34 @@ node's p2p identity key. docs/p2p.md specifies the same byte layouts.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from abci_app.ledger import codec, crypto
-from abci_app.ledger.modules.market.types import ORIGINS
+from abci_app.ledger import codec, crypto, errors
+from abci_app.ledger.modules.market import direct
+from abci_app.ledger.modules.market.direct import (
+    SALT_BYTES as SALT_BYTES,
+)
+from abci_app.ledger.modules.market.direct import (
+    Acceptance,
+    OfferBody,
+    SignedAcceptance,
+    SignedOffer,
+    accept_sign_bytes,
+    offer_sign_bytes,
+)
+from abci_app.ledger.modules.market.direct import (
+    offer_id as offer_id,
+)
+from abci_app.ledger.modules.market.msgs import AcceptOffer
+from abci_app.ledger.modules.market.types import ORIGINS as ORIGINS
 from abci_app.ledger.msg import NAME_PATTERN
 from abci_app.ledger.wire import Record, WireError
 
-OFFER_DOMAIN = "gridledger/offer"
-ACCEPT_DOMAIN = "gridledger/accept"
 FEED_DOMAIN = "gridledger/feed"
-
 SIDES = ("bid", "ask")
-# ORIGINS are the market's energy origins: an ask names one, a bid names one it
-# insists on or "" for any.
-SALT_BYTES = 16
-OFFER_ID_BYTES = 32
 
 
 class MessageError(ValueError):
@@ -58,49 +68,11 @@ class BadSignature(MessageError):
     reason = "bad_signature"
 
 
-# -- offers -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OfferBody(Record):
-    """What the maker signs. Prices are money units per kWh (the chain's currency)."""
-
-    chain_id: str
-    maker: str
-    """Account id of the maker: hex of SHA-256(maker_pubkey)[:20]."""
-    maker_pubkey: bytes
-    side: str
-    """"bid" (maker buys) or "ask" (maker sells)."""
-    quantity_wh: int
-    price: int
-    """Ask: what the seller receives per kWh (grid fee on top, paid by the buyer).
-    Bid: the most the buyer pays per kWh all-in, grid fee included."""
-    slot: int
-    """Start of the delivery slot, unix seconds (as the market's orders name it)."""
-    valid_until: int
-    """Unix seconds: the last time at which the offer may be accepted (as the market's orders)."""
-    zone: str
-    """Grid zone of the maker; the offer travels on this zone's topic."""
-    origin: str
-    salt: bytes
-    """16 random bytes, so two otherwise equal offers get different ids."""
-
-
-@dataclass(frozen=True)
-class SignedOffer(Record):
-    body: OfferBody
-    signature: bytes
-
-    @property
-    def offer_id(self) -> bytes:
-        return offer_id(self.body)
-
-
-def offer_sign_bytes(body: OfferBody) -> bytes:
-    return codec.encode([OFFER_DOMAIN, body.chain_id, body.to_wire()])
-
-
-def offer_id(body: OfferBody) -> bytes:
-    """SHA-256 of the offer's sign bytes: fixed before signing, independent of the signature."""
-    return hashlib.sha256(offer_sign_bytes(body)).digest()
+# -- offers and acceptances: the chain's own records (abci_app...market.direct) ---------------
+# The chain re-checks both halves in ``accept_offer``, so the records, sign bytes and
+# field rules are defined once, on chain; this module adds the clock and maps the
+# chain's typed errors to drop reasons.
+AcceptOfferBody = AcceptOffer
 
 
 def sign_offer(body: OfferBody, key: crypto.SigningKey) -> SignedOffer:
@@ -117,66 +89,14 @@ def check_offer(offer: SignedOffer, chain_id: str, now: int) -> None:
     check_offer_fields(body)
     if body.valid_until < now:
         raise Expired(f"offer expired at {body.valid_until} (now {now})")
-    if not crypto.verify(body.maker_pubkey, offer.signature, offer_sign_bytes(body)):
-        raise BadSignature("offer signature does not verify under the maker's key")
+    with _as_drop_reason():
+        direct.verify_offer_signature(offer)
 
 
 def check_offer_fields(body: OfferBody) -> None:
-    """Field ranges and consistency (no clock, no signature)."""
-    if len(body.maker_pubkey) != crypto.PUBKEY_BYTES:
-        raise Malformed("maker_pubkey must be 32 bytes")
-    if body.maker != crypto.account_id(body.maker_pubkey):
-        raise Malformed("maker is not the account id of maker_pubkey")
-    if body.side not in SIDES:
-        raise Malformed(f"side must be bid or ask, not {body.side!r}")
-    _require_range("quantity_wh", body.quantity_wh, 1)
-    _require_range("price", body.price, 1)
-    if body.quantity_wh * body.price > codec.MAX_INT:
-        raise Malformed("quantity_wh x price is too large")
-    _require_range("slot", body.slot, 0)
-    _require_range("valid_until", body.valid_until, 1)
-    if not NAME_PATTERN.fullmatch(body.zone):
-        raise Malformed(f"zone {body.zone!r} is not a zone name")
-    allowed = ORIGINS if body.side == "ask" else ("", *ORIGINS)
-    if body.origin not in allowed:
-        raise Malformed(f"origin {body.origin!r} must be one of {', '.join(o or '(any)' for o in allowed)}")
-    if len(body.salt) != SALT_BYTES:
-        raise Malformed(f"salt must be {SALT_BYTES} bytes")
-
-
-def _require_range(name: str, value: int, minimum: int) -> None:
-    if not minimum <= value <= codec.MAX_INT:
-        raise Malformed(f"{name} must be between {minimum} and {codec.MAX_INT}, got {value}")
-
-
-# -- acceptances ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Acceptance(Record):
-    """The taker's consent to one offer, for ``quantity_wh`` of its energy."""
-
-    chain_id: str
-    offer_id: bytes
-    taker: str
-    taker_pubkey: bytes
-    quantity_wh: int
-
-
-@dataclass(frozen=True)
-class SignedAcceptance(Record):
-    body: Acceptance
-    signature: bytes
-
-
-@dataclass(frozen=True)
-class AcceptOfferBody(Record):
-    """The body of the on-chain ``accept_offer`` message: both signed halves."""
-
-    offer: SignedOffer
-    acceptance: SignedAcceptance
-
-
-def accept_sign_bytes(body: Acceptance) -> bytes:
-    return codec.encode([ACCEPT_DOMAIN, body.chain_id, body.to_wire()])
+    """Field ranges and consistency (no clock, no signature): the chain's rules."""
+    with _as_drop_reason():
+        direct.check_offer_fields(body)
 
 
 def accept(offer: SignedOffer, key: crypto.SigningKey, quantity_wh: int | None = None) -> SignedAcceptance:
@@ -189,25 +109,29 @@ def accept(offer: SignedOffer, key: crypto.SigningKey, quantity_wh: int | None =
 
 
 def check_acceptance_fields(offer: SignedOffer, body: Acceptance) -> None:
-    if body.chain_id != offer.body.chain_id:
-        raise WrongChain("acceptance and offer name different chains")
-    if body.offer_id != offer.offer_id:
-        raise Malformed("acceptance names another offer")
-    if len(body.taker_pubkey) != crypto.PUBKEY_BYTES or body.taker != crypto.account_id(body.taker_pubkey):
-        raise Malformed("taker is not the account id of taker_pubkey")
-    if body.taker == offer.body.maker:
-        raise Malformed("the maker cannot accept its own offer")
-    if not 1 <= body.quantity_wh <= offer.body.quantity_wh:
-        raise Malformed(f"quantity_wh must be between 1 and the offer's {offer.body.quantity_wh}")
+    with _as_drop_reason():
+        direct.check_acceptance_fields(offer, body)
 
 
-def check_accept_offer(msg: AcceptOfferBody, chain_id: str, now: int) -> None:
+def check_accept_offer(msg: AcceptOffer, chain_id: str, now: int) -> None:
     """Every stateless check of an ``accept_offer`` body (the chain adds the stateful ones)."""
     check_offer(msg.offer, chain_id, now)
     check_acceptance_fields(msg.offer, msg.acceptance.body)
-    if not crypto.verify(msg.acceptance.body.taker_pubkey, msg.acceptance.signature,
-                         accept_sign_bytes(msg.acceptance.body)):
-        raise BadSignature("acceptance signature does not verify under the taker's key")
+    with _as_drop_reason():
+        direct.verify_acceptance_signature(msg.acceptance)
+
+
+@contextmanager
+def _as_drop_reason() -> Iterator[None]:
+    """The chain's typed errors as this layer's drop reasons."""
+    try:
+        yield
+    except errors.WrongChainId as exc:
+        raise WrongChain(str(exc)) from exc
+    except errors.BadSignature as exc:
+        raise BadSignature(str(exc)) from exc
+    except errors.LedgerError as exc:
+        raise Malformed(str(exc)) from exc
 
 
 # -- market feed ------------------------------------------------------------------------
@@ -275,6 +199,11 @@ class FeedBody(Record):
 class SignedFeed(Record):
     body: FeedBody
     signature: bytes
+
+
+def _require_range(name: str, value: int, minimum: int) -> None:
+    if not minimum <= value <= codec.MAX_INT:
+        raise Malformed(f"{name} must be between {minimum} and {codec.MAX_INT}, got {value}")
 
 
 def feed_sign_bytes(body: FeedBody) -> bytes:

@@ -14,6 +14,7 @@ Books are key ranges, so the store's sorted order is the price-time priority:
     mkt/tacct/<account>/<id:be64>        trades of an account
     mkt/pos/<slot:be64>/<account>        Position (open quantities, trades, collateral)
     mkt/clear/<slot:be64>/<zone>         Clearing (last price formed)
+    mkt/taken/<offer_id hex>             TakenOffer (accepted off-chain offers)
     mkt/closed                           be64: start of the last slot whose gate has closed
     mkt/next/order, mkt/next/trade       be64 id counters
     fee/<from>/<to>/<dso>                GridFee component
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from abci_app.ledger import codec
-from abci_app.ledger.modules.market.types import ASK, Clearing, GridFee, Order, Position, Trade
+from abci_app.ledger.modules.market.types import ASK, Clearing, GridFee, Order, Position, TakenOffer, Trade
 from abci_app.ledger.state import State, be64, unbe64
 from abci_app.ledger.store import prefix_end
 
@@ -209,6 +210,14 @@ class Market:
 
     def account_trades(self, account_id: str, limit: int = 1_000_000) -> list[Trade]:
         return self._trades(b"mkt/tacct/" + account_id.encode() + b"/", limit)
+
+    # -- accepted off-chain offers -------------------------------------------------------------
+    def get_taken_offer(self, offer_id: bytes) -> TakenOffer | None:
+        raw = self.kv.get(b"mkt/taken/" + offer_id.hex().encode())
+        return TakenOffer.decode(raw) if raw is not None else None
+
+    def mark_offer_taken(self, taken: TakenOffer) -> None:
+        self.kv.set(b"mkt/taken/" + taken.offer_id.hex().encode(), taken.encode())
 
     # -- clearing prices -----------------------------------------------------------------------------
     def get_clearing(self, slot: int, zone: str) -> Clearing | None:

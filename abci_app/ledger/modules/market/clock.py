@@ -49,7 +49,7 @@ def run_call_auction(market: Market, slot: int, zone: str, height: int, time: in
         return
     orders = {order.id: order for order in bids + asks}
     for pairing in result.pairings:
-        bid, ask = execute_trade(market, orders[pairing.bid_id], orders[pairing.ask_id], pairing.quantity_wh,
+        bid, ask, _ = execute_trade(market, orders[pairing.bid_id], orders[pairing.ask_id], pairing.quantity_wh,
                                  result.price, MECHANISMS[CALL_AUCTION], height, time, events)
         orders[bid.id], orders[ask.id] = bid, ask
     market.put_clearing(Clearing(slot=slot, zone=zone, price=result.price, volume_wh=result.volume_wh,

@@ -13,29 +13,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from operator import attrgetter
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.modules.market.direct import OfferBody
 from abci_app.ledger.modules.market.matching import FeeFn, Fill, accepts, crosses, match_continuous
-from abci_app.ledger.modules.market.msgs import CancelOrder, PlaceOrder, SetGridFees
+from abci_app.ledger.modules.market.msgs import AcceptOffer, CancelOrder, PlaceOrder, SetGridFees
 from abci_app.ledger.modules.market.types import (
     ASK,
     BID,
     CALL_AUCTION,
+    CONTINUOUS,
+    DIRECT,
     FOK,
+    GRID_MIX,
     IOC,
     MECHANISMS,
     POST_ONLY,
     Clearing,
     GridFee,
     Order,
+    TakenOffer,
     Trade,
     amount,
 )
 from abci_app.ledger.modules.settlement import mark_due
 from abci_app.ledger.msg import TxContext
-from abci_app.ledger.state import PARTICIPANT_ROLES, Params, State
+from abci_app.ledger.state import PARTICIPANT_ROLES, Account, Params, State
 
 
 # -- placing ---------------------------------------------------------------------------------
@@ -49,31 +55,15 @@ def handle_place_order(ctx: TxContext, msg: PlaceOrder) -> None:
     # Rule: an account with unpaid settlement debt places no orders until it repays.
     if trader.debt > 0:
         raise errors.AccountInDebt(f"account owes {trader.debt} from settlement; deposit to repay it first")
-    # Rule: slots start at multiples of the slot length.
-    if msg.slot % params.slot_length_s != 0:
-        raise errors.MisalignedSlot(f"slot {msg.slot} is not a multiple of {params.slot_length_s}")
-    # Rule: a slot's book is open until gate closure (slot start minus the lead).
-    if msg.slot <= market.closed_through() or msg.slot - params.gate_closure_lead_s <= ctx.time:
-        raise errors.SlotClosed(f"the gate of slot {msg.slot} closed at {msg.slot - params.gate_closure_lead_s}")
-    # Rule: no orders for slots beyond the trading horizon.
-    if msg.slot - ctx.time > params.max_slot_ahead_s:
-        raise errors.SlotTooFar(f"slot {msg.slot} starts more than {params.max_slot_ahead_s} s ahead")
+    _check_slot_open(market, params, msg.slot, ctx.time)
     # Rule: an order may trade at least in the block that places it.
     if msg.valid_until < ctx.time:
         raise errors.OrderExpired(f"valid_until {msg.valid_until} is before the block time {ctx.time}")
-    # Rule: prices are whole ticks.
-    if msg.price % params.tick_size != 0:
-        raise errors.PriceOffTick(f"price {msg.price} is not a multiple of the tick size {params.tick_size}")
-    # Rule: prices stay under the market's price cap.
-    if msg.price > params.max_price_per_kwh:
-        raise errors.ValueOutOfRange(f"price above the cap of {params.max_price_per_kwh} per kWh")
-    # Rule: quantities are at least the minimum unit.
-    if msg.quantity_wh < params.min_quantity_wh:
-        raise errors.QuantityTooSmall(f"quantity below the minimum of {params.min_quantity_wh} Wh")
+    _check_price_and_quantity(params, msg.price, msg.quantity_wh)
     # Rule: the call auction has no immediate matching, so IOC and FOK cannot be honoured.
     if params.matching_mode == CALL_AUCTION and msg.tif in (IOC, FOK):
         raise errors.UnsupportedTimeInForce(f"{msg.tif} orders need continuous matching")
-    _check_capacity(ctx.state, market, params, trader.id, msg)
+    _check_capacity(ctx.state, market, params, trader.id, msg.slot, msg.side, msg.quantity_wh)
     # Rule: an account holds at most max_open_orders open orders.
     if market.open_order_count(trader.id) >= params.max_open_orders:
         raise errors.TooManyOpenOrders(f"account already has {params.max_open_orders} open orders")
@@ -102,11 +92,36 @@ def handle_place_order(ctx: TxContext, msg: PlaceOrder) -> None:
         close_order(market, order, "order.cancelled", "ioc", ctx.events)
 
 
-def _check_capacity(state: State, market: Market, params: Params, owner: str, msg: PlaceOrder) -> None:
+def _check_slot_open(market: Market, params: Params, slot: int, now: int) -> None:
+    # Rule: slots start at multiples of the slot length.
+    if slot % params.slot_length_s != 0:
+        raise errors.MisalignedSlot(f"slot {slot} is not a multiple of {params.slot_length_s}")
+    # Rule: a slot's book is open until gate closure (slot start minus the lead).
+    if slot <= market.closed_through() or slot - params.gate_closure_lead_s <= now:
+        raise errors.SlotClosed(f"the gate of slot {slot} closed at {slot - params.gate_closure_lead_s}")
+    # Rule: no orders for slots beyond the trading horizon.
+    if slot - now > params.max_slot_ahead_s:
+        raise errors.SlotTooFar(f"slot {slot} starts more than {params.max_slot_ahead_s} s ahead")
+
+
+def _check_price_and_quantity(params: Params, price: int, quantity_wh: int) -> None:
+    # Rule: prices are whole ticks.
+    if price % params.tick_size != 0:
+        raise errors.PriceOffTick(f"price {price} is not a multiple of the tick size {params.tick_size}")
+    # Rule: prices stay under the market's price cap.
+    if price > params.max_price_per_kwh:
+        raise errors.ValueOutOfRange(f"price above the cap of {params.max_price_per_kwh} per kWh")
+    # Rule: quantities are at least the minimum unit.
+    if quantity_wh < params.min_quantity_wh:
+        raise errors.QuantityTooSmall(f"quantity below the minimum of {params.min_quantity_wh} Wh")
+
+
+def _check_capacity(state: State, market: Market, params: Params, owner: str, slot: int, side: str,
+                    quantity_wh: int) -> None:
     meters = [state.get_meter(meter_id) for meter_id in state.meters_of(owner)]
     active = [m for m in meters if m is not None and m.active]
-    position = market.get_position(msg.slot, owner)
-    if msg.side == ASK:
+    position = market.get_position(slot, owner)
+    if side == ASK:
         capacity = sum(m.export_capacity_w for m in active) * params.slot_length_s // 3600
         committed = position.ask_open_wh + position.sold_wh
     else:
@@ -114,10 +129,10 @@ def _check_capacity(state: State, market: Market, params: Params, owner: str, ms
         committed = position.bid_open_wh + position.bought_wh
     # Rule: a seller offers at most its meters' export capacity x slot length, a buyer bids at
     # most their import capacity x slot length (open orders and trades of the slot included).
-    if committed + msg.quantity_wh > capacity:
-        direction = "export" if msg.side == ASK else "import"
+    if committed + quantity_wh > capacity:
+        direction = "export" if side == ASK else "import"
         raise errors.CapacityExceeded(
-            f"{msg.quantity_wh} Wh on top of {committed} Wh exceeds the meters' {direction} capacity "
+            f"{owner}: {quantity_wh} Wh on top of {committed} Wh exceeds the meters' {direction} capacity "
             f"of {capacity} Wh in this slot"
         )
 
@@ -156,8 +171,8 @@ def _apply_fill(ctx: TxContext, market: Market, incoming: Order, fill: Fill) -> 
     resting = market.get_order(fill.resting_id)
     assert resting is not None, "matcher returned a fill for a missing order"
     bid, ask = (incoming, resting) if incoming.side == BID else (resting, incoming)
-    bid, ask = execute_trade(market, bid, ask, fill.quantity_wh, fill.price, "continuous", ctx.height, ctx.time,
-                             ctx.events)
+    bid, ask, _ = execute_trade(market, bid, ask, fill.quantity_wh, fill.price, MECHANISMS[CONTINUOUS], ctx.height,
+                                ctx.time, ctx.events)
     return bid if incoming.side == BID else ask
 
 
@@ -193,8 +208,11 @@ def _change_open(market: Market, order: Order, delta_wh: int) -> None:
 
 
 def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, price: int, mechanism: str,
-                  height: int, time: int, events: list[Event]) -> tuple[Order, Order]:
-    """Re-check and apply one match: pay seller and DSOs, move collateral, record the trade."""
+                  height: int, time: int, events: list[Event]) -> tuple[Order, Order, Trade]:
+    """Re-check and apply one match: pay seller and DSOs, move collateral, record the trade.
+
+    Returns both orders after the fill (removed from the book when filled) and the trade.
+    """
     state = market.state
     components = market.fee_components(ask.zone, bid.zone)
     fee_per_kwh = sum(c.fee_per_kwh for c in components)
@@ -243,7 +261,7 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
                         buyer_zone=trade.buyer_zone, seller_zone=trade.seller_zone, quantity_wh=quantity_wh,
                         price=price, fee_per_kwh=fee_per_kwh, value=value, fee=fee, origin=trade.origin,
                         mechanism=mechanism, bid_order=bid.id, ask_order=ask.id))
-    return new_bid, new_ask
+    return new_bid, new_ask, trade
 
 
 def _journal_trade(state: State, trade: Trade, shares: list[tuple[str, int]]) -> None:
@@ -275,7 +293,7 @@ def _book_trade(market: Market, trade: Trade, bid_collateral: int, ask_collatera
         seller, ask_open_wh=seller.ask_open_wh - trade.quantity_wh, sold_wh=seller.sold_wh + trade.quantity_wh,
         received=seller.received + trade.value, collateral=seller.collateral + ask_collateral,
     ))
-    if trade.mechanism == MECHANISMS[0]:
+    if trade.mechanism == MECHANISMS[CONTINUOUS]:
         last = market.get_clearing(trade.slot, trade.seller_zone)
         volume = (last.volume_wh if last is not None else 0) + trade.quantity_wh
         market.put_clearing(Clearing(slot=trade.slot, zone=trade.seller_zone, price=trade.price, volume_wh=volume,
@@ -287,6 +305,129 @@ def _placed_event(order: Order) -> Event:
                  zone=order.zone, price=order.price, quantity_wh=order.quantity_wh, tif=order.tif,
                  valid_until=order.valid_until, client_order_id=order.client_order_id, origin=order.origin,
                  accept_origins=",".join(order.accept_origins), locked=order.locked)
+
+
+# -- direct trades: accepted off-chain offers --------------------------------------------------
+def handle_accept_offer(ctx: TxContext, msg: AcceptOffer) -> None:
+    """Turn a maker's signed offer and the taker's signed acceptance into one trade.
+
+    The trade is made as the book makes trades: each party gets a fill-or-kill
+    order that is opened (locks) and filled at once by ``execute_trade`` (price,
+    grid fees to the DSOs, collateral into the slot's positions, settlement
+    obligations). The orders never rest, so they do not count against
+    ``max_open_orders``, and the offer cannot be accepted again.
+    """
+    offer, acceptance = msg.offer.body, msg.acceptance.body
+    offer_id = msg.offer.offer_id
+    market = Market(ctx.state)
+    params = ctx.state.get_params()
+    # Rule: the offer (and with it the acceptance) was signed for this chain.
+    if offer.chain_id != ctx.chain_id:
+        raise errors.WrongChainId(f"offer is for chain {offer.chain_id!r}, this is {ctx.chain_id!r}")
+    # Rule: the taker sends its acceptance itself, so its nonce orders it among its transactions.
+    if acceptance.taker != ctx.signer.id:
+        raise errors.NotAuthorised(f"only the taker {acceptance.taker} may send this acceptance")
+    # Rule: an offer is accepted once: the first committed acceptance wins.
+    taken = market.get_taken_offer(offer_id)
+    if taken is not None:
+        raise errors.OfferTaken(f"offer {offer_id.hex()} was accepted by {taken.taker} at height {taken.height} "
+                                f"(trade {taken.trade})")
+    # Rule: an offer may be accepted up to and including its valid_until, as an order may trade.
+    if offer.valid_until < ctx.time:
+        raise errors.OrderExpired(f"the offer's valid_until {offer.valid_until} is before the block time {ctx.time}")
+    maker = _direct_party(ctx.state, offer.maker, offer.maker_pubkey, "maker")
+    taker = _direct_party(ctx.state, acceptance.taker, acceptance.taker_pubkey, "taker")
+    # Rule: the offer's zone is the maker's registered zone (grid fees and gossip depend on it).
+    if offer.zone != maker.zone:
+        raise errors.WrongZone(f"the offer names zone {offer.zone}, the maker is in {maker.zone}")
+    _check_slot_open(market, params, offer.slot, ctx.time)
+    _check_price_and_quantity(params, offer.price, acceptance.quantity_wh)
+    bid, ask, price = _direct_orders(market, params, ctx.time, offer, offer_id.hex(), maker, taker,
+                                     acceptance.quantity_wh)
+    for order in (bid, ask):
+        _check_capacity(ctx.state, market, params, order.owner, order.slot, order.side, order.quantity_wh)
+        _check_can_lock(ctx.state, order, "maker" if order.owner == maker.id else "taker")
+    bid, ask = open_order(market, bid), open_order(market, ask)
+    # In id order: the maker's order first.
+    ctx.events.extend(_placed_event(order) for order in sorted((bid, ask), key=attrgetter("id")))
+    _, _, trade = execute_trade(market, bid, ask, acceptance.quantity_wh, price, DIRECT, ctx.height, ctx.time,
+                                ctx.events)
+    market.mark_offer_taken(TakenOffer(offer_id=offer_id, maker=maker.id, taker=taker.id,
+                                       quantity_wh=acceptance.quantity_wh, trade=trade.id, height=ctx.height,
+                                       time=ctx.time))
+    ctx.events.append(event("offer.accepted", offer_id=offer_id.hex(), maker=maker.id, taker=taker.id,
+                            side=offer.side, slot=offer.slot, offer_quantity_wh=offer.quantity_wh,
+                            quantity_wh=acceptance.quantity_wh, offer_price=offer.price, trade=trade.id))
+
+
+def _direct_party(state: State, account_id: str, pubkey: bytes, party: str) -> Account:
+    account = state.get_account(account_id)
+    # Rule: both parties are registered accounts ...
+    if account is None:
+        raise errors.UnknownAccount(f"the {party} {account_id} is not a registered account")
+    # Rule: ... whose registered key signed their half ...
+    if account.pubkey != pubkey:
+        raise errors.BadSignature(f"the {party}'s half is not signed with the key registered for {account_id}")
+    # Rule: ... that are active ...
+    if not account.active:
+        raise errors.InactiveAccount(f"the {party} {account_id} is deactivated")
+    # Rule: ... participants (operators run the market, they do not trade) ...
+    if account.role not in PARTICIPANT_ROLES:
+        raise errors.NotAuthorised(f"the {party} {account_id} is a {account.role}; only participants trade")
+    # Rule: ... without unpaid settlement debt.
+    if account.debt > 0:
+        raise errors.AccountInDebt(f"the {party} {account_id} owes {account.debt} from settlement")
+    return account
+
+
+def _direct_orders(market: Market, params: Params, now: int, offer: OfferBody, reference: str, maker: Account,
+                   taker: Account, quantity_wh: int) -> tuple[Order, Order, int]:
+    """The buyer's and the seller's fill-or-kill orders for an accepted offer, and the energy price."""
+    accept_origins: tuple[str, ...]
+    if offer.side == ASK:
+        buyer, seller = taker, maker
+        # The seller receives the offer's price; the buyer's all-in limit adds the route's fee.
+        price = offer.price
+        bid_price = price + market.fee(seller.zone, buyer.zone)
+        ask_origin, accept_origins = offer.origin, ()
+    else:
+        buyer, seller = maker, taker
+        # The buyer pays the offer's all-in price; the seller receives it less the route's fee.
+        bid_price = offer.price
+        price = offer.price - market.fee(seller.zone, buyer.zone)
+        # Rule: a bid offer's all-in price covers the grid fee of the route from the taker's zone.
+        if price < 1:
+            raise errors.PriceBelowGridFee(
+                f"price {offer.price} does not cover the grid fee from {seller.zone} to {buyer.zone}")
+        # A seller accepting an any-origin bid claims no particular origin.
+        ask_origin = offer.origin or GRID_MIX
+        accept_origins = (offer.origin,) if offer.origin else ()
+
+    def order(owner: Account, side: str, limit: int, origin: str, accepts: tuple[str, ...]) -> Order:
+        return Order(
+            id=market.next_order_id(), owner=owner.id, side=side, zone=owner.zone, slot=offer.slot, price=limit,
+            quantity_wh=quantity_wh, remaining_wh=quantity_wh, valid_until=offer.valid_until, tif=FOK,
+            client_order_id=reference, origin=origin, accept_origins=accepts,
+            collateral_per_kwh=params.collateral_per_kwh, locked=0, placed_at=now,
+        )
+
+    # The maker's order gets the lower id: its offer came first.
+    if offer.side == ASK:
+        ask = order(seller, ASK, price, ask_origin, ())
+        bid = order(buyer, BID, bid_price, "", accept_origins)
+    else:
+        bid = order(buyer, BID, bid_price, "", accept_origins)
+        ask = order(seller, ASK, price, ask_origin, ())
+    return bid, ask, price
+
+
+def _check_can_lock(state: State, order: Order, party: str) -> None:
+    needed = order.required_lock(order.quantity_wh)
+    free = state.require_account(order.owner).free
+    # Rule: each party's free balance covers what its side locks (the buyer: the energy at its
+    # all-in price plus collateral; the seller: collateral).
+    if free < needed:
+        raise errors.InsufficientFunds(f"the {party} {order.owner} has {free} free, {needed} needed")
 
 
 # -- cancelling ---------------------------------------------------------------------------------

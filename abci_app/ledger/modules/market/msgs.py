@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from abci_app.ledger import codec, errors
+from abci_app.ledger.modules.market import direct
 from abci_app.ledger.modules.market.types import ASK, BID, ORIGINS, SIDES, TIME_IN_FORCE
 from abci_app.ledger.msg import Msg, require_amount, require_name
 from abci_app.ledger.wire import Record
@@ -105,3 +106,23 @@ class SetGridFees(Msg):
             require_name("from_zone", entry.from_zone)
             require_name("to_zone", entry.to_zone)
             require_amount("fee_per_kwh", entry.fee_per_kwh, minimum=0)
+
+
+@dataclass(frozen=True)
+class AcceptOffer(Msg):
+    """A taker sends a maker's signed off-chain offer with its own signed acceptance (direct trade).
+
+    The body is ``[SignedOffer, SignedAcceptance]``, the byte layout of docs/p2p.md.
+    """
+
+    TYPE: ClassVar[str] = "accept_offer"
+    offer: direct.SignedOffer
+    """The maker's offer with the maker's signature."""
+    acceptance: direct.SignedAcceptance
+    """The taker's acceptance of that offer with the taker's signature."""
+
+    def validate_basic(self) -> None:
+        direct.check_offer_fields(self.offer.body)
+        direct.check_acceptance_fields(self.offer, self.acceptance.body)
+        direct.verify_offer_signature(self.offer)
+        direct.verify_acceptance_signature(self.acceptance)

@@ -7,6 +7,7 @@ from typing import Any
 
 from abci_app.ledger import codec, errors
 from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.modules.market.direct import OFFER_ID_BYTES
 from abci_app.ledger.modules.market.types import ASK, BID, Order, Trade
 from abci_app.ledger.state import State
 
@@ -45,7 +46,19 @@ def market_query(state: State, head: str, args: list[str]) -> Any | None:
         return {"slots": market.booked_slots(), "closed_through": market.closed_through()}
     if head == "fees" and not args:
         return fee_matrix(state, market)
+    if head == "offer" and len(args) == 1:
+        taken = market.get_taken_offer(_offer_id_arg(args[0]))
+        if taken is None:
+            raise errors.NotFound(f"offer {args[0]} has not been accepted")
+        return {**asdict(taken), "offer_id": taken.offer_id.hex()}
     return None
+
+
+def _offer_id_arg(text: str) -> bytes:
+    # Lowercase only: one spelling per offer id, as the CLI prints it.
+    if len(text) != 2 * OFFER_ID_BYTES or text.strip("0123456789abcdef"):
+        raise errors.BadQuery(f"offer id {text!r} is not 64 lowercase hex digits")
+    return bytes.fromhex(text)
 
 
 def u64_arg(text: str, what: str) -> int:

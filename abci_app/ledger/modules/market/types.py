@@ -16,9 +16,12 @@ BID, ASK = "bid", "ask"
 SIDES = (BID, ASK)
 LIMIT, IOC, FOK, POST_ONLY = "limit", "ioc", "fok", "post_only"
 TIME_IN_FORCE = (LIMIT, IOC, FOK, POST_ONLY)
-ORIGINS = ("solar", "wind", "hydro", "biomass", "storage", "grid-mix")
+GRID_MIX = "grid-mix"
+ORIGINS = ("solar", "wind", "hydro", "biomass", "storage", GRID_MIX)
 CONTINUOUS, CALL_AUCTION = 0, 1
 MECHANISMS = {CONTINUOUS: "continuous", CALL_AUCTION: "call"}
+# Trades of accepted off-chain offers (accept_offer): bilateral, whatever the matching mode.
+DIRECT = "direct"
 
 
 def amount(quantity_wh: int, per_kwh: int) -> int:
@@ -94,7 +97,7 @@ class Trade(Record):
     ask_order: int
     origin: str
     mechanism: str
-    """continuous | call."""
+    """continuous | call | direct."""
     height: int
     time: int
 
@@ -147,3 +150,18 @@ class GridFee(Record):
     to_zone: str
     dso: str
     fee_per_kwh: int
+
+
+@dataclass(frozen=True)
+class TakenOffer(Record):
+    """An off-chain offer that an ``accept_offer`` has consumed: it cannot be accepted again."""
+
+    offer_id: bytes
+    maker: str
+    taker: str
+    quantity_wh: int
+    """Energy the acceptance took (the rest of the offer lapses)."""
+    trade: int
+    """The trade the acceptance created."""
+    height: int
+    time: int
