@@ -7,7 +7,16 @@ from dataclasses import replace
 from typing import Any
 
 from abci_app.ledger import errors
-from abci_app.ledger.modules.market.msgs import CancelOrder, PlaceOrder
+from abci_app.ledger.crypto import SigningKey
+from abci_app.ledger.modules.market.direct import (
+    Acceptance,
+    OfferBody,
+    SignedAcceptance,
+    SignedOffer,
+    accept_sign_bytes,
+    offer_sign_bytes,
+)
+from abci_app.ledger.modules.market.msgs import AcceptOffer, CancelOrder, PlaceOrder
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.state import State
 from abci_app.ledger.store import Overlay
@@ -27,6 +36,7 @@ SLOT = GENESIS_TIME + 3_600
 """A slot whose gate (lead 300 s) closes at GENESIS_TIME + 3300."""
 PRICE = 250_000
 """0.25 EUR/kWh in micro-euro."""
+OFFER_PRICE = 240_000
 COLLATERAL = 20_000
 FEE_AA, FEE_BB, FEE_AB, FEE_BA = 10_000, 10_000, 30_000, 30_000
 
@@ -74,6 +84,33 @@ def order(side: str, quantity_wh: int, price: int, *, slot: int = SLOT, valid_un
         origin = "solar" if side == "ask" else ""
     return PlaceOrder(side=side, quantity_wh=quantity_wh, price=price, slot=slot, valid_until=valid_until, tif=tif,
                       client_order_id=client_order_id, origin=origin, accept_origins=accept)
+
+
+# -- direct trades: signed off-chain offers and acceptances (tests/test_accept_offer.py) ------------
+def offer(chain: Chain, maker: str | SigningKey, side: str = "ask", quantity_wh: int = 2_000,
+          price: int = OFFER_PRICE, *, slot: int = SLOT, valid_until: int = SLOT, zone: str | None = None,
+          origin: str | None = None, salt: bytes = bytes(16), chain_id: str | None = None) -> SignedOffer:
+    """A signed offer of ``maker`` (a key name, or a key of no account); its zone defaults to the maker's."""
+    key = chain.keys[maker] if isinstance(maker, str) else maker
+    if origin is None:
+        origin = "solar" if side == "ask" else ""
+    if zone is None:
+        zone = chain.account(key.account)["zone"] if isinstance(maker, str) else ZONE_A
+    body = OfferBody(chain_id=chain_id or chain.chain_id, maker=key.account, maker_pubkey=key.pubkey, side=side,
+                     quantity_wh=quantity_wh, price=price, slot=slot, valid_until=valid_until, zone=zone,
+                     origin=origin, salt=salt)
+    return SignedOffer(body=body, signature=key.sign(offer_sign_bytes(body)))
+
+
+def acceptance(chain: Chain, signed: SignedOffer, taker: str | SigningKey, quantity_wh: int | None = None,
+               ) -> AcceptOffer:
+    """``taker``'s signed acceptance of ``signed`` (all of it unless ``quantity_wh``), as the message."""
+    key = chain.keys[taker] if isinstance(taker, str) else taker
+    body = Acceptance(chain_id=signed.body.chain_id, offer_id=signed.offer_id, taker=key.account,
+                      taker_pubkey=key.pubkey,
+                      quantity_wh=signed.body.quantity_wh if quantity_wh is None else quantity_wh)
+    signed_acceptance = SignedAcceptance(body=body, signature=key.sign(accept_sign_bytes(body)))
+    return AcceptOffer(offer=signed, acceptance=signed_acceptance)
 
 
 def place(chain: Chain, who: str, msg: PlaceOrder) -> int:

@@ -13,15 +13,7 @@ from dataclasses import replace
 import pytest
 
 from abci_app.ledger import errors
-from abci_app.ledger.crypto import SigningKey
-from abci_app.ledger.modules.market.direct import (
-    Acceptance,
-    OfferBody,
-    SignedAcceptance,
-    SignedOffer,
-    accept_sign_bytes,
-    offer_sign_bytes,
-)
+from abci_app.ledger.modules.market.direct import offer_sign_bytes
 from abci_app.ledger.modules.market.msgs import AcceptOffer
 from abci_app.ledger.modules.registry import Deactivate
 from tests.harness import GENESIS_TIME, ZONE_A, ZONE_B, Chain, events_of, seeded_key
@@ -29,11 +21,14 @@ from tests.market_harness import (
     COLLATERAL,
     FEE_AA,
     FEE_AB,
+    OFFER_PRICE,
     SLOT,
+    acceptance,
     block_at,
     market_chain,
     market_rejected,
     money,
+    offer,
     open_remaining,
     order,
     place,
@@ -43,36 +38,12 @@ from tests.market_harness import (
 )
 
 TEN_EUR = 10_000_000
-PRICE = 240_000
+PRICE = OFFER_PRICE
 
 
 @pytest.fixture
 def chain() -> Chain:
     return market_chain()
-
-
-def offer(chain: Chain, maker: str | SigningKey, side: str = "ask", quantity_wh: int = 2_000, price: int = PRICE, *,
-          slot: int = SLOT, valid_until: int = SLOT, zone: str | None = None, origin: str | None = None,
-          salt: bytes = bytes(16), chain_id: str | None = None) -> SignedOffer:
-    key = chain.keys[maker] if isinstance(maker, str) else maker
-    if origin is None:
-        origin = "solar" if side == "ask" else ""
-    if zone is None:
-        zone = chain.account(key.account)["zone"] if isinstance(maker, str) else ZONE_A
-    body = OfferBody(chain_id=chain_id or chain.chain_id, maker=key.account, maker_pubkey=key.pubkey, side=side,
-                     quantity_wh=quantity_wh, price=price, slot=slot, valid_until=valid_until, zone=zone,
-                     origin=origin, salt=salt)
-    return SignedOffer(body=body, signature=key.sign(offer_sign_bytes(body)))
-
-
-def acceptance(chain: Chain, signed: SignedOffer, taker: str | SigningKey, quantity_wh: int | None = None,
-               ) -> AcceptOffer:
-    key = chain.keys[taker] if isinstance(taker, str) else taker
-    body = Acceptance(chain_id=signed.body.chain_id, offer_id=signed.offer_id, taker=key.account,
-                      taker_pubkey=key.pubkey,
-                      quantity_wh=signed.body.quantity_wh if quantity_wh is None else quantity_wh)
-    signed_acceptance = SignedAcceptance(body=body, signature=key.sign(accept_sign_bytes(body)))
-    return AcceptOffer(offer=signed, acceptance=signed_acceptance)
 
 
 def accepted(chain: Chain, msg: AcceptOffer, sender: str) -> dict[str, str]:

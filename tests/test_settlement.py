@@ -11,7 +11,7 @@ import pytest
 from abci_app.ledger import errors
 from abci_app.ledger.modules.bank import Deposit
 from tests.harness import Chain, events_of
-from tests.market_harness import market_app_state, order, place
+from tests.market_harness import acceptance, market_app_state, offer, order, place
 from tests.settlement_harness import SLOT, SLOT_END, advance_to, baseline, reading, settle, submit
 
 START = 10_000_000
@@ -75,6 +75,21 @@ def test_basic(carol_export: int | None, bob_import: int, carol_after: int, bob_
     assert chain.query(f"/account/{lpd(chain)}")["balance"] == lpd_after
     assert chain.query(f"/settlement/{SLOT}")["complete"] is True
     assert chain.query("/supply")["total"] == 5 * START + 2_000_000
+
+
+def test_basic_direct_trade_settles_like_a_book_trade() -> None:
+    """carol's off-chain ask offer accepted by bob: the same obligations as carol_sells_bob_2kwh."""
+    chain = chain_with(**{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    result = chain.deliver("bob", acceptance(chain, offer(chain, "carol", price=220_000, origin="wind"), "bob"))
+    assert result.code == 0, result.log
+    baseline(chain, ("bob", "carol"))
+    advance_to(chain, SLOT_END)
+    assert submit(chain, reading(chain, "bob", SLOT_END, 2_000, 0), reading(chain, "carol", SLOT_END, 0, 1_000)) == 0
+    settle(chain)
+    # carol delivered half: D = -1000 -> amount(1000, 600000) charged, as in the book-trade table above.
+    assert (chain.account("carol")["balance"], chain.account("carol")["locked"]) == (START + 440_000 - 600_000, 0)
+    assert (chain.account("bob")["balance"], chain.account("bob")["locked"]) == (START - 500_000, 0)
+    assert (report(chain, "carol")["sold_wh"], report(chain, "bob")["fees_paid"]) == (2_000, 60_000)
 
 
 def test_basic_report_fields() -> None:
