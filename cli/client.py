@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
+from abci_app.ledger import errors
 from cli.output import NODE_UNREACHABLE, fail
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 
@@ -47,7 +48,17 @@ class NodeClient:
 
     def query(self, path: str) -> Any:
         """A gridledger query path's JSON answer."""
+        return self._answer(path, self._run(lambda: self.rpc.abci_query(path)))
+
+    def query_or_none(self, path: str) -> Any | None:
+        """Like ``query``, but None where the node has nothing stored under the path (code 101)."""
         response = self._run(lambda: self.rpc.abci_query(path))
+        if int(response.get("code", 0)) == errors.NotFound.code:
+            return None
+        return self._answer(path, response)
+
+    @staticmethod
+    def _answer(path: str, response: Any) -> Any:
         code = int(response.get("code", 0))
         if code != 0:
             fail(f"query {path}: {response.get('log', '')} (code {code})")

@@ -325,10 +325,20 @@ def _offer_row(entry: Mapping[str, Any], currency: str, exponent: int) -> dict[s
 
 
 @p2p_app.command("offers")
-def offers(home: HomeOpt = DEFAULT_HOME, output: OutputOpt = Format.table) -> None:
+def offers(
+    home: HomeOpt = DEFAULT_HOME,
+    node: Annotated[str | None, typer.Option(
+        "--node", envvar="GRIDLEDGER_NODE",
+        help="CometBFT RPC URL: ask the chain which offers are already taken (and hide them).")] = None,
+    show_taken: Annotated[bool, typer.Option("--all", help="With --node: list taken offers too.")] = False,
+    output: OutputOpt = Format.table,
+) -> None:
     """List live, verified, unexpired offers the host holds, and what it dropped per reason.
 
-    Example: gridledger p2p offers --output json
+    Gossip cannot tell that an offer has been accepted: with --node each offer is looked up
+    on chain (`/offer/<id>`) and the taken ones are hidden (or marked, with --all).
+
+    Example: gridledger p2p offers --node http://127.0.0.1:26657 --output json
     """
     out = Output(output.value)
     client = _client(home)
@@ -336,12 +346,26 @@ def offers(home: HomeOpt = DEFAULT_HOME, output: OutputOpt = Format.table) -> No
         status = client.request("status")
         answer = client.request("offers")
     entries = [{k: v for k, v in entry.items() if k != "offer_b64"} for entry in answer["offers"]]
+    hidden = 0
+    if node is not None:
+        chain = NodeClient(node)
+        for entry in entries:
+            entry["taken"] = chain.query_or_none(f"/offer/{entry['offer_id']}")
+        if not show_taken:
+            live = [entry for entry in entries if entry["taken"] is None]
+            hidden, entries = len(entries) - len(live), live
     counters = answer["offer_messages"]
     if output is Format.json:
-        out.record({"offers": entries, "messages": counters, "now": answer["now"]})
+        out.record({"offers": entries, "messages": counters, "now": answer["now"], "taken_hidden": hidden})
         return
     rows = [_offer_row(e, status["currency"], status["currency_exponent"]) for e in entries]
-    out.records(rows, columns=OFFER_COLUMNS, title=f"{len(rows)} live offers")
+    columns: tuple[str, ...] = OFFER_COLUMNS
+    if node is not None:
+        columns = (*OFFER_COLUMNS, "taken")
+        for row, entry in zip(rows, entries, strict=True):
+            row["taken"] = f"trade {entry['taken']['trade']}" if entry["taken"] else "-"
+    title = f"{len(rows)} offers" + (f" ({hidden} taken on chain, hidden)" if hidden else "")
+    out.records(rows, columns=columns, title=title)
     out.record(counters, title="offer messages (accepted, dropped per reason)")
 
 

@@ -117,7 +117,7 @@ def test_offer_gossiped_accepted_on_chain_once(network: tuple[LocalNode, Chain, 
     offer_id = published["offer_id"]
     for home in (h_bob, h_erin):
         listed = eventually(lambda home=home: cli_json(node, "p2p", "offers", "--home", str(home))["offers"])
-        assert [entry["offer_id"] for entry in listed] == [offer_id]
+        assert [(entry["offer_id"], entry["taken"]) for entry in listed] == [(offer_id, None)]
 
     accepted = cli_json(node, "p2p", "accept", offer_id, "--from", "bob", "--qty", "1.5kWh", "--home", str(h_bob),
                         "--wait")
@@ -128,6 +128,12 @@ def test_offer_gossiped_accepted_on_chain_once(network: tuple[LocalNode, Chain, 
     assert node.rpc.query_json(f"/offer/{offer_id}")["taker"] == chain.id("bob")
     listed = cli_json(node, "query", "trades", "--slot", str(slot))
     assert [(t["buyer"], t["quantity_wh"], t["mechanism"]) for t in listed] == [(chain.id("bob"), 1500, "direct")]
+
+    # erin's host still holds the gossiped offer; asked with a node, `p2p offers` hides it as taken.
+    after = cli_json(node, "p2p", "offers", "--home", str(h_erin))
+    assert (after["offers"], after["taken_hidden"]) == ([], 1)
+    marked = cli_json(node, "p2p", "offers", "--home", str(h_erin), "--all")["offers"]
+    assert [(e["offer_id"], e["taken"]["taker"]) for e in marked] == [(offer_id, chain.id("bob"))]
 
     # erin was too late: the chain refuses her acceptance of the taken offer (already in CheckTx).
     late = cli(node, "p2p", "accept", offer_id, "--from", "erin", "--home", str(h_erin), "--wait")
