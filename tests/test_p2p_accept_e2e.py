@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -27,36 +24,13 @@ from cli.main import app
 from tests.harness import Chain
 from tests.localnode import LocalNode
 from tests.market_harness import market_app_state
+from tests.p2p_harness import Listener
 
 pytestmark = pytest.mark.e2e
 CHAIN = "e2e-p2p-accept"
 ZONE = "zone-a"
 PASSPHRASE = "p2p accept"
 DEADLINE_S = 30.0
-GRIDLEDGER = [sys.executable, "-c", "from cli.main import main; main()"]
-
-
-class Listener:
-    """A `gridledger p2p listen` process with its own home, asking the node for chain id and currency."""
-
-    def __init__(self, home: Path, rpc_url: str, env: dict[str, str], *extra: str) -> None:
-        self.home = home
-        self.process = subprocess.Popen(
-            [*GRIDLEDGER, "p2p", "listen", "--home", str(home), "--zone", ZONE, "--node", rpc_url, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        self.addr = ""
-        assert self.process.stderr is not None
-        for line in self.process.stderr:  # the address first, then the control socket
-            if "listening:" in line:
-                self.addr = line.split()[-1]
-            if "control socket:" in line:
-                break
-        assert self.addr, "listener did not start"
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=DEADLINE_S)
 
 
 @pytest.fixture
@@ -74,10 +48,11 @@ def network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
         env = {**os.environ}
         listeners: list[Listener] = []
         try:
-            first = Listener(tmp_path / "h-alice", node.ports.rpc_url, env)
+            listen = ("--zone", ZONE, "--node", node.ports.rpc_url)
+            first = Listener(tmp_path / "h-alice", env, *listen)
             listeners.append(first)
             for name in ("bob", "erin"):
-                listeners.append(Listener(tmp_path / f"h-{name}", node.ports.rpc_url, env, "--bootstrap", first.addr))
+                listeners.append(Listener(tmp_path / f"h-{name}", env, *listen, "--bootstrap", first.addr))
             yield node, chain, [listener.home for listener in listeners]
         finally:
             assert [listener.stop() for listener in listeners] == [0] * len(listeners)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,11 +18,12 @@ from cli.keystore import FAST_ENV, Keystore
 from cli.main import app
 from node.p2p import messages
 from node.p2p.messages import AcceptOfferBody
+from tests.p2p_harness import GRIDLEDGER, Listener
 
 CHAIN = "cli-p2p"
 ZONE = "zone-a"
 DEADLINE_S = 20.0
-GRIDLEDGER = [sys.executable, "-c", "from cli.main import main; main()"]
+LISTEN_ARGS = ("--zone", ZONE, "--chain-id", CHAIN)
 
 
 @pytest.fixture
@@ -39,35 +38,13 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {**os.environ}
 
 
-class Listener:
-    def __init__(self, home: Path, env: dict[str, str], *extra: str) -> None:
-        self.home = home
-        self.process = subprocess.Popen(
-            [*GRIDLEDGER, "p2p", "listen", "--home", str(home), "--zone", ZONE, "--chain-id", CHAIN, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        self.addr = ""
-        assert self.process.stderr is not None
-        # The listener announces its address and then its control socket: wait for those lines.
-        for line in self.process.stderr:
-            if "listening:" in line:
-                self.addr = line.split()[-1]
-            if "control socket:" in line:
-                break
-        assert self.addr, "listener did not start"
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=DEADLINE_S)
-
-
 @pytest.fixture
 def listeners(tmp_path: Path, env: dict[str, str]) -> Iterator[list[Listener]]:
     started: list[Listener] = []
     try:
-        first = Listener(tmp_path / "h1", env)
+        first = Listener(tmp_path / "h1", env, *LISTEN_ARGS)
         started.append(first)
-        started.append(Listener(tmp_path / "h2", env, "--bootstrap", first.addr))
+        started.append(Listener(tmp_path / "h2", env, *LISTEN_ARGS, "--bootstrap", first.addr))
         yield started
     finally:
         codes = [listener.stop() for listener in started]
