@@ -2,7 +2,8 @@
 
 A node home is a CometBFT home (config/, data/) plus ``config/gridledger.toml``
 (the operator this node belongs to, the app's metrics address). The ABCI app
-keeps its state in ``data/app``.
+keeps its state in ``data/app``. With ``p2p.toml`` and ``p2p_identity.key``
+the node also runs its libp2p host (offers, market feed; docs/p2p.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cli.keys import (
 from cli.keystore import Keystore, validate_name
 from cli.output import Output, fail, note
 from node import cometbft, supervisor
+from node.p2p import node_host
 
 node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABCI app).", no_args_is_help=True)
 
@@ -78,6 +80,39 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _p2p_zones(home: Path, role: Role, zones: list[str], chosen: list[str] | None) -> list[str]:
+    """Zones the host publishes: --p2p-zone, else a DSO's own zones, else (LPD) every zone of the genesis."""
+    if chosen:
+        return sorted(set(chosen))
+    if role is Role.dso:
+        return zones
+    operators = cometbft.read_genesis(home).get("app_state", {}).get("operators", [])
+    return sorted({zone for op in operators for zone in op.get("zones", [])})
+
+
+def _check_p2p_options(zones: list[str], trusted: list[str]) -> None:
+    """Before anything is written: a bad option must not leave half a home."""
+    for zone in zones:
+        if NAME_PATTERN.fullmatch(zone) is None:
+            fail(f"--p2p-zone {zone!r} is not a valid zone name")
+    for key in trusted:
+        if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
+            fail(f"--p2p-trust-publisher {key!r} is not a 64-hex public key")
+
+
+def _setup_p2p(home: Path, *, chain_id: str, zones: list[str], listen: str, bootstrap: list[str],
+               trusted: list[str]) -> node_host.Identity | None:
+    """Identity and p2p.toml of the node's libp2p host; None (with a note) when there is no zone to serve."""
+    if not zones:
+        note("no zones to publish a feed for (an LPD on a chain without zones): the node runs no libp2p host; "
+             "add --p2p-zone to run one")
+        return None
+    identity = node_host.create_identity(home)
+    node_host.write_config(home, chain_id=chain_id, zones=zones, listen=[listen], bootstrap=bootstrap,
+                           trusted_publishers=[identity.pubkey, *(k.lower() for k in trusted)])
+    return identity
+
+
 def _own_genesis(home: Path, chain_id: str, operator: dict[str, Any]) -> None:
     """A one-operator genesis: this node is the only validator of a new chain."""
     genesis = cometbft.read_genesis(home)
@@ -109,6 +144,18 @@ def init(
     rpc_host: Annotated[str, typer.Option(help="Interface of the RPC and metrics ports (keep it private).")]
     = "127.0.0.1",
     timeout_commit: Annotated[str, typer.Option(help="CometBFT consensus.timeout_commit.")] = "1s",
+    libp2p: Annotated[bool, typer.Option(
+        "--libp2p/--no-libp2p", help="Run the libp2p host (direct offers, market feed) with the node.")] = True,
+    p2p_listen: Annotated[str | None, typer.Option(
+        help="Multiaddr of the libp2p host (default /ip4/<p2p-host>/tcp/<base-port + 4>).")] = None,
+    p2p_zone: Annotated[list[str] | None, typer.Option(
+        help="Zone whose feed the host publishes (repeat; default: the DSO's zones, an LPD's: all of the chain).")]
+    = None,
+    p2p_bootstrap: Annotated[list[str] | None, typer.Option(
+        help="Other validators' libp2p hosts: /ip4/A/tcp/P/p2p/PEERID (repeat).")] = None,
+    p2p_trust_publisher: Annotated[list[str] | None, typer.Option(
+        help="Another validator's feed publisher key, 64 hex (repeat; this node's own is always trusted).")]
+    = None,
     key_name: Annotated[str | None, typer.Option(help="Keyring name of the operator's account key (default: "
                                                       "the moniker).")] = None,
     keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
@@ -128,6 +175,7 @@ def init(
     if NAME_PATTERN.fullmatch(moniker) is None:
         fail(f"moniker {moniker!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ : -)")
     zone_list = _zones(zones, role)
+    _check_p2p_options(p2p_zone or [], p2p_trust_publisher or [])
     home = home.expanduser().resolve()
     if (home / "config" / "genesis.json").exists():
         fail(f"{home} is already a node home; choose another --home")
@@ -159,6 +207,18 @@ def init(
     node_id = cometbft.node_id_from_key(home)
     # Peers need an address they can reach; a wildcard listener has none to offer.
     advertised = "<public-host>" if p2p_host in ("0.0.0.0", "::") else p2p_host
+    libp2p_port = node_host.port_of(base_port)
+    identity = None
+    if libp2p:
+        identity = _setup_p2p(home, chain_id=cometbft.read_genesis(home)["chain_id"],
+                              zones=_p2p_zones(home, role, zone_list, p2p_zone),
+                              listen=p2p_listen or node_host.multiaddr(p2p_host, libp2p_port),
+                              bootstrap=list(p2p_bootstrap or ()), trusted=list(p2p_trust_publisher or ()))
+    libp2p_facts = {} if identity is None else {
+        "libp2p_peer_id": identity.peer_id, "feed_publisher_key": identity.pubkey,
+        "libp2p_address": f"/ip4/{advertised}/tcp/{libp2p_port}/p2p/{identity.peer_id}" if p2p_listen is None
+        else f"{p2p_listen}/p2p/{identity.peer_id}",
+    }
     Output(output.value).record({
         "home": str(home), "moniker": moniker, "role": role.value, "zones": zone_list, "power": power,
         "chain_id": cometbft.read_genesis(home)["chain_id"],
@@ -166,7 +226,11 @@ def init(
         "consensus_pubkey": consensus_pubkey, "validator_address": cometbft.validator_address(consensus_pubkey),
         "account_pubkey": pubkey, "account": account_id(bytes.fromhex(pubkey)),
         "ports": ports.as_dict(),
+        **libp2p_facts,
     })
+    if identity is not None:
+        note("the libp2p host: give libp2p_address and feed_publisher_key to the other validators (their "
+             f"--p2p-bootstrap and --p2p-trust-publisher, or p2p.toml); protect {home}/p2p_identity.key")
     note(f"next: share node_id, consensus_pubkey and account_pubkey with the operators; start with "
          f"`gridledger node start --home {home}`; protect {home}/config/priv_validator_key.json and "
          f"{home}/config/node_key.json")
@@ -185,8 +249,9 @@ def start(
     metrics: Annotated[str | None, typer.Option(
         help="App metrics HOST:PORT (default: config/gridledger.toml; '' turns them off).")] = None,
 ) -> None:
-    """Run the ABCI app and CometBFT together; Ctrl-C stops CometBFT, then the app.
+    """Run the ABCI app, CometBFT and (with <home>/p2p.toml) the libp2p host; Ctrl-C stops them in reverse.
 
+    A dead libp2p host is restarted with back-off; consensus goes on.
     Exit codes: 0 stopped cleanly, 10 the app died, 11 CometBFT died, 12 start failed,
     13 a child failed while stopping.
 

@@ -16,7 +16,9 @@ dies, the others are stopped and the exit code says which:
 The p2p host only gossips (offers, the advisory market feed): its death must
 not stop consensus. The supervisor logs it and restarts it after a back-off
 (1 s, 2 s, 5 s, 10 s, 30 s, then every 60 s; back to 1 s once a run lasted
-60 s). Its failure while stopping counts for 13 like the other children's.
+60 s). Its failure while stopping counts for 13 like the other children's
+(ending by the supervisor's SIGTERM before its handler is installed is no failure:
+it holds no state).
 
 No orphans: the children run in their own session (a Ctrl-C in the terminal
 reaches only the supervisor, which then stops them in order) and get
@@ -153,10 +155,13 @@ class ChildExit:
     returncode: int
     killed: bool
     """True if it ignored SIGTERM for the whole grace period and was SIGKILLed."""
+    stateless: bool = False
+    """Holds nothing to save (the p2p host): ending by our SIGTERM, e.g. while still starting, is clean too."""
 
     @property
     def clean(self) -> bool:
-        return self.returncode == 0 and not self.killed
+        ended_well = self.returncode == 0 or (self.stateless and self.returncode == -signal.SIGTERM)
+        return ended_well and not self.killed
 
 
 def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None], on_ready: Callable[[], None] | None) -> None:
@@ -298,7 +303,7 @@ class Supervisor:
                     proc.wait()
                     killed = True
                 self.sink(f"[supervisor] {name} stopped (exit {proc.returncode})")
-            exits.append(ChildExit(name, proc.returncode, killed))
+            exits.append(ChildExit(name, proc.returncode, killed, stateless=proc is self.p2p))
         return exits
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -221,3 +222,10 @@ def test_basic_p2p_argv_only_for_a_home_with_p2p_toml(tmp_path: Path) -> None:
     assert argv is not None
     assert argv[argv.index("--home") + 1] == str(tmp_path) and "--publish-feed" in argv
     assert argv[argv.index("--node") + 1] == "http://127.0.0.1:26657"  # a wildcard listener via loopback
+
+
+def test_basic_p2p_host_ended_by_our_sigterm_is_a_clean_stop() -> None:
+    """A p2p host stopped while still importing (no handler yet) dies of SIGTERM: no failure, it holds no state."""
+    assert supervisor.ChildExit("p2p host", -signal.SIGTERM, killed=False, stateless=True).clean
+    assert not supervisor.ChildExit("CometBFT", -signal.SIGTERM, killed=False).clean
+    assert not supervisor.ChildExit("p2p host", 1, killed=False, stateless=True).clean

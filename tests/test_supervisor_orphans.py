@@ -1,4 +1,5 @@
-"""`gridledger node start` as a real process tree: no orphans whatever dies, exit codes say who died."""
+"""`gridledger node start` as a real process tree (app, CometBFT, libp2p host): no orphans whatever dies,
+exit codes say who died, a dead p2p host is restarted while consensus goes on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +44,13 @@ class RunningNode:
 
     def output(self) -> str:
         return self.log.read_bytes()[self.log_start:].decode()
+
+    def wait_output(self, text: str, occurrences: int = 1, timeout: float = 60) -> None:
+        """Poll the log file (a file has no event to wait on) until ``text`` appears ``occurrences`` times."""
+        deadline = time.monotonic() + timeout
+        while self.output().count(text) < occurrences:
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()[-3000:]}"
+            time.sleep(0.2)
 
     def child(self, marker: str) -> psutil.Process:
         return next(c for c in self.children if any(marker in part for part in c.cmdline()))
@@ -87,7 +96,8 @@ def node(home: tuple[Path, str]) -> Iterator[RunningNode]:
 
 
 def test_sigkilled_supervisor_leaves_no_orphans(node: RunningNode) -> None:
-    assert len(node.children) == 2
+    assert len(node.children) == 3
+    assert node.child("p2p")  # node init enabled the libp2p host
     os.kill(node.proc.pid, signal.SIGKILL)
     node.proc.wait(10)
     node.assert_no_orphans()
@@ -112,10 +122,29 @@ def test_sigterm_stops_cometbft_then_app_with_exit_0(node: RunningNode) -> None:
     assert report["validator"] is True and report["voting_power"] == 10 and report["height"] >= 1
     assert report["moniker"] == "dso-solo" and report["catching_up"] is False and report["validators"] == 1
 
+    node.wait_output("[p2p]   publishing the market feed")
     node.proc.send_signal(signal.SIGTERM)
     assert node.proc.wait(60) == supervisor.EXIT_OK
     node.assert_no_orphans()
     lines = node.output().splitlines()
+    p2p = next(i for i, line in enumerate(lines) if "[supervisor] p2p host stopped (exit 0)" in line)
     comet = next(i for i, line in enumerate(lines) if "[supervisor] CometBFT stopped (exit 0)" in line)
     app_stop = next(i for i, line in enumerate(lines) if "[supervisor] ABCI app stopped (exit 0)" in line)
-    assert comet < app_stop
+    assert p2p < comet < app_stop
+
+
+def test_dead_p2p_host_is_restarted_and_the_chain_goes_on(node: RunningNode) -> None:
+    node.wait_output("publishing the market feed")
+    before = node.rpc.height()
+    first = node.child("p2p")
+    first.kill()
+    node.wait_output("restarting the p2p host (restart 1)")
+    node.wait_output("publishing the market feed", occurrences=2)  # the new host serves the feed again
+    node.rpc.wait_height(before + 2, timeout=60)
+    assert node.proc.poll() is None
+    restarted = [c for c in psutil.Process(node.proc.pid).children() if "p2p" in c.cmdline()]
+    assert len(restarted) == 1 and restarted[0].pid != first.pid
+    node.children.append(restarted[0])
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(60) == supervisor.EXIT_OK
+    node.assert_no_orphans()
