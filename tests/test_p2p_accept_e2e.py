@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.harness import Chain
 from tests.localnode import LocalNode
 from tests.market_harness import market_app_state
 from tests.p2p_harness import Listener
+from tests.p2p_harness import eventually as poll
 
 pytestmark = pytest.mark.e2e
 CHAIN = "e2e-p2p-accept"
@@ -58,6 +58,10 @@ def network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
             assert [listener.stop() for listener in listeners] == [0] * len(listeners)
 
 
+def eventually(check: Callable[[], Any]) -> Any:
+    return poll(check, DEADLINE_S)
+
+
 def cli(node: LocalNode, *args: str) -> Any:
     return CliRunner().invoke(app, [*args, "--output", "json"], env={"GRIDLEDGER_NODE": node.ports.rpc_url})
 
@@ -66,17 +70,6 @@ def cli_json(node: LocalNode, *args: str) -> Any:
     result = cli(node, *args)
     assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout)
-
-
-def eventually(check: Callable[[], Any]) -> Any:
-    """Poll a host through its control socket: the CLI exposes no event for these conditions."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def test_offer_gossiped_accepted_on_chain_once(network: tuple[LocalNode, Chain, list[Path]]) -> None:

@@ -19,6 +19,7 @@ from cli.main import app
 from node.p2p import messages
 from node.p2p.messages import AcceptOfferBody
 from tests.p2p_harness import GRIDLEDGER, Listener
+from tests.p2p_harness import eventually as poll
 
 CHAIN = "cli-p2p"
 ZONE = "zone-a"
@@ -52,6 +53,10 @@ def listeners(tmp_path: Path, env: dict[str, str]) -> Iterator[list[Listener]]:
         assert not any((listener.home / "control.sock").exists() for listener in started)
 
 
+def eventually(check: Callable[[], Any]) -> Any:
+    return poll(check, DEADLINE_S)
+
+
 def cli(*args: str) -> Any:
     result = CliRunner().invoke(app, list(args))
     return result
@@ -61,17 +66,6 @@ def cli_json(*args: str) -> Any:
     result = cli(*args, "--output", "json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
-
-
-def eventually(check: Callable[[], Any]) -> Any:
-    """Poll a CLI query until it is truthy: the host exposes no event for these to await."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def offer_args(home: Path, key: str = "alice", *extra: str) -> list[str]:
