@@ -56,10 +56,10 @@ def encode_tx(chain_id: str, msg: Msg, key: crypto.SigningKey, nonce: int) -> by
 
 
 class _VerifiedCache:
-    """Remembers transactions whose signature already verified.
+    """Remembers transactions that passed their stateless checks and signature.
 
-    CheckTx, ProcessProposal and FinalizeBlock see the same bytes; verifying
-    once is enough. The result is a pure function of the bytes, so caching
+    CheckTx, ProcessProposal and FinalizeBlock see the same bytes; checking
+    once is enough. Both results are pure functions of the bytes, so caching
     cannot make nodes disagree.
     """
 
@@ -108,14 +108,19 @@ def decode_tx(raw: bytes, chain_id: str, max_bytes: int) -> SignedTx:
         msg = msg_class.from_wire(body)
     except (WireError, TypeError) as exc:
         raise errors.MalformedBody(f"{tx_type}: {exc}") from exc
+    # Bytes that passed every check below before pass them again: skip the costly part
+    # (signatures, including the two inside an accept_offer body) on CheckTx rechecks,
+    # ProcessProposal and FinalizeBlock.
+    digest = hashlib.sha256(raw).digest()
+    seen = digest in _verified
     # Rule: the message passes its own stateless checks.
-    msg.validate_basic()
+    if not seen:
+        msg.validate_basic()
     # Rule: the nonce is positive.
     if nonce <= 0:
         raise errors.ValueOutOfRange("nonce must be positive")
     # Rule: the signature verifies over the sign bytes under the signer key.
-    digest = hashlib.sha256(raw).digest()
-    if digest not in _verified:
+    if not seen:
         message = codec.encode([SIGN_DOMAIN, version, tx_chain, tx_type, body, signer, nonce])
         if not crypto.verify(signer, signature, message):
             raise errors.BadSignature("signature does not verify for the signer's public key")
