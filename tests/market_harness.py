@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.crypto import SigningKey

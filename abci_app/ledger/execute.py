@@ -10,7 +10,9 @@ included again later, when it might succeed against its sender's intent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from msgspec.structs import replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event
@@ -21,17 +23,16 @@ from abci_app.ledger.router import ALLOWED_WHEN_INACTIVE, HANDLERS
 from abci_app.ledger.state import Account, State
 from abci_app.ledger.store import Overlay
 from abci_app.ledger.tx import SignedTx, decode_tx
-from abci_app.ledger.wire import Record
+from abci_app.ledger.wire import I64, Record
 
 
-@dataclass(frozen=True)
-class Chain(Record):
+class Chain(Record, frozen=True):
     """The chain's identity and the last block applied to the state."""
 
     chain_id: str
-    initial_height: int
-    height: int
-    time: int
+    initial_height: I64
+    height: I64
+    time: I64
     """Header time of the last block, unix seconds."""
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import fields, replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from abci_app.ledger import crypto, errors
 from abci_app.ledger.execute import Chain
@@ -89,7 +90,7 @@ def _apply(state: State, doc: dict[str, Any]) -> None:
 
 def _params(overrides: dict[str, Any]) -> Params:
     params = Params()
-    names = {f.name for f in fields(Params)}
+    names = set(Params.__struct_fields__)
     for name in sorted(overrides):
         value = overrides[name]
         if name not in names:

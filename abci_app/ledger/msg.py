@@ -17,8 +17,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 MAX_TEXT = 256
 
 
-@dataclass(frozen=True)
-class Msg(Record):
+class Msg(Record, frozen=True):
     """A transaction message: a typed body with its stateless checks."""
 
     TYPE: ClassVar[str] = ""

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict
 from typing import Any, TypeVar
 
 from abci_app.ledger import errors
@@ -47,6 +46,7 @@ from abci_app.ledger.modules import settlement
 from abci_app.ledger.modules.market.query import market_query, u64_arg
 from abci_app.ledger.state import Account, Meter, Operator, Proposal, State
 from abci_app.ledger.store import Overlay
+from abci_app.ledger.wire import plain
 
 
 def run_query(kv: Overlay, path: str) -> bytes:
@@ -69,7 +69,7 @@ def run_query(kv: Overlay, path: str) -> bytes:
     elif head == "operators" and not args:
         answer = {"operators": [_operator(op) for op in state.iter_operators()]}
     elif head == "params" and not args:
-        answer = asdict(state.get_params())
+        answer = plain(state.get_params())
     elif head == "supply" and not args:
         answer = {"total": state.get_supply()}
     elif head == "proposals" and not args:
@@ -77,7 +77,7 @@ def run_query(kv: Overlay, path: str) -> bytes:
     elif head == "proposal" and len(args) == 1:
         answer = _proposal(_found(state.get_proposal(u64_arg(args[0], "proposal id")), f"proposal {args[0]}"))
     elif head == "chain" and not args:
-        answer = asdict(get_chain(kv))
+        answer = plain(get_chain(kv))
     else:
         answer = market_query(state, head, args)
         if answer is None:
@@ -93,24 +93,24 @@ def settlement_query(state: State, head: str, args: list[str]) -> Any | None:
         total = settlement.get_slot_settlement(state, slot)
         if total is None:
             raise errors.NotFound(f"slot {slot} has no settlement yet")
-        return {**asdict(total), "reports": [asdict(r) for r in settlement.slot_reports(state, slot)]}
+        return {**plain(total), "reports": [plain(r) for r in settlement.slot_reports(state, slot)]}
     if head == "settlement" and len(args) == 2:
         report = settlement.get_report(state, u64_arg(args[0], "slot"), args[1])
         if report is None:
             raise errors.NotFound(f"no settlement of {args[1]} in slot {args[0]}")
-        return asdict(report)
+        return plain(report)
     if head == "settlements" and len(args) == 1:
-        return {"account": args[0], "reports": [asdict(r) for r in settlement.account_reports(state, args[0], 500)]}
+        return {"account": args[0], "reports": [plain(r) for r in settlement.account_reports(state, args[0], 500)]}
     if head == "statement" and len(args) == 3:
         start, end = u64_arg(args[1], "from"), u64_arg(args[2], "to")
         lines = state.journal_between(args[0], start, end, 5000)
-        return {"account": args[0], "from": start, "to": end, "lines": [asdict(line) for line in lines],
+        return {"account": args[0], "from": start, "to": end, "lines": [plain(line) for line in lines],
                 "truncated": len(lines) == 5000}
     if head == "reading" and len(args) == 1:
         raw = state.kv.get(b"rd/last/" + args[0].encode())
         if raw is None:
             raise errors.NotFound(f"meter {args[0]} has no accepted reading")
-        return {"meter": args[0], **asdict(settlement.LastReading.decode(raw))}
+        return {"meter": args[0], **plain(settlement.LastReading.decode(raw))}
     return None
 
 
@@ -123,35 +123,24 @@ def _found(value: T | None, what: str) -> T:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """JSON-friendly: bytes as hex, tuples as lists."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _account(account: Account) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(account))
+    out: dict[str, Any] = plain(account)
     out["free"] = account.free
     return out
 
 
 def _operator(operator: Operator) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(operator))
+    out: dict[str, Any] = plain(operator)
     # Base64, as CometBFT writes validator keys (priv_validator_key.json, /validators).
     out["consensus_pubkey"] = base64.b64encode(operator.consensus_pubkey).decode()
     return out
 
 
 def _meter(meter: Meter) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(meter))
+    out: dict[str, Any] = plain(meter)
     return out
 
 
 def _proposal(proposal: Proposal) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(proposal))
+    out: dict[str, Any] = plain(proposal)
     return out

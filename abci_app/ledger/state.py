@@ -24,19 +24,19 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from typing import ClassVar
+
+from msgspec.structs import replace
 
 from abci_app.ledger import codec, errors
 from abci_app.ledger.store import Overlay, prefix_end
-from abci_app.ledger.wire import Record
+from abci_app.ledger.wire import I64, Record
 
 PARTICIPANT_ROLES = ("consumer", "prosumer", "producer")
 OPERATOR_ROLES = ("dso", "lpd")
 
 
-@dataclass(frozen=True)
-class Account(Record):
+class Account(Record, frozen=True):
     """A registered identity that can sign transactions and hold money."""
 
     id: str
@@ -51,15 +51,15 @@ class Account(Record):
     """Account id of the DSO that registered this participant; empty for operators."""
     active: bool
     """Deactivated accounts may only withdraw their free balance."""
-    balance: int
+    balance: I64
     """Money held, in the currency's smallest unit (includes locked money)."""
-    locked: int
+    locked: I64
     """Part of ``balance`` held for open obligations; never above ``balance``."""
-    debt: int
+    debt: I64
     """Unpaid settlement charges (always 0 until settlement lands)."""
-    nonce: int
+    nonce: I64
     """Nonce of the last authenticated transaction (0 before the first)."""
-    registered_at: int
+    registered_at: I64
     """Block time (unix seconds) of registration; 0 for genesis accounts."""
 
     @property
@@ -71,8 +71,7 @@ class Account(Record):
         return self.role in OPERATOR_ROLES
 
 
-@dataclass(frozen=True)
-class Operator(Record):
+class Operator(Record, frozen=True):
     """A grid operator that runs a validator and votes in governance."""
 
     account: str
@@ -83,7 +82,7 @@ class Operator(Record):
     """dso | lpd."""
     zones: tuple[str, ...]
     """Grid zones a DSO serves (sorted); empty for an LPD."""
-    power: int
+    power: I64
     """Governance voting power; for a validator also its consensus voting power."""
     consensus_pubkey: bytes
     """Ed25519 consensus key of the operator's validator node; empty if it runs none."""
@@ -93,8 +92,7 @@ class Operator(Record):
         return bool(self.consensus_pubkey) and self.power > 0
 
 
-@dataclass(frozen=True)
-class Meter(Record):
+class Meter(Record, frozen=True):
     """A smart meter with its own signing key, registered by a DSO to a participant."""
 
     id: str
@@ -105,61 +103,60 @@ class Meter(Record):
     """Account id of the participant the meter belongs to."""
     dso: str
     """Account id of the registering DSO."""
-    import_capacity_w: int
+    import_capacity_w: I64
     """Largest power the connection can draw from the grid, in W."""
-    export_capacity_w: int
+    export_capacity_w: I64
     """Largest power the connection can feed into the grid, in W."""
-    import_register_wh: int
+    import_register_wh: I64
     """Cumulative import register (OBIS 1.8.0) at registration, in Wh."""
-    export_register_wh: int
+    export_register_wh: I64
     """Cumulative export register (OBIS 2.8.0) at registration, in Wh."""
     active: bool
     """Deactivated meters are ignored."""
-    registered_at: int
+    registered_at: I64
     """Block time (unix seconds) of registration."""
 
 
-@dataclass(frozen=True)
-class Params(Record):
+class Params(Record, frozen=True):
     """Chain parameters, changed only by governance (``propose_params``)."""
 
     currency: str = "EUR"
     """Settlement currency symbol (fixed at genesis)."""
-    currency_exponent: int = 6
+    currency_exponent: I64 = 6
     """Decimal places of the smallest unit: 6 means micro-euro (fixed at genesis)."""
-    max_tx_bytes: int = 65_536
+    max_tx_bytes: I64 = 65_536
     """Largest transaction accepted, in bytes."""
-    voting_period_s: int = 86_400
+    voting_period_s: I64 = 86_400
     """How long a governance proposal stays open, in seconds of block time."""
-    max_meters_per_participant: int = 16
+    max_meters_per_participant: I64 = 16
     """Cap on registered meters of one participant."""
     # -- market (docs/market.md) --
-    slot_length_s: int = 900
+    slot_length_s: I64 = 900
     """Length of a delivery slot in seconds; slots start at multiples of it (fixed at genesis)."""
-    gate_closure_lead_s: int = 300
+    gate_closure_lead_s: I64 = 300
     """A slot's book closes this many seconds before the slot starts."""
-    max_slot_ahead_s: int = 172_800
+    max_slot_ahead_s: I64 = 172_800
     """Orders may name slots starting at most this far after the block time."""
-    tick_size: int = 100
+    tick_size: I64 = 100
     """Limit prices are multiples of this (money per kWh; 100 = 0.01 ct/kWh at exponent 6)."""
-    min_quantity_wh: int = 100
+    min_quantity_wh: I64 = 100
     """Smallest order quantity in Wh."""
-    max_price_per_kwh: int = 10_000_000
+    max_price_per_kwh: I64 = 10_000_000
     """Highest limit price (money per kWh; 10 EUR/kWh at exponent 6)."""
-    max_open_orders: int = 200
+    max_open_orders: I64 = 200
     """Open orders one account may hold at a time."""
-    collateral_per_kwh: int = 20_000
+    collateral_per_kwh: I64 = 20_000
     """Stability collateral both sides lock per kWh traded, until the slot is settled."""
-    matching_mode: int = 0
+    matching_mode: I64 = 0
     """0: continuous double auction (pay-as-bid); 1: uniform-price call auction per zone at gate closure."""
     # -- settlement (docs/settlement.md) --
-    settlement_window_s: int = 3_600
+    settlement_window_s: I64 = 3_600
     """Meter readings for a slot are accepted until slot end plus this; the slot settles after it."""
-    balancing_buy_price: int = 600_000
+    balancing_buy_price: I64 = 600_000
     """Price per kWh a party pays the LPD for a shortfall (delivered or absorbed less than contracted)."""
-    balancing_sell_price: int = 50_000
+    balancing_sell_price: I64 = 50_000
     """Price per kWh the LPD pays a party for a surplus."""
-    settlement_batch: int = 200
+    settlement_batch: I64 = 200
     """Participants settled per block at most; a larger slot settles over several blocks."""
 
     # Parameters fixed at genesis: changing them later would reinterpret stored amounts and slots.
@@ -186,23 +183,20 @@ class Params(Record):
     SLOT_LENGTHS: ClassVar[tuple[int, ...]] = tuple(s for s in range(300, 86_401, 60) if 86_400 % s == 0)
 
 
-@dataclass(frozen=True)
-class Supply(Record):
+class Supply(Record, frozen=True):
     """Money in circulation: everything deposited minus everything withdrawn."""
 
-    total: int
+    total: I64
 
 
-@dataclass(frozen=True)
-class ParamChange(Record):
+class ParamChange(Record, frozen=True):
     name: str
     """Parameter name, as in ``Params``."""
-    value: int
+    value: I64
     """New value (all changeable parameters are integers)."""
 
 
-@dataclass(frozen=True)
-class ValidatorChange(Record):
+class ValidatorChange(Record, frozen=True):
     """A change to the validator set, as proposed by an operator."""
 
     action: str
@@ -217,15 +211,14 @@ class ValidatorChange(Record):
     """add: the validator node's Ed25519 consensus key; otherwise empty."""
     zones: tuple[str, ...]
     """add: the zones a new DSO serves (sorted); otherwise empty."""
-    power: int
+    power: I64
     """add, power: the voting power; remove: 0."""
 
 
-@dataclass(frozen=True)
-class Proposal(Record):
+class Proposal(Record, frozen=True):
     """A governance proposal and its running tally."""
 
-    id: int
+    id: I64
     proposer: str
     kind: str
     """``params`` or ``validator``."""
@@ -234,34 +227,32 @@ class Proposal(Record):
     validator_change: tuple[ValidatorChange, ...]
     """kind validator: exactly one change."""
     description: str
-    submitted_at: int
-    expires_at: int
-    yes_power: int
-    no_power: int
+    submitted_at: I64
+    expires_at: I64
+    yes_power: I64
+    no_power: I64
     status: str
     """open | passed | rejected | expired | failed (passed, but no longer applicable)."""
 
 
-@dataclass(frozen=True)
-class JournalEntry(Record):
+class JournalEntry(Record, frozen=True):
     """One line of an account's statement."""
 
-    seq: int
-    time: int
-    height: int
+    seq: I64
+    time: I64
+    height: I64
     kind: str
     """deposit | withdraw | transfer_in | transfer_out | energy_bought | energy_sold | grid_fee | grid_fee_income |
     balancing_charge | balancing_credit | debt_repaid | debt_received."""
-    amount: int
+    amount: I64
     """Signed: positive credits the account, negative debits it."""
     reference: str
     """Trade id, slot, counterparty or payment reference."""
 
 
-@dataclass(frozen=True)
-class Vote(Record):
+class Vote(Record, frozen=True):
     approve: bool
-    power: int
+    power: I64
 
 
 def be64(value: int) -> bytes:

@@ -6,23 +6,22 @@ settlement agents that take and make the off-chain payments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import event
 from abci_app.ledger.modules.settlement import repay_debt
 from abci_app.ledger.msg import Msg, TxContext, require_account_id, require_amount, require_text
+from abci_app.ledger.wire import I64
 
 
-@dataclass(frozen=True)
-class Deposit(Msg):
+class Deposit(Msg, frozen=True):
     """An LPD credits an account against an off-chain payment it received."""
 
     TYPE: ClassVar[str] = "deposit"
     account: str
     """Account credited."""
-    amount: int
+    amount: I64
     """Money credited, in the smallest currency unit."""
     reference: str
     """The off-chain payment reference (for reconciliation)."""
@@ -33,12 +32,11 @@ class Deposit(Msg):
         require_text("reference", self.reference)
 
 
-@dataclass(frozen=True)
-class Withdraw(Msg):
+class Withdraw(Msg, frozen=True):
     """An account asks an LPD to pay out part of its free balance off-chain."""
 
     TYPE: ClassVar[str] = "withdraw"
-    amount: int
+    amount: I64
     """Money taken from the free balance and removed from supply."""
     agent: str
     """The LPD that pays the amount out."""
@@ -51,14 +49,13 @@ class Withdraw(Msg):
         require_text("reference", self.reference)
 
 
-@dataclass(frozen=True)
-class Transfer(Msg):
+class Transfer(Msg, frozen=True):
     """Move free money from the signer to another registered account."""
 
     TYPE: ClassVar[str] = "transfer"
     recipient: str
     """Account credited."""
-    amount: int
+    amount: I64
     """Money moved, in the smallest currency unit."""
     memo: str
     """Free text for the recipient."""

@@ -15,8 +15,9 @@ longer pass); it expires at the first block at or after its end time.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, fields, replace
 from typing import ClassVar
+
+from msgspec.structs import replace
 
 from abci_app.ledger import codec, crypto, errors
 from abci_app.ledger.events import Event, event
@@ -32,12 +33,12 @@ from abci_app.ledger.state import (
     ValidatorChange,
     Vote,
 )
+from abci_app.ledger.wire import I64
 
 MAX_CHANGES = 32
 
 
-@dataclass(frozen=True)
-class ProposeParams(Msg):
+class ProposeParams(Msg, frozen=True):
     """An operator proposes new values for chain parameters."""
 
     TYPE: ClassVar[str] = "propose_params"
@@ -57,12 +58,11 @@ class ProposeParams(Msg):
         require_text("description", self.description, limit=1024)
 
 
-@dataclass(frozen=True)
-class CastVote(Msg):
+class CastVote(Msg, frozen=True):
     """An operator approves or opposes an open proposal."""
 
     TYPE: ClassVar[str] = "vote"
-    proposal_id: int
+    proposal_id: I64
     """The proposal voted on."""
     approve: bool
     """True for yes, False for no."""
@@ -75,8 +75,7 @@ class CastVote(Msg):
 VALIDATOR_ACTIONS = ("add", "remove", "power")
 
 
-@dataclass(frozen=True)
-class ProposeValidator(Msg):
+class ProposeValidator(Msg, frozen=True):
     """An operator proposes a change to the validator set."""
 
     TYPE: ClassVar[str] = "propose_validator"
@@ -117,7 +116,7 @@ def _check_new_operator(change: ValidatorChange) -> None:
 
 def check_param_change(change: ParamChange) -> None:
     """Stateless validity of one parameter change."""
-    known = {f.name for f in fields(Params)}
+    known = set(Params.__struct_fields__)
     if change.name not in known:
         raise errors.UnknownParam(f"no parameter named {change.name!r}")
     if change.name in Params.IMMUTABLE:
@@ -129,7 +128,7 @@ def check_param_change(change: ParamChange) -> None:
 
 def apply_param_changes(params: Params, changes: tuple[ParamChange, ...]) -> Params:
     updates: dict[str, object] = {change.name: change.value for change in changes}
-    return replace(params, **updates)  # type: ignore[arg-type]
+    return replace(params, **updates)
 
 
 def handle_propose_params(ctx: TxContext, msg: ProposeParams) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import ClassVar
+
+from msgspec.structs import replace
 
 from abci_app.ledger import crypto, errors
 from abci_app.ledger.events import event
@@ -16,12 +17,12 @@ from abci_app.ledger.msg import (
     require_pubkey,
 )
 from abci_app.ledger.state import PARTICIPANT_ROLES, Account, Meter, Operator
+from abci_app.ledger.wire import I64
 
 MAX_CAPACITY_W = 100_000_000  # 100 MW: far above any single grid connection
 
 
-@dataclass(frozen=True)
-class RegisterParticipant(Msg):
+class RegisterParticipant(Msg, frozen=True):
     """A DSO admits a consumer, prosumer or producer of one of its zones."""
 
     TYPE: ClassVar[str] = "register_participant"
@@ -39,8 +40,7 @@ class RegisterParticipant(Msg):
         require_name("zone", self.zone)
 
 
-@dataclass(frozen=True)
-class RegisterMeter(Msg):
+class RegisterMeter(Msg, frozen=True):
     """A DSO registers a smart meter to one of its participants."""
 
     TYPE: ClassVar[str] = "register_meter"
@@ -50,13 +50,13 @@ class RegisterMeter(Msg):
     """The meter's own Ed25519 key for signed readings."""
     owner: str
     """Account id of the participant."""
-    import_capacity_w: int
+    import_capacity_w: I64
     """Largest import power of the connection, W."""
-    export_capacity_w: int
+    export_capacity_w: I64
     """Largest export power of the connection, W."""
-    import_register_wh: int
+    import_register_wh: I64
     """Import register (1.8.0) at installation, Wh."""
-    export_register_wh: int
+    export_register_wh: I64
     """Export register (2.8.0) at installation, Wh."""
 
     def validate_basic(self) -> None:
@@ -73,8 +73,7 @@ class RegisterMeter(Msg):
         require_amount("export_register_wh", self.export_register_wh, minimum=0)
 
 
-@dataclass(frozen=True)
-class Deactivate(Msg):
+class Deactivate(Msg, frozen=True):
     """A DSO deactivates one of its participants or meters."""
 
     TYPE: ClassVar[str] = "deactivate"

@@ -28,8 +28,9 @@ Keys:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import ClassVar
+
+from msgspec.structs import replace
 
 from abci_app.ledger import codec, crypto, errors
 from abci_app.ledger.events import Event, event
@@ -38,23 +39,22 @@ from abci_app.ledger.modules.market.types import amount
 from abci_app.ledger.msg import Msg, TxContext, require_amount, require_name
 from abci_app.ledger.state import Account, Meter, State, be64, unbe64
 from abci_app.ledger.store import prefix_end
-from abci_app.ledger.wire import Record
+from abci_app.ledger.wire import I64, Record
 
 MAX_READINGS = 256
 READING_DOMAIN = "gridledger/reading"
 
 
 # -- records ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Reading(Record):
+class Reading(Record, frozen=True):
     """One signed meter reading."""
 
     meter_id: str
-    timestamp: int
+    timestamp: I64
     """A slot end (unix seconds, a multiple of slot_length_s)."""
-    import_register_wh: int
+    import_register_wh: I64
     """Cumulative import register (OBIS 1.8.0), Wh."""
-    export_register_wh: int
+    export_register_wh: I64
     """Cumulative export register (OBIS 2.8.0), Wh."""
     signature: bytes
     """Ed25519 signature of the meter's key over ``reading_sign_bytes``."""
@@ -65,73 +65,68 @@ def reading_sign_bytes(chain_id: str, meter_id: str, timestamp: int, import_wh: 
     return codec.encode([READING_DOMAIN, chain_id, meter_id, timestamp, import_wh, export_wh])
 
 
-@dataclass(frozen=True)
-class LastReading(Record):
-    time: int
-    import_register_wh: int
-    export_register_wh: int
+class LastReading(Record, frozen=True):
+    time: I64
+    import_register_wh: I64
+    export_register_wh: I64
 
 
-@dataclass(frozen=True)
-class SlotReading(Record):
+class SlotReading(Record, frozen=True):
     owner: str
-    imported_wh: int
-    exported_wh: int
+    imported_wh: I64
+    exported_wh: I64
 
 
-@dataclass(frozen=True)
-class SettlementReport(Record):
+class SettlementReport(Record, frozen=True):
     """One participant's settlement of one slot (all money in the smallest unit)."""
 
-    slot: int
+    slot: I64
     account: str
-    bought_wh: int
-    sold_wh: int
-    contracted_wh: int
+    bought_wh: I64
+    sold_wh: I64
+    contracted_wh: I64
     """C = sold - bought."""
-    imported_wh: int
-    exported_wh: int
-    measured_wh: int
+    imported_wh: I64
+    exported_wh: I64
+    measured_wh: I64
     """M = exported - imported."""
-    deviation_wh: int
+    deviation_wh: I64
     """D = M - C."""
-    energy_paid: int
+    energy_paid: I64
     """Paid for energy bought (at trade time)."""
-    energy_received: int
-    fees_paid: int
-    balancing_charge: int
+    energy_received: I64
+    fees_paid: I64
+    balancing_charge: I64
     """Shortfall -D at balancing_buy_price (0 if D >= 0)."""
-    balancing_credit: int
+    balancing_credit: I64
     """Surplus D at balancing_sell_price actually paid by the LPD."""
-    collateral_released: int
+    collateral_released: I64
     """Collateral of the slot unlocked."""
-    collateral_used: int
+    collateral_used: I64
     """Part of the charge paid out of that collateral."""
-    paid_from_balance: int
+    paid_from_balance: I64
     """Part of the charge paid from the rest of the free balance."""
-    debt_added: int
+    debt_added: I64
     """Part of the charge left unpaid and recorded as debt."""
-    credit_unpaid: int
+    credit_unpaid: I64
     """Part of the surplus credit the LPD could not pay (settled off-chain)."""
-    height: int
+    height: I64
 
 
-@dataclass(frozen=True)
-class SlotSettlement(Record):
-    slot: int
-    participants: int
-    shortfall_wh: int
-    surplus_wh: int
-    charges: int
-    credits: int
-    debt: int
+class SlotSettlement(Record, frozen=True):
+    slot: I64
+    participants: I64
+    shortfall_wh: I64
+    surplus_wh: I64
+    charges: I64
+    credits: I64
+    debt: I64
     complete: bool
-    height: int
+    height: I64
 
 
 # -- submit_readings ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SubmitReadings(Msg):
+class SubmitReadings(Msg, frozen=True):
     """Relay signed meter readings (any registered account may relay; the meter's signature counts)."""
 
     TYPE: ClassVar[str] = "submit_readings"

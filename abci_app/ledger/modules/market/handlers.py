@@ -12,8 +12,9 @@ stays until settlement.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from operator import attrgetter
+
+from msgspec.structs import replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event, event

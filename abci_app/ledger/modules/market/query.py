@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from abci_app.ledger import codec, errors
@@ -10,6 +9,7 @@ from abci_app.ledger.modules.market.book import Market
 from abci_app.ledger.modules.market.direct import OFFER_ID_BYTES
 from abci_app.ledger.modules.market.types import ASK, BID, Order, Trade
 from abci_app.ledger.state import State
+from abci_app.ledger.wire import plain
 
 MAX_LEVELS = 50
 MAX_TRADES = 500
@@ -39,9 +39,9 @@ def market_query(state: State, head: str, args: list[str]) -> Any | None:
         clearing = market.get_clearing(u64_arg(args[0], "slot"), args[1])
         if clearing is None:
             raise errors.NotFound(f"no price formed in slot {args[0]} zone {args[1]}")
-        return asdict(clearing)
+        return plain(clearing)
     if head == "position" and len(args) == 2:
-        return asdict(market.get_position(u64_arg(args[0], "slot"), args[1]))
+        return plain(market.get_position(u64_arg(args[0], "slot"), args[1]))
     if head == "slots" and not args:
         return {"slots": market.booked_slots(), "closed_through": market.closed_through()}
     if head == "fees" and not args:
@@ -50,7 +50,7 @@ def market_query(state: State, head: str, args: list[str]) -> Any | None:
         taken = market.get_taken_offer(_offer_id_arg(args[0]))
         if taken is None:
             raise errors.NotFound(f"offer {args[0]} has not been accepted")
-        return {**asdict(taken), "offer_id": taken.offer_id.hex()}
+        return {**plain(taken), "offer_id": taken.offer_id.hex()}
     return None
 
 
@@ -124,7 +124,7 @@ def fee_matrix(state: State, market: Market) -> dict[str, Any]:
     return {
         "zones": zones,
         "fees": [{"from": a, "to": b, "fee_per_kwh": market.fee(a, b)} for a in zones for b in zones],
-        "components": [asdict(component) for component in market.iter_fees()],
+        "components": [plain(component) for component in market.iter_fees()],
     }
 
 
@@ -134,10 +134,11 @@ def _require_zone(state: State, zone: str) -> None:
 
 
 def _order(order: Order) -> dict[str, Any]:
-    out = asdict(order)
+    out: dict[str, Any] = plain(order)
     out["accept_origins"] = list(order.accept_origins)
     return out
 
 
 def _trade(trade: Trade) -> dict[str, Any]:
-    return asdict(trade)
+    out: dict[str, Any] = plain(trade)
+    return out
