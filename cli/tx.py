@@ -26,11 +26,11 @@ from abci_app.ledger import codec
 from abci_app.ledger.crypto import SigningKey, account_id
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams, ProposeValidator
+from abci_app.ledger.modules.gov.records import ParamChange, ValidatorChange
 from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, PlaceOrder, SetGridFees
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
-from abci_app.ledger.modules.settlement import MAX_READINGS, Reading, SubmitReadings, reading_sign_bytes
+from abci_app.ledger.modules.settlement.msgs import MAX_READINGS, Reading, SubmitReadings, reading_sign_bytes
 from abci_app.ledger.msg import Msg
-from abci_app.ledger.state import ParamChange, ValidatorChange
 from abci_app.ledger.tx import encode_tx
 from abci_app.ledger.wire import plain
 from cli.client import DEFAULT_NODE, ChainInfo, NodeClient

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import abci_app.ledger.router  # noqa: F401 - imports every module, so every record class exists
 import node.p2p.messages  # noqa: F401 - the feed records
 from abci_app.ledger.codec import MAX_INT, MIN_INT
-from abci_app.ledger.state import Account, Params
+from abci_app.ledger.modules.auth.records import Account
+from abci_app.ledger.params import Params
 from abci_app.ledger.wire import Record, WireError, decoder
 
 

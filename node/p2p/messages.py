@@ -37,7 +37,7 @@ from abci_app.ledger.modules.market.direct import (
     offer_id as offer_id,
 )
 from abci_app.ledger.modules.market.msgs import AcceptOffer
-from abci_app.ledger.modules.market.types import ORIGINS as ORIGINS
+from abci_app.ledger.modules.market.records import ORIGINS as ORIGINS
 from abci_app.ledger.msg import NAME_PATTERN
 from abci_app.ledger.wire import I64, Record, WireError, plain
 

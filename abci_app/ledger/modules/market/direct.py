@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 
 from abci_app.ledger import codec, crypto, errors
-from abci_app.ledger.modules.market.types import ASK, ORIGINS, SIDES
+from abci_app.ledger.modules.market.records import ASK, ORIGINS, SIDES
 from abci_app.ledger.msg import require_amount, require_name, require_pubkey
 from abci_app.ledger.wire import I64, Record
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from abci_app.ledger import codec, errors
 from abci_app.ledger.modules.market import direct
-from abci_app.ledger.modules.market.types import ASK, BID, ORIGINS, SIDES, TIME_IN_FORCE
+from abci_app.ledger.modules.market.records import ASK, BID, ORIGINS, SIDES, TIME_IN_FORCE
 from abci_app.ledger.msg import Msg, require_amount, require_name
 from abci_app.ledger.wire import I64, Record
 

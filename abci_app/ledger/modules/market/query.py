@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from abci_app.ledger import codec, errors
-from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger import errors
+from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.modules.market.direct import OFFER_ID_BYTES
-from abci_app.ledger.modules.market.types import ASK, BID, Order, Trade
+from abci_app.ledger.modules.market.keeper import Market
+from abci_app.ledger.modules.market.records import ASK, BID, Order, Trade
+from abci_app.ledger.query_args import u64_arg
 from abci_app.ledger.state import State
 from abci_app.ledger.wire import plain
 
@@ -15,7 +17,7 @@ MAX_LEVELS = 50
 MAX_TRADES = 500
 
 
-def market_query(state: State, head: str, args: list[str]) -> Any | None:
+def query(state: State, head: str, args: list[str]) -> Any | None:
     """Answer a market path, or None if ``head``/``args`` is not one."""
     market = Market(state)
     if head == "book" and len(args) == 2:
@@ -61,13 +63,6 @@ def _offer_id_arg(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-def u64_arg(text: str, what: str) -> int:
-    """A decimal query argument that fits a 64-bit signed integer (code 100 otherwise)."""
-    if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
-        raise errors.BadQuery(f"{what} {text!r} is not a non-negative 64-bit integer")
-    return int(text)
-
-
 def _levels(orders: list[Order]) -> list[dict[str, int]]:
     levels: list[dict[str, int]] = []
     for order in orders:
@@ -103,7 +98,7 @@ def best_prices(state: State, market: Market, slot: int, buyer_zone: str) -> dic
     """Best ask for a buyer in ``buyer_zone`` across all zones (by effective price) and the zone's best bid."""
     _require_zone(state, buyer_zone)
     best_ask: dict[str, Any] | None = None
-    for zone in sorted(state.zone_dsos()):
+    for zone in sorted(gov.zone_dsos(state)):
         head = next(iter(market.iter_book(slot, zone, ASK)), None)
         if head is None:
             continue
@@ -120,7 +115,7 @@ def best_prices(state: State, market: Market, slot: int, buyer_zone: str) -> dic
 
 
 def fee_matrix(state: State, market: Market) -> dict[str, Any]:
-    zones = sorted(state.zone_dsos())
+    zones = sorted(gov.zone_dsos(state))
     return {
         "zones": zones,
         "fees": [{"from": a, "to": b, "fee_per_kwh": market.fee(a, b)} for a in zones for b in zones],
@@ -129,7 +124,7 @@ def fee_matrix(state: State, market: Market) -> dict[str, Any]:
 
 
 def _require_zone(state: State, zone: str) -> None:
-    if zone not in state.zone_dsos():
+    if zone not in gov.zone_dsos(state):
         raise errors.NotFound(f"zone {zone} is not served by any DSO")
 
 
