@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from msgspec.structs import replace
 
-from abci_app.ledger import errors
+from abci_app.ledger import crypto, errors
 from abci_app.ledger.events import Event
 from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.auth.records import Account
@@ -99,7 +99,8 @@ def run_tx(kv: Overlay, raw: bytes, height: int, time: int, txs: TxCache | None 
     signer = replace(signer, nonce=tx.nonce)
     auth.put_account(State(kv), signer)
     scratch = kv.branch()
-    ctx = TxContext(state=State(scratch), signer=signer, height=height, time=time, chain_id=chain.chain_id)
+    ctx = TxContext(state=State(scratch), signer=signer, height=height, time=time, chain_id=chain.chain_id,
+                    verifier=txs.verifier if txs is not None else crypto.Verifier())
     try:
         HANDLERS[tx_type](ctx, tx.msg)
     except errors.LedgerError as exc:

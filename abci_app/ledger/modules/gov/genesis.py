@@ -10,7 +10,7 @@ from abci_app.ledger import crypto, errors
 from abci_app.ledger.modules.gov.handlers import check_new_operator, create_operator
 from abci_app.ledger.modules.gov.msgs import check_operator_fields
 from abci_app.ledger.modules.gov.records import Operator
-from abci_app.ledger.msg import require_amount
+from abci_app.ledger.msg import require_amount, require_new_key
 from abci_app.ledger.state import State
 
 
@@ -50,4 +50,5 @@ def consensus_pubkey_from_base64(text: Any) -> bytes:
         raise errors.MalformedBody(f"consensus_pubkey {text!r} is not base64") from exc
     if len(key) != crypto.PUBKEY_BYTES:
         raise errors.MalformedBody(f"consensus_pubkey {text!r} is not a 32-byte Ed25519 key")
+    require_new_key("consensus_pubkey", key)
     return key

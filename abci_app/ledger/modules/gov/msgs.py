@@ -7,7 +7,7 @@ from typing import ClassVar
 from abci_app.ledger import codec, errors
 from abci_app.ledger.modules.auth.records import OPERATOR_ROLES
 from abci_app.ledger.modules.gov.records import ParamChange, ValidatorChange
-from abci_app.ledger.msg import Msg, require_amount, require_name, require_pubkey, require_text
+from abci_app.ledger.msg import Msg, require_amount, require_name, require_new_key, require_text
 from abci_app.ledger.params import check_param_change
 from abci_app.ledger.wire import I64
 
@@ -78,7 +78,7 @@ class ProposeValidator(Msg, frozen=True):
 
 def _check_new_operator(change: ValidatorChange) -> None:
     check_operator_fields(change.role, change.name, change.account_pubkey, change.zones, change.power)
-    require_pubkey("consensus_pubkey", change.consensus_pubkey)
+    require_new_key("consensus_pubkey", change.consensus_pubkey)
 
 
 def check_operator_fields(role: str, name: str, account_pubkey: bytes, zones: tuple[str, ...], power: int) -> None:
@@ -87,7 +87,7 @@ def check_operator_fields(role: str, name: str, account_pubkey: bytes, zones: tu
     if role not in OPERATOR_ROLES:
         raise errors.MalformedBody("only DSO and LPD operators run validators: role must be dso or lpd")
     require_name("name", name)
-    require_pubkey("account_pubkey", account_pubkey)
+    require_new_key("account_pubkey", account_pubkey)
     require_amount("power", power)
     for zone in zones:
         require_name("zone", zone)
