@@ -71,7 +71,7 @@ def _sync_accounts(rpc: CometRpc, accounts: list[LoadAccount], orders: bool) -> 
             account.next_nonce = int(rpc.query_json(f"/next_nonce/{account.account_id}")["next_nonce"])
             if orders:
                 account.open_orders = [OpenOrder(int(o["id"]), int(o["valid_until"]))
-                                       for o in rpc.query_json(f"/orders/{account.account_id}")]
+                                       for o in rpc.query_json(f"/orders/{account.account_id}")["orders"]]
         except RpcError:
             fail(f"load account {account.index} ({account.account_id}) is not on this chain: start the chain "
                  f"from a genesis with `gridledger bench app-state --accounts {len(accounts)}`")

@@ -62,7 +62,14 @@ import websockets
 
 from abci_app.ledger.errors import StaleNonce
 from node.loadgen_accounts import LoadAccount
-from node.loadgen_transport import TRANSPORTS, CheckAnswer, Transport, make_transport, websocket_url
+from node.loadgen_transport import (
+    TRANSPORTS,
+    CheckAnswer,
+    RpcCallError,
+    Transport,
+    make_transport,
+    websocket_url,
+)
 from node.loadgen_workload import Plan, PreparedTx, UidCounter, Workload
 
 SUBSCRIBE_QUERY = "tm.event='NewBlock'"
@@ -270,7 +277,8 @@ class _Run:
         self.block_event.set()
 
     # -- CheckTx answers ------------------------------------------------------------------
-    def on_answer(self, record: TxRecord, account: LoadAccount, tx: PreparedTx, answer: CheckAnswer) -> None:
+    def on_answer(self, transport: Transport, record: TxRecord, account: LoadAccount, tx: PreparedTx,
+                  answer: CheckAnswer) -> None:
         record.check_s = self.now()
         record.check_code, record.error, record.check_log = answer.code, answer.error, answer.log
         self.in_flight -= 1
@@ -279,7 +287,7 @@ class _Run:
         if answer.code == 0 and record.commit_height is None:
             self.awaiting_commit += 1
         if answer.code == STALE_NONCE_CODE:
-            self._spawn(self._recover(record, account, tx))
+            self._spawn(self._recover(transport, record, account, tx))
             return
         self.release(account)
 
@@ -288,17 +296,17 @@ class _Run:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _recover(self, record: TxRecord, account: LoadAccount, refused: PreparedTx) -> None:
+    async def _recover(self, transport: Transport, record: TxRecord, account: LoadAccount,
+                       refused: PreparedTx) -> None:
         """Re-read the account's next nonce from its node; sign the refused and the unsent messages again."""
-        node = self.settings.nodes[self.node_of(account)]
+        node = self.node_of(account)
         try:
-            async with httpx.AsyncClient(timeout=RPC_TIMEOUT_S) as client:
-                next_nonce = await _next_nonce(client, node, account.account_id)
-        except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as exc:
+            next_nonce = await next_nonce_of(transport, node, self.lane_of(account), account.account_id)
+        except (RpcCallError, TimeoutError, ValueError, KeyError) as exc:
             self.recovery_failures += 1
             if len(self.errors) < MAX_ERRORS:
                 self.errors.append(f"account {account.index}: stale nonce {refused.nonce}, and reading its next "
-                                   f"nonce from {node} failed: {exc}")
+                                   f"nonce from {self.settings.nodes[node]} failed: {exc}")
             self.release(account)
             return
         queue = self.plan.get(account.index, deque())
@@ -310,6 +318,16 @@ class _Run:
         self.release(account)
 
 
+async def next_nonce_of(transport: Transport, node: int, lane: int, account_id: str) -> int:
+    """The node-local ``/next_nonce/<account>`` answer (docs/queries.md), asked on the account's own connection."""
+    result = await transport.call(node, lane, "abci_query", {"path": f"/next_nonce/{account_id}", "data": "",
+                                                             "height": "0", "prove": False})
+    response = result["response"]
+    if int(response.get("code") or 0) != 0:
+        raise RpcCallError(f"code {response['code']}: {response.get('log', '')}")
+    return int(json.loads(base64.b64decode(response["value"]))["next_nonce"])
+
+
 async def _rpc(client: httpx.AsyncClient, url: str, method: str, **params: Any) -> Any:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
     response = await client.post(url, json=body)
@@ -318,16 +336,6 @@ async def _rpc(client: httpx.AsyncClient, url: str, method: str, **params: Any) 
         error = payload["error"]
         raise RuntimeError(f"{error.get('message', '')} {error.get('data', '')}".strip())
     return payload["result"]
-
-
-async def _next_nonce(client: httpx.AsyncClient, url: str, account_id: str) -> int:
-    """The node-local ``/next_nonce/<account>`` answer (docs/queries.md)."""
-    result = await _rpc(client, url, "abci_query", path=f"/next_nonce/{account_id}", data="", height="0",
-                        prove=False)
-    response = result["response"]
-    if int(response.get("code") or 0) != 0:
-        raise RuntimeError(f"code {response['code']}: {response.get('log', '')}")
-    return int(json.loads(base64.b64decode(response["value"]))["next_nonce"])
 
 
 async def _fill_gap(run: _Run, client: httpx.AsyncClient, upto: int) -> None:
@@ -354,8 +362,12 @@ async def _watch_blocks(run: _Run, client: httpx.AsyncClient, stop: asyncio.Even
                     raise RuntimeError(f"subscribe refused: {ack['error']}")
                 run.subscribed.set()
                 await _follow(run, client, ws, stop)
-        except (OSError, websockets.ConnectionClosed, RuntimeError, httpx.HTTPError) as exc:
+        except (OSError, websockets.WebSocketException, RuntimeError, httpx.HTTPError) as exc:
             if stop.is_set():
+                return
+            if not run.subscribed.is_set():
+                # Never subscribed: the node is not there; the run ends with this error.
+                run.errors.append(f"cannot subscribe to NewBlock events on {url}: {exc}")
                 return
             if len(run.errors) < MAX_ERRORS:
                 run.errors.append(f"block subscription interrupted at height {run.last_height}: {exc}; reconnecting")
@@ -416,7 +428,8 @@ async def _send_all(run: _Run, transport: Transport) -> None:
         run.in_flight += 1
         run.answers_done.clear()
         record.submit_s = run.now()
-        await transport.submit(node, run.lane_of(account), tx, functools.partial(run.on_answer, record, account, tx))
+        on_answer = functools.partial(run.on_answer, transport, record, account, tx)
+        await transport.submit(node, run.lane_of(account), tx, on_answer)
         seq += 1
 
 
@@ -441,6 +454,10 @@ async def _drain(run: _Run, timeout: float) -> bool:
     return True
 
 
+class _NotStarted(Exception):
+    """The block subscription never started: nothing was sent."""
+
+
 def prepare_run(settings: LoadSettings, workload: Workload, accounts: list[LoadAccount]) -> tuple[Plan, UidCounter]:
     """Sign and serialise every transaction of a run (the clock has not started)."""
     uids = UidCounter()
@@ -462,7 +479,11 @@ async def run_load_async(settings: LoadSettings, workload: Workload, accounts: l
     watcher = asyncio.create_task(_watch_blocks(run, watcher_client, stop))
     started_unix, send_end, drained, cpu_s = time.time(), 0.0, False, 0.0
     try:
-        await asyncio.wait_for(run.subscribed.wait(), RPC_TIMEOUT_S)
+        subscribed = asyncio.ensure_future(run.subscribed.wait())
+        await asyncio.wait({subscribed, watcher}, timeout=RPC_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if not run.subscribed.is_set():
+            subscribed.cancel()
+            raise _NotStarted()
         await asyncio.wait_for(transport.start(), RPC_TIMEOUT_S)
         # Start the clock only once commits can be seen, so no early commit is missed.
         run.t0 = time.monotonic()
@@ -479,9 +500,11 @@ async def run_load_async(settings: LoadSettings, workload: Workload, accounts: l
         if progress:
             progress(f"sent; waiting up to {settings.drain_timeout_s:g}s for {run.awaiting_commit} commits")
         drained = await _drain(run, settings.drain_timeout_s)
+    except _NotStarted:
+        if not run.errors:
+            run.errors.append(f"no block subscription on {settings.nodes[0]} within {RPC_TIMEOUT_S:g}s")
     except TimeoutError:
-        run.errors.append(f"no block subscription or no RPC connection on {settings.nodes[0]} within "
-                          f"{RPC_TIMEOUT_S:g}s")
+        run.errors.append(f"no RPC connection to every node within {RPC_TIMEOUT_S:g}s")
     except (OSError, websockets.WebSocketException) as exc:
         run.errors.append(f"cannot open the {settings.transport} connections to the nodes: {exc}")
     finally:

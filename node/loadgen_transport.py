@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,12 @@ class CheckAnswer:
 
 
 AnswerCallback = Callable[[CheckAnswer], None]
+Reply = dict[str, Any] | BaseException
+"""A JSON-RPC response object, or why none came."""
+
+
+class RpcCallError(RuntimeError):
+    """A JSON-RPC call (not a transaction) failed: the node's error, or no answer."""
 
 
 class Transport(Protocol):
@@ -61,6 +68,10 @@ class Transport(Protocol):
 
     async def submit(self, node: int, lane: int, tx: PreparedTx, on_answer: AnswerCallback) -> None:
         """Hand the request to node ``node`` (lane picks its connection); ``on_answer`` runs once, later."""
+        ...
+
+    async def call(self, node: int, lane: int, method: str, params: dict[str, Any]) -> Any:
+        """One JSON-RPC call on the same path as the transactions; its ``result``, or RpcCallError."""
         ...
 
     async def close(self) -> None: ...
@@ -80,14 +91,26 @@ def error_kind(text: str, exc: BaseException | None = None) -> str:
     return "rpc_error"
 
 
-def answer_from_payload(payload: dict[str, Any]) -> CheckAnswer:
-    """The CheckAnswer in one JSON-RPC response object."""
+def answer_from_reply(reply: Reply) -> CheckAnswer:
+    """The CheckAnswer in one JSON-RPC response object (or the transport error instead)."""
+    if isinstance(reply, BaseException):
+        return CheckAnswer(error=error_kind(str(reply), reply), log=str(reply)[:200])
+    payload = reply
     if "error" in payload:
         error = payload["error"] or {}
         text = f"{error.get('message', '')} {error.get('data', '')}".strip()
         return CheckAnswer(error=error_kind(text), log=text[:200])
     result = payload.get("result") or {}
     return CheckAnswer(code=int(result.get("code") or 0), log=str(result.get("log") or "")[:200])
+
+
+def result_of(reply: Reply) -> Any:
+    if isinstance(reply, BaseException):
+        raise RpcCallError(str(reply)) from reply
+    if "error" in reply:
+        error = reply["error"] or {}
+        raise RpcCallError(f"{error.get('message', '')} {error.get('data', '')}".strip())
+    return reply.get("result")
 
 
 def websocket_url(rpc_url: str) -> str:
@@ -98,14 +121,16 @@ def websocket_url(rpc_url: str) -> str:
 
 
 class _WsLane:
-    """One websocket to one node; answers are matched to requests by JSON-RPC id."""
+    """One websocket to one node; replies are matched to requests by JSON-RPC id."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.ws: Any = None
-        self.pending: dict[int, AnswerCallback] = {}
+        self.pending: dict[int, Callable[[Reply], None]] = {}
         self.reader: asyncio.Task[None] | None = None
         self._opening: asyncio.Lock = asyncio.Lock()
+        self._call_ids = itertools.count(-1, -1)
+        """Ids of calls that are not transactions: negative, never a transaction's uid."""
 
     async def ensure_open(self) -> Any:
         if self.ws is not None:
@@ -125,27 +150,33 @@ class _WsLane:
                 payload = json.loads(message)
                 callback = self.pending.pop(payload.get("id"), None)
                 if callback is not None:
-                    callback(answer_from_payload(payload))
+                    callback(payload)
         except (OSError, websockets.ConnectionClosed, ValueError) as exc:
             problem = f"connection lost: {exc}"
         finally:
             if self.ws is ws:
                 self.ws = None
-            self._fail_pending(problem)
+            self._fail_pending(ConnectionError(problem))
 
-    def _fail_pending(self, problem: str) -> None:
+    def _fail_pending(self, problem: BaseException) -> None:
         pending, self.pending = self.pending, {}
         for callback in pending.values():
-            callback(CheckAnswer(error="transport", log=problem[:200]))
+            callback(problem)
 
-    async def send(self, tx: PreparedTx, on_answer: AnswerCallback) -> None:
+    async def send(self, request_id: int, request: str, callback: Callable[[Reply], None]) -> None:
         try:
             ws = await self.ensure_open()
-            self.pending[tx.uid] = on_answer
-            await ws.send(tx.request)
-        except (OSError, websockets.ConnectionClosed, TimeoutError) as exc:
-            callback = self.pending.pop(tx.uid, on_answer)
-            callback(CheckAnswer(error=error_kind(str(exc), exc), log=str(exc)[:200]))
+            self.pending[request_id] = callback
+            await ws.send(request)
+        except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+            self.pending.pop(request_id, callback)(exc)
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        request_id = next(self._call_ids)
+        reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        request = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        await self.send(request_id, request, reply.set_result)
+        return result_of(await asyncio.wait_for(reply, RPC_TIMEOUT_S))
 
     async def close(self) -> None:
         ws, self.ws = self.ws, None
@@ -154,7 +185,7 @@ class _WsLane:
         if self.reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.reader
-        self._fail_pending("closed by the generator")
+        self._fail_pending(ConnectionError("closed by the generator"))
 
 
 class WsTransport:
@@ -168,9 +199,15 @@ class WsTransport:
     async def start(self) -> None:
         await asyncio.gather(*(lane.ensure_open() for lanes in self.lanes for lane in lanes))
 
-    async def submit(self, node: int, lane: int, tx: PreparedTx, on_answer: AnswerCallback) -> None:
+    def _lane(self, node: int, lane: int) -> _WsLane:
         lanes = self.lanes[node]
-        await lanes[lane % len(lanes)].send(tx, on_answer)
+        return lanes[lane % len(lanes)]
+
+    async def submit(self, node: int, lane: int, tx: PreparedTx, on_answer: AnswerCallback) -> None:
+        await self._lane(node, lane).send(tx.uid, tx.request, lambda reply: on_answer(answer_from_reply(reply)))
+
+    async def call(self, node: int, lane: int, method: str, params: dict[str, Any]) -> Any:
+        return await self._lane(node, lane).call(method, params)
 
     async def close(self) -> None:
         await asyncio.gather(*(lane.close() for lanes in self.lanes for lane in lanes))
@@ -196,13 +233,20 @@ class HttpTransport:
         task.add_done_callback(self.tasks.discard)
 
     async def _post(self, node: int, tx: PreparedTx, on_answer: AnswerCallback) -> None:
+        on_answer(answer_from_reply(await self._request(node, tx.request)))
+
+    async def _request(self, node: int, body: str) -> Reply:
         try:
-            response = await self.clients[node].post(self.urls[node], content=tx.request.encode(),
+            response = await self.clients[node].post(self.urls[node], content=body.encode(),
                                                      headers={"content-type": "application/json"})
-            answer = answer_from_payload(response.json())
+            reply: dict[str, Any] = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            answer = CheckAnswer(error=error_kind(str(exc), exc), log=str(exc)[:200])
-        on_answer(answer)
+            return exc
+        return reply
+
+    async def call(self, node: int, lane: int, method: str, params: dict[str, Any]) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": -1, "method": method, "params": params})
+        return result_of(await self._request(node, body))
 
     async def close(self) -> None:
         if self.tasks:
