@@ -186,11 +186,6 @@ def header_time(text: str) -> float:
     return datetime.fromisoformat(head + "+00:00").timestamp() + fraction
 
 
-def _events(raw_events: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    return [{"type": e.get("type", ""), **{a.get("key", ""): a.get("value", "") for a in e.get("attributes") or []}}
-            for e in raw_events or []]
-
-
 def _b64_size(encoded: str) -> int:
     return len(encoded) * 3 // 4 - len(encoded) + len(encoded.rstrip("="))
 
@@ -271,7 +266,7 @@ class _Run:
                 self.awaiting_commit -= 1
             record.commit_height, record.commit_seen_s = height, seen
             record.result_code = int(result.get("code") or 0)
-            self.workload.on_committed(account, tx, record.result_code, _events(result.get("events")))
+            self.workload.on_committed(account, tx, record.result_code, result.get("events") or [])
         self.blocks.append(BlockRecord(height=height, time_unix=header_time(header["time"]), seen_s=seen,
                                        num_txs=len(txs), bytes=size, matched=matched, recovered=recovered))
         self.block_event.set()
@@ -286,7 +281,7 @@ class _Run:
             self.answers_done.set()
         if answer.code == 0 and record.commit_height is None:
             self.awaiting_commit += 1
-        if answer.code == STALE_NONCE_CODE:
+        if answer.code == STALE_NONCE_CODE and tx.msg is not None:  # kvstore bytes carry no nonce
             self._spawn(self._recover(transport, record, account, tx))
             return
         self.release(account)

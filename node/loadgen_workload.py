@@ -151,7 +151,15 @@ class Workload(Protocol):
         ...
 
     def on_committed(self, account: LoadAccount, tx: PreparedTx, code: int,
-                     events: list[dict[str, Any]]) -> None: ...
+                     events: list[dict[str, Any]]) -> None:
+        """``events``: the transaction's FinalizeBlock events as CometBFT's JSON has them (type, attributes)."""
+        ...
+
+
+def flat_events(raw_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[{"type": t, "attributes": [{"key": k, "value": v}]}]`` -> ``[{"type": t, k: v}]``."""
+    return [{"type": e.get("type", ""), **{a.get("key", ""): a.get("value", "") for a in e.get("attributes") or []}}
+            for e in raw_events]
 
 
 def market_available() -> bool:
@@ -255,7 +263,7 @@ class LedgerWorkload:
     def on_committed(self, account: LoadAccount, tx: PreparedTx, code: int, events: list[dict[str, Any]]) -> None:
         if tx.kind != "order" or code != 0:
             return
-        for event in events:
+        for event in flat_events(events):
             if event.get("type") == "order.placed":
                 order_id = event.get("order_id", event.get("id"))
                 if order_id is not None and str(order_id).isdigit():

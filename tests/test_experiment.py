@@ -290,3 +290,12 @@ def test_bench_ceiling_against_kvstore(tmp_path: Path, tools_bin: Path) -> None:
     assert steps[1]["accepted"] == 100
     dead = CliRunner().invoke(app, ["bench", "ceiling", "--nodes", cluster.rpc_urls[0]])
     assert dead.exit_code == 3
+
+
+def test_docs_list_the_throughput_settings() -> None:
+    """docs/experiments.md's settings table is exactly THROUGHPUT_SETTINGS, in order, with the same values."""
+    text = (PRESETS.parents[1] / "docs" / "experiments.md").read_text()
+    section = text.split("### CometBFT settings for throughput experiments", 1)[1].split("###", 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in section.splitlines() if line.startswith("| `")]
+    documented = [(cells[0].strip().strip("`"), cells[1].strip().strip("`")) for cells in rows]
+    assert documented == [(s.name, json.dumps(s.value)) for s in THROUGHPUT_SETTINGS]

@@ -116,7 +116,9 @@ def test_resign_uses_the_nodes_nonce_and_keeps_the_messages() -> None:
 
 
 def _events(result: Any) -> list[dict[str, Any]]:
-    return [{"type": e.type, **{a.key: a.value for a in e.attributes}} for e in result.events]
+    """A FinalizeBlock result's events as CometBFT's JSON lists them."""
+    return [{"type": e.type, "attributes": [{"key": a.key, "value": a.value} for a in e.attributes]}
+            for e in result.events]
 
 
 def test_ledger_workload_commits_on_the_real_ledger() -> None:
