@@ -309,14 +309,15 @@ def _result_rows(outcome: Any) -> list[str]:
     repeated = outcome.config.repeat > 1
     rows = ["| validators | timeout_commit | offered tx/s | app |" + (" rep |" if repeated else "")
             + " sent | committed | achieved tx/s | committed tx/s | sustained tx/s "
-            "| latency p50 / p90 / p99 / max ms (n) | blocks (n) | block interval p50 ms | txs/block mean | files |",
-            "|---:|---|---:|---|" + ("---:|" if repeated else "") + "---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+            "| latency p50 / p90 / p99 / max ms (n) | blocks (n) | block interval p50 ms | txs/block mean "
+            "| generator CPU (share of a core) | files |",
+            "|---:|---|---:|---|" + ("---:|" if repeated else "") + "---:|" * 5 + "---|" + "---:|" * 4 + "---|"]
     for run in outcome.runs:
         head = f"| {run.validators} | {run.timeout_commit} | {run.rate:g} | {run.app} |" + \
             (f" {run.repetition + 1} |" if repeated else "")
         if run.summary is None:
             why = f"skipped: {run.skipped}" if run.skipped else f"failed: {run.error}"
-            rows.append(f"{head} {why} |||||||||")
+            rows.append(f"{head} {why} ||||||||||")
             continue
         s = run.summary
         lat, blocks = s["latency_s"], s["blocks"]
@@ -326,7 +327,7 @@ def _result_rows(outcome: Any) -> list[str]:
             f"| {fmt(s['achieved_tps'])} | {fmt(s['committed_tps'])} | {fmt(s.get('steady_committed_tps'))}{mark} "
             f"| {fmt_ms(lat['p50'])} / {fmt_ms(lat['p90'])} / {fmt_ms(lat['p99'])} / {fmt_ms(lat['max'])} "
             f"(n={lat['n']}) | {blocks['count']} | {fmt_ms(blocks['interval_s']['p50'])} "
-            f"| {fmt(blocks['txs_per_block']['mean'])} "
+            f"| {fmt(blocks['txs_per_block']['mean'])} | {fmt(s['notes'].get('generator_cpu_share'), 2)} "
             f"| [csv]({run.directory}/txs.csv) [json]({run.directory}/summary.json) "
             f"[cdf]({run.directory}/{PLOT_FILES['latency_cdf']}) |")
     return rows
@@ -411,25 +412,28 @@ def _ceiling_lines(outcome: Any) -> list[str]:
 
 
 def _which_side(outcome: Any) -> str:
-    """One sentence per group: did the chains saturate below the generator's ceiling?"""
+    """One sentence per application and group: did it saturate below what the generator could offer?"""
     sentences = []
     points = saturation_points(outcome)
     for ceiling in outcome.ceilings.values():
-        top = ceiling.get("ceiling_tps")
+        top, limit = ceiling.get("ceiling_tps"), ceiling.get("limit")
         if top is None or ceiling.get("repetition", 0) != 0:
             continue
+        cpu = max((s.get("generator_cpu_share") or 0.0 for s in ceiling["steps"]), default=0.0)
         for point in points:
             if (point["validators"], point["timeout_commit"], point["repetition"]) != \
                     (ceiling["validators"], ceiling["timeout_commit"], 0):
                 continue
+            reached = point["max_sustained_tps"]
             if point["saturated_at"] is None:
-                verdict = "did not saturate at the offered rates"
-            elif point["max_sustained_tps"] < 0.8 * top:
-                verdict = (f"saturated at {point['max_sustained_tps']:.0f} tx/s, below the generator's "
-                           f"{top:.0f}: the chain, not the generator, was the limit")
+                verdict = f"did not saturate at the offered rates (highest sustained {reached:.0f} tx/s)"
+            elif reached < 0.8 * top or limit == "nodes":
+                verdict = (f"saturated at {reached:.0f} tx/s sustained; the generator handed the nodes up to "
+                           f"{top:.0f} tx/s using at most {cpu:.0%} of a core, so the chain, not the generator, "
+                           "was the limit")
             else:
-                verdict = (f"reached {point['max_sustained_tps']:.0f} tx/s, close to the generator's {top:.0f}: "
-                           "the generator may have been the limit")
+                verdict = (f"reached {reached:.0f} tx/s sustained, close to the {top:.0f} tx/s the generator "
+                           f"managed (ended by {limit}): the generator may have been the limit")
             sentences.append(f"{point['app']} ({point['validators']} val, tc {point['timeout_commit']}) {verdict}.")
     return " ".join(sentences)
 

@@ -299,3 +299,20 @@ def test_docs_list_the_throughput_settings() -> None:
     rows = [line.strip().strip("|").split("|") for line in section.splitlines() if line.startswith("| `")]
     documented = [(cells[0].strip().strip("`"), cells[1].strip().strip("`")) for cells in rows]
     assert documented == [(s.name, json.dumps(s.value)) for s in THROUGHPUT_SETTINGS]
+
+
+def test_repeated_runs_report_medians_with_spread(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    outcome = _outcome(tmp_path, {})
+    outcome.config = replace(outcome.config, repeat=2)
+    for run in list(outcome.runs):
+        assert run.summary is not None
+        again = replace(run, repetition=1, summary={**run.summary, "steady_committed_tps": 60.0})
+        outcome.runs.append(again)
+    report = write_experiment(outcome).read_text()
+    assert "## Medians over 2 repetitions" in report
+    medians = report.split("## Medians over 2 repetitions", 1)[1].split("##", 1)[0]
+    gridledger = next(line for line in medians.splitlines() if line.startswith("| 4 | 200ms | 100 | gridledger | 2 |"))
+    first = outcome.runs[0].summary["steady_committed_tps"]  # type: ignore[index]
+    assert f"{(first + 60) / 2:.1f} ({min(first, 60):.1f}-{max(first, 60):.1f})" in gridledger
