@@ -10,12 +10,13 @@ import pytest
 
 from abci_app.ledger import errors
 from abci_app.ledger.modules.gov import CastVote, ProposeValidator
-from abci_app.ledger.state import ValidatorChange
+from abci_app.ledger.modules.gov.records import ValidatorChange
 from tests.harness import Chain, default_app_state, events_of, rejected, seeded_key
 
-CONSENSUS = {name: bytes([index + 1]) * 32 for index, name in enumerate(("dso-a", "dso-b", "lpd-a", "lpd-b"))}
+# Real Ed25519 keys: weak keys (small order, not on the curve) are refused where a key enters the state.
+CONSENSUS = {name: seeded_key(f"consensus-{name}").pubkey for name in ("dso-a", "dso-b", "lpd-a", "lpd-b")}
 NEW_ACCOUNT = seeded_key("dso-e")
-NEW_CONSENSUS = b"\x55" * 32
+NEW_CONSENSUS = seeded_key("consensus-dso-e").pubkey
 
 
 def validator_app_state() -> dict[str, Any]:
@@ -166,7 +167,7 @@ def test_invalid_expired_proposal(chain: Chain) -> None:
 def test_failed_when_no_longer_applicable(chain: Chain) -> None:
     # Two proposals for the same name; the second to pass finds the name taken.
     assert chain.deliver("dso", add()).code == 0
-    assert chain.deliver("dso", add(account=seeded_key("other").pubkey, consensus=b"\x66" * 32,
+    assert chain.deliver("dso", add(account=seeded_key("other").pubkey, consensus=seeded_key("consensus-other").pubkey,
                                     zones=("zone-f",))).code == 0
     for voter in ("dso", "dso_b", "lpd"):
         assert chain.deliver(voter, CastVote(proposal_id=1, approve=True)).code == 0
