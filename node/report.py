@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
@@ -229,7 +230,7 @@ def _overview_plot(outcome: Any) -> str | None:
 def plot_overview(runs: Sequence[Mapping[str, Any]], directory: Path,
                   ceilings: Sequence[Mapping[str, Any]] = ()) -> str | None:
     """Sustained committed tx/s and p50 latency against offered rate: one colour per (validators,
-    timeout_commit), solid for gridledger, dashed for kvstore, the generator's ceiling as a dotted line.
+    timeout_commit, app), solid for gridledger, dashed for kvstore, the generator's ceiling as a dotted line.
     ``runs`` are the entries of an experiment's summary.json (the first repetition is drawn)."""
     lines: dict[tuple[int, str, str], list[tuple[float, float, float]]] = {}
     for run in runs:
@@ -243,14 +244,14 @@ def plot_overview(runs: Sequence[Mapping[str, Any]], directory: Path,
         lines.setdefault(key, []).append((run["rate"], sustained, summary["latency_s"]["p50"] or 0.0))
     if not lines:
         return None
-    groups = sorted({(v, tc) for v, tc, _ in lines})
-    colours = {group: plt.get_cmap("tab10")(i % 10) for i, group in enumerate(groups)}
+    series = sorted(lines)
+    colours = {key: plt.get_cmap("tab10")(i % 10) for i, key in enumerate(series)}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
-    for (validators, timeout_commit, app), points in sorted(lines.items()):
-        points.sort()
+    for key in series:
+        validators, timeout_commit, app = key
+        points = sorted(lines[key])
         style = dict(linestyle="-" if app == "gridledger" else "--", marker="o" if app == "gridledger" else "s",
-                     color=colours[(validators, timeout_commit)],
-                     label=f"{app}, {validators} val, tc {timeout_commit}")
+                     color=colours[key], label=f"{app}, {validators} val, tc {timeout_commit}")
         left.plot([p[0] for p in points], [p[1] for p in points], **style)
         right.plot([p[0] for p in points], [p[2] * 1000 for p in points], **style)
     rates = sorted({run["rate"] for run in runs})
@@ -258,14 +259,18 @@ def plot_overview(runs: Sequence[Mapping[str, Any]], directory: Path,
               label="committed = offered")
     for ceiling in ceilings:
         if ceiling.get("ceiling_tps") and ceiling.get("repetition", 0) == 0:
-            group = (ceiling["validators"], ceiling["timeout_commit"])
-            left.axhline(ceiling["ceiling_tps"], linestyle=":", linewidth=1.2, color=colours.get(group, "black"),
-                         label=f"generator ceiling vs kvstore, {group[0]} val ({ceiling['ceiling_tps']:.0f} tx/s)")
+            left.axhline(ceiling["ceiling_tps"], linestyle=(0, (1, 3)), linewidth=1.4, color="black",
+                         label=f"generator ceiling vs kvstore, {ceiling['validators']} val "
+                               f"({ceiling['ceiling_tps']:.0f} tx/s, ended by {ceiling['limit']})")
     if rates[-1] / rates[0] >= 8:
         for ax in (left, right):
-            ax.set_xscale("log", base=2)
-        left.set_yscale("log", base=2)
-        right.set_yscale("log")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(rates, [f"{r:g}" for r in rates], rotation=45)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     left.set_xlabel("offered tx/s")
     left.set_ylabel("committed tx/s (sustained: 2nd-4th quarter of the run)")
     left.set_title("Throughput")
