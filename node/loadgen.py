@@ -225,6 +225,9 @@ class _Run:
         self.recoveries = 0
         self.resigned = 0
         self.recovery_failures = 0
+        self.wait_idle_s = 0.0
+        self.submit_s = 0.0
+        self.late_wakeups = 0
         self.retry_of: dict[int, int] = {}
         """uid of a re-signed stale-nonce refusal -> seq of the refusal."""
         self.tasks: set[asyncio.Task[None]] = set()
@@ -403,7 +406,15 @@ async def _next_idle(run: _Run) -> LoadAccount:
 
 
 async def _send_all(run: _Run, transport: Transport) -> None:
-    """Hand every due transaction to the transport; sends in a batch whatever fell due while asleep."""
+    """Hand every due transaction to the transport; sends in a batch whatever fell due while asleep.
+
+    Where the time goes when the sender falls behind is recorded: waiting for an
+    idle account (slow CheckTx answers), time inside the transport (writing,
+    and waiting while the socket's buffer is full; ``backlogged_sends`` counts
+    requests written behind unsent bytes: the nodes read slower than we sent),
+    or waking up late (the generator's own event loop, or the OS giving it no
+    CPU).
+    """
     settings = run.settings
     seq, planned = 0, settings.planned
     while seq < planned:
@@ -411,8 +422,12 @@ async def _send_all(run: _Run, transport: Transport) -> None:
         delay = due - run.now()
         if delay > 0:
             await asyncio.sleep(delay)  # the schedule's clock: waiting for the due time is the event
+            if run.now() - due > BEHIND_TOLERANCE_S:
+                run.late_wakeups += 1
             continue
+        waited = time.monotonic()
         account = await _next_idle(run)
+        run.wait_idle_s += time.monotonic() - waited
         tx = run.plan[account.index].popleft()
         node = run.node_of(account)
         record = TxRecord(seq=seq, kind=tx.kind, account=account.index, nonce=tx.nonce,
@@ -424,7 +439,9 @@ async def _send_all(run: _Run, transport: Transport) -> None:
         run.answers_done.clear()
         record.submit_s = run.now()
         on_answer = functools.partial(run.on_answer, transport, record, account, tx)
+        waited = time.monotonic()
         await transport.submit(node, run.lane_of(account), tx, on_answer)
+        run.submit_s += time.monotonic() - waited
         seq += 1
 
 
@@ -511,6 +528,8 @@ async def run_load_async(settings: LoadSettings, workload: Workload, accounts: l
              "transport": settings.transport, "connections_per_node": settings.connections,
              "prepared": prepared, "prepare_s": round(prepare_s, 3), "generator_cpu_s": round(cpu_s, 3),
              "generator_cpu_share": round(cpu_s / send_end, 3) if send_end > 0 else None,
+             "wait_idle_account_s": round(run.wait_idle_s, 3), "submit_s": round(run.submit_s, 3),
+             "backlogged_sends": transport.backlogged_sends, "late_wakeups": run.late_wakeups,
              "nonce_recoveries": run.recoveries, "resigned": run.resigned,
              "nonce_recovery_failures": run.recovery_failures, "undrained": max(0, run.awaiting_commit)}
     return LoadResult(settings=settings, workload=workload.name, started_unix=started_unix, records=run.records,

@@ -63,6 +63,7 @@ class RpcCallError(RuntimeError):
 
 class Transport(Protocol):
     name: str
+    backlogged_sends: int
 
     async def start(self) -> None: ...
 
@@ -131,13 +132,16 @@ class _WsLane:
         self._opening: asyncio.Lock = asyncio.Lock()
         self._call_ids = itertools.count(-1, -1)
         """Ids of calls that are not transactions: negative, never a transaction's uid."""
+        self.backlogged_sends = 0
+        """Requests written while earlier bytes still waited in this process: the node read slower than we sent."""
 
     async def ensure_open(self) -> Any:
         if self.ws is not None:
             return self.ws
         async with self._opening:
             if self.ws is None:
-                ws = await websockets.connect(self.url, max_size=None, compression=None,
+                # Replies are small and read at once: a deep incoming queue never pauses reading in a burst.
+                ws = await websockets.connect(self.url, max_size=None, compression=None, max_queue=4096,
                                               open_timeout=WS_OPEN_TIMEOUT_S, ping_interval=None)
                 self.ws = ws
                 self.reader = asyncio.create_task(self._read(ws))
@@ -167,6 +171,8 @@ class _WsLane:
         try:
             ws = await self.ensure_open()
             self.pending[request_id] = callback
+            if ws.transport.get_write_buffer_size():
+                self.backlogged_sends += 1
             await ws.send(request)
         except (OSError, websockets.WebSocketException, TimeoutError) as exc:
             self.pending.pop(request_id, callback)(exc)
@@ -209,6 +215,10 @@ class WsTransport:
     async def call(self, node: int, lane: int, method: str, params: dict[str, Any]) -> Any:
         return await self._lane(node, lane).call(method, params)
 
+    @property
+    def backlogged_sends(self) -> int:
+        return sum(lane.backlogged_sends for lanes in self.lanes for lane in lanes)
+
     async def close(self) -> None:
         await asyncio.gather(*(lane.close() for lanes in self.lanes for lane in lanes))
 
@@ -217,6 +227,8 @@ class HttpTransport:
     """A pool of ``connections`` keep-alive HTTP/1.1 connections per node, one request in flight on each."""
 
     name = "http"
+    backlogged_sends = 0
+    """Not observable through httpx's pool (requests queue for a free connection instead)."""
 
     def __init__(self, nodes: tuple[str, ...], connections: int) -> None:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)

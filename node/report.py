@@ -305,8 +305,17 @@ def _problems(outcome: Any) -> tuple[list[str], list[str]]:
             warnings.append(f"{slug}: not committed with code 0: {run.summary['rejections']}")
         behind = run.summary["fell_behind"]["n"]
         if behind:
-            warnings.append(f"{slug}: the generator fell behind its schedule for {behind} of "
-                            f"{run.summary['sent']} transactions (offered load below target; see send_lag_s)")
+            notes = run.summary["notes"]
+            lag = run.summary["send_lag_s"]
+            warnings.append(f"{slug}: {behind} of {run.summary['sent']} transactions left more than "
+                            f"{run.summary['fell_behind']['tolerance_s'] * 1000:.0f} ms after their due time "
+                            f"(send lag p50 {fmt_ms(lag['p50'])} ms, p99 {fmt_ms(lag['p99'])} ms, max "
+                            f"{fmt_ms(lag['max'])} ms; achieved {fmt(run.summary['achieved_tps'])} of "
+                            f"{run.rate:g} tx/s offered): "
+                            f"{notes.get('backlogged_sends', 0)} requests written behind unsent bytes (the nodes "
+                            f"read slower), {notes.get('wait_idle_account_s', 0):.1f} s waiting for an idle account, "
+                            f"{notes.get('late_wakeups', 0)} late wake-ups (the generator got no CPU in time), "
+                            f"generator CPU {notes.get('generator_cpu_share')} of a core")
     return errors, warnings
 
 
