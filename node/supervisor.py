@@ -164,6 +164,20 @@ class ChildExit:
         return ended_well and not self.killed
 
 
+_STDOUT_LOCK = threading.Lock()
+
+
+def write_line(line: str) -> None:
+    """The default sink: one write of the complete line under a lock.
+
+    ``print`` writes the text and the newline separately, so lines forwarded by
+    the per-child threads used to merge (``[app] a[cometbft] b``, then an empty line).
+    """
+    with _STDOUT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None], on_ready: Callable[[], None] | None) -> None:
     for line in stream:
         if on_ready is not None and READY_LINE in line:
@@ -174,7 +188,7 @@ def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None], on_ready
 class Supervisor:
     def __init__(self, spec: NodeSpec, sink: Callable[[str], None] | None = None, grace: float = 15.0) -> None:
         self.spec = spec
-        self.sink = sink or (lambda line: print(line, flush=True))
+        self.sink = sink or write_line
         self.grace = grace
         """Seconds a child may take to stop after SIGTERM before it is killed."""
         self.app: subprocess.Popen[str] | None = None
@@ -189,8 +203,11 @@ class Supervisor:
         self._wake = threading.Event()
 
     def _spawn(self, argv: list[str], prefix: str, ready: threading.Event | None = None) -> subprocess.Popen[str]:
+        # A child's output is forwarded, never interpreted: bytes that are not UTF-8 become U+FFFD
+        # instead of ending the forwarding thread (and then blocking the child on a full pipe).
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True, preexec_fn=_die_with(os.getpid()))
+                                encoding="utf-8", errors="replace", start_new_session=True,
+                                preexec_fn=_die_with(os.getpid()))
         assert proc.stdout is not None
 
         def on_ready() -> None:
