@@ -24,7 +24,7 @@ import signal, sys
 name = sys.argv[1]
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 if name == "app":
-    print("ABCI server ready on tcp://127.0.0.1:1", flush=True)
+    print("ABCI server ready on tcp://127.0.0.1:1 at height 0", flush=True)
 sys.stdout.buffer.write(name.encode() + b" raw \\xff\\xfe\\n")
 for i in range({LINES}):
     sys.stdout.write(f"{{name}} {{i}} {PAD}\\n")
