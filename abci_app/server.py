@@ -246,6 +246,10 @@ class AbciServer:
             log.error("closing ABCI connection from %s: a frame did not arrive within %gs", peer, self.frame_timeout)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.warning("ABCI connection from %s broke: %s", peer, exc)
+        except asyncio.CancelledError:
+            # stop() cancels the connections; ending normally spares asyncio's connection callback
+            # (Python 3.11) a traceback about the cancelled task.
+            log.debug("ABCI connection from %s closed by stop()", peer)
         finally:
             self._connections.discard(task)
             writer.close()

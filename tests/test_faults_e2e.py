@@ -649,7 +649,11 @@ def test_faults_keep_every_node_in_agreement(tmp_path: Path, tools_bin: Path, la
         final.count = 1
         load.close()
         checker.settle(final, time.monotonic(), everything=True)
+        logs = "".join(node.log.read_text(errors="replace") for node in cluster.nodes)
+        reindex_failures = [line for line in logs.splitlines() if "re-indexing blocks" in line]
         print("\n" + campaign.table(time.monotonic() - began))
+        print(f"supervisor re-indexed CometBFT's newest blocks at {logs.count('re-indexed CometBFT')} restarts")
+        assert not reindex_failures, reindex_failures
         notes = {name: tally.notes for name, tally in campaign.tallies.items() if tally.notes}
         assert not notes, notes
         assert all(t.divergences == 0 and t.lost == 0 for t in campaign.tallies.values())

@@ -25,7 +25,7 @@ from node.rpc import tx_hash
 from tests.harness import Chain
 from tests.localnode import LocalNode
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]
 
 SEED = 15
 FUZZED = 400
