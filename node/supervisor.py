@@ -79,7 +79,7 @@ P2P_HEALTHY_RUN_S = 60.0
 _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
-def _die_with(parent_pid: int) -> Callable[[], None]:
+def die_with(parent_pid: int) -> Callable[[], None]:
     """preexec_fn: ask the kernel for SIGTERM when the supervisor dies."""
 
     def arm() -> None:
@@ -230,7 +230,7 @@ class Supervisor:
         # instead of ending the forwarding thread (and then blocking the child on a full pipe).
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 encoding="utf-8", errors="replace", start_new_session=True,
-                                preexec_fn=_die_with(os.getpid()))
+                                preexec_fn=die_with(os.getpid()))
         assert proc.stdout is not None
 
         def on_ready(line: str) -> None:

@@ -52,7 +52,7 @@ from abci_app.ledger.modules.market.msgs import PlaceOrder
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.tx import encode_tx
 from cli.keystore import Keystore
-from node import cometbft
+from node import cometbft, supervisor
 from node import testnet as tn
 from tests import netns
 
@@ -135,9 +135,11 @@ class Cluster:
         argv = [*self.lab.exec_prefix(index), sys.executable, "-m", "cli.main", "node", "start",
                 "--home", str(node.home)]
         with node.log.open("ab") as log:
+            # Dies with the test process even if that is SIGKILLed (the supervisor takes its children along).
             node.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True, cwd=cometbft.REPO_ROOT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                         preexec_fn=supervisor.die_with(os.getpid()))
 
     def live(self) -> list[Node]:
         with self.lock:
