@@ -17,7 +17,8 @@ request must never cost a connection:
   is not UTF-8 (CometBFT's RPC lets anyone send one) gets a ``ResponseQuery``
   with code 100 (``BadQuery``); anything else gets an ``Exception`` response;
 * an exception raised by the application in ``Query`` or ``CheckTx`` (which
-  only read state) becomes a code 1 answer of that call, not an ``Exception``;
+  only read state) becomes a code 1 answer of that call, in ``ProcessProposal``
+  a rejection and in ``PrepareProposal`` an empty proposal, not an ``Exception``;
 * only a stream that cannot be resynchronised (an over-long length prefix, a
   frame above the size limit, a stream ending inside a frame, a frame that
   does not arrive within ``frame_timeout`` seconds) is closed.
@@ -311,14 +312,23 @@ class AbciServer:
 
 
 def _answer_failure(kind: str, exc: Exception) -> abci.Response:
-    """What CometBFT gets when the application raised.
+    """What CometBFT gets when the application raised (the traceback is logged).
 
     Query and CheckTx only read state, so an error answer of the same call is
-    safe and keeps CometBFT running. Every other call is answered with an ABCI
-    ``Exception``, which stops CometBFT: no answer can be invented for a
-    consensus call, and stopping is better than diverging.
+    safe and keeps CometBFT running. A proposal the application cannot judge
+    is rejected, and one it cannot build is empty: both only cost a round,
+    never safety, whereas an ``Exception`` would stop CometBFT, and a block
+    crafted to make ProcessProposal raise would stop every validator. Every
+    other call (FinalizeBlock, Commit, Info, InitChain, ...) is answered with
+    an ABCI ``Exception``, which stops CometBFT: no answer can be invented
+    there, and stopping is better than diverging.
     """
     reason = f"internal error: {type(exc).__name__}"
+    if kind == "process_proposal":
+        return abci.Response(process_proposal=abci.ResponseProcessProposal(
+            status=abci.ResponseProcessProposal.REJECT))
+    if kind == "prepare_proposal":
+        return abci.Response(prepare_proposal=abci.ResponsePrepareProposal(txs=[]))
     if kind == "query":
         return abci.Response(query=abci.ResponseQuery(code=LedgerError.code, codespace=LedgerError.codespace,
                                                       log=reason))

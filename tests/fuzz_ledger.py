@@ -32,6 +32,7 @@ import json
 import logging
 import random
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,11 +44,11 @@ from abci_app.app import LedgerApplication
 from abci_app.ledger.crypto import SigningKey
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams, ProposeValidator
+from abci_app.ledger.modules.gov.records import ParamChange, ValidatorChange
 from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, SetGridFees
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.modules.settlement import SubmitReadings
 from abci_app.ledger.msg import Msg
-from abci_app.ledger.state import ParamChange, ValidatorChange
 from abci_app.ledger.store import MemoryBackend
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.abci_client import AbciClient
@@ -75,6 +76,22 @@ INTERESTING: tuple[Any, ...] = (
     "", "a", "x" * 257, "é", "zone-a", "zone-b", "m-alice", "ask", "bid", "solar", "\x00", "a/b", " ",
     b"", b"\x00" * 32, b"\xff" * 64, bytes(range(33)), True, False, None, [], [[]], [0, 0],
 )
+
+
+class ErrorLog(logging.Handler):
+    """Counts the application's logged failures (an exception the server or the app caught), by kind."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        key = f"{record.getMessage()}: {type(exc).__name__ if exc else 'no exception'}"
+        self.seen[key] += 1
+        if key not in self.examples and record.exc_info:
+            self.examples[key] = "".join(traceback.format_exception(*record.exc_info))[-1500:]
 
 
 class Escaped(Exception):
@@ -396,6 +413,9 @@ class Report:
     mutations: Counter[str] = field(default_factory=Counter)
     process_rejected: int = 0
     violations: list[str] = field(default_factory=list)
+    app_errors: dict[str, int] = field(default_factory=dict)
+    """Exceptions the application or the server caught and logged (code 1, a rejected or empty proposal)."""
+    app_error_examples: dict[str, str] = field(default_factory=dict)
     hash_chain: str = ""
     final_app_hash: str = ""
 
@@ -517,13 +537,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--count", type=int, default=2_000)
     args = parser.parse_args(argv)
-    # Rejections are the point here: only errors (an application failure) reach stderr.
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    # Rejections are the point here; failures the app or the server caught are counted, not printed.
+    errors = ErrorLog()
+    logger = logging.getLogger("gridledger")
+    logger.addHandler(errors)
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
     fuzzer = Fuzzer(args.seed)
     try:
         report = fuzzer.run(args.count)
     finally:
         fuzzer.close()
+    report.app_errors, report.app_error_examples = dict(errors.seen), errors.examples
     out = {**report.__dict__, "codes": dict(report.codes), "check_codes": dict(report.check_codes),
            "mutations": dict(report.mutations)}
     json.dump(out, sys.stdout, sort_keys=True)

@@ -161,9 +161,17 @@ class FailingApp(LedgerApplication):
     def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
         raise RuntimeError("commit bug")
 
+    def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
+        raise UnicodeDecodeError("utf-8", b"\xc2", 0, 1, "prepare bug")
 
-def test_invalid_app_exception_in_query_or_check_tx_is_a_code_1_answer(caplog: pytest.LogCaptureFixture) -> None:
-    """Query and CheckTx answer an application bug with code 1; consensus calls with an Exception."""
+    def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
+        raise UnicodeDecodeError("utf-8", b"\xc2", 0, 1, "process bug")
+
+
+def test_invalid_app_exception_in_query_check_tx_or_proposals_is_no_exception(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Query and CheckTx answer an application bug with code 1, proposals with a rejection or an empty
+    proposal; FinalizeBlock and Commit with an Exception."""
     caplog.set_level(logging.CRITICAL, logger="gridledger.abci")
     with ServerThread(FailingApp(MemoryBackend())) as server:
         client = connect(server)
@@ -173,6 +181,11 @@ def test_invalid_app_exception_in_query_or_check_tx_is_a_code_1_answer(caplog: p
         assert (check.code, check.log) == (CODE_INTERNAL, "internal error: RuntimeError")
         commit = client.request(abci.Request(commit=abci.RequestCommit()))
         assert commit.exception.error == "commit: RuntimeError: commit bug"
+        # A proposal the app cannot judge is rejected, one it cannot build is empty: a lost round, not a halt.
+        process = client.request(abci.Request(process_proposal=abci.RequestProcessProposal(txs=[b"x"])))
+        assert process.process_proposal.status == abci.ResponseProcessProposal.REJECT
+        prepare = client.request(abci.Request(prepare_proposal=abci.RequestPrepareProposal(txs=[b"x"])))
+        assert prepare.WhichOneof("value") == "prepare_proposal" and list(prepare.prepare_proposal.txs) == []
         assert echo(client, "alive") == "alive"
 
 
