@@ -150,7 +150,8 @@ def expected_kind(payload: bytes) -> str | None:
     return decoded.WhichOneof("value")
 
 
-def test_fuzz_frames_each_get_one_answer_and_the_connection_stays(server: ServerThread) -> None:
+def test_fuzz_frames_each_get_one_answer_and_the_connection_stays(server: ServerThread,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     counts: Counter[str] = Counter()
     client = AbciClient("127.0.0.1", server.port, timeout=30)
 
@@ -175,7 +176,8 @@ def test_fuzz_frames_each_get_one_answer_and_the_connection_stays(server: Server
     batch()
     client.close()
     assert server.read(lambda: server.server.refused_connections) == 0
-    print(f"\nABCI frames: {dict(sorted(counts.items()))}")
+    with capsys.disabled():
+        print(f"\nABCI frames: {dict(sorted(counts.items()))}")
 
 
 @st.composite
@@ -196,7 +198,8 @@ def damaged_streams(draw: st.DrawFn) -> tuple[bytes, int]:
     return frames + broken, len(good)
 
 
-def test_fuzz_damaged_framing_closes_only_that_connection(server: ServerThread) -> None:
+def test_fuzz_damaged_framing_closes_only_that_connection(server: ServerThread,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     counts: Counter[str] = Counter()
 
     @settings(FUZZ_SETTINGS, max_examples=150)
@@ -219,4 +222,5 @@ def test_fuzz_damaged_framing_closes_only_that_connection(server: ServerThread) 
         probe.close()
 
     stream()
-    print(f"\ndamaged ABCI streams: {dict(counts)}")
+    with capsys.disabled():
+        print(f"\ndamaged ABCI streams: {dict(counts)}")

@@ -29,7 +29,7 @@ HASH_SEEDS = ("0", "2463")
 KNOWN_ISSUE = "UnicodeDecodeError"
 
 
-def test_fuzz_transactions_change_nothing_when_rejected_and_hash_alike() -> None:
+def test_fuzz_transactions_change_nothing_when_rejected_and_hash_alike(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
     runs = {
         hash_seed: subprocess.Popen([sys.executable, "-m", "tests.fuzz_ledger", "--seed", str(SEED),
@@ -52,12 +52,13 @@ def test_fuzz_transactions_change_nothing_when_rejected_and_hash_alike() -> None
     codes = {int(code): count for code, count in first["codes"].items()}
     assert codes.get(0, 0) > COUNT // 10, "too few transactions accepted: the fuzzer barely moves the state"
     rejected = COUNT - codes.get(0, 0)
-    print(f"\nfuzzed transactions: {COUNT} x 2 runs (PYTHONHASHSEED {' and '.join(HASH_SEEDS)}) in "
-          f"{time.monotonic() - started:.0f} s; accepted {codes.get(0, 0)}, rejected {rejected} by code: "
-          + ", ".join(f"{code}: {count}" for code, count in sorted(codes.items()) if code)
-          + f"; mutations: {first['mutations']}; ProcessProposal rejected {first['process_rejected']} "
-          f"single-transaction blocks; final app hash {first['final_app_hash'][:16]}... in both runs; "
-          f"exceptions caught and logged: {first['app_errors'] or 'none'}")
+    with capsys.disabled():  # the counts belong in the CI log
+        print(f"\nfuzzed transactions: {COUNT} x 2 runs (PYTHONHASHSEED {' and '.join(HASH_SEEDS)}) in "
+              f"{time.monotonic() - started:.0f} s; accepted {codes.get(0, 0)}, rejected {rejected} by code: "
+              + ", ".join(f"{code}: {count}" for code, count in sorted(codes.items()) if code)
+              + f"; mutations: {first['mutations']}; ProcessProposal rejected {first['process_rejected']} "
+              f"single-transaction blocks; final app hash {first['final_app_hash'][:16]}... in both runs; "
+              f"exceptions caught and logged: {first['app_errors'] or 'none'}")
     # An exception the application or the server caught (code 1, or a proposal rejected for it) is a bug
     # even though nothing escaped.
     caught = first["app_errors"]

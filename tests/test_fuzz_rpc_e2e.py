@@ -98,7 +98,8 @@ class Prober:
         return body
 
 
-def test_hostile_queries_leave_the_node_committing(tmp_path: Path, tools_bin: Path) -> None:
+def test_hostile_queries_leave_the_node_committing(tmp_path: Path, tools_bin: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     signer = Chain(chain_id="e2e-chain")
     assert signer.app_state is not None
     node = LocalNode(tmp_path / "node", signer.app_state)
@@ -139,5 +140,6 @@ def test_hostile_queries_leave_the_node_committing(tmp_path: Path, tools_bin: Pa
         lost = [line for line in node.log if "connection terminated" in line or "closing ABCI connection" in line]
         assert not lost, lost
     total = sum(prober.outcomes.values())
-    print(f"\nhostile abci_query: {total} queries in {time.monotonic() - started:.1f}s, answered as "
-          + ", ".join(f"{kind}: {count}" for kind, count in sorted(prober.outcomes.items())))
+    with capsys.disabled():
+        print(f"\nhostile abci_query: {total} queries in {time.monotonic() - started:.1f}s, answered as "
+              + ", ".join(f"{kind}: {count}" for kind, count in sorted(prober.outcomes.items())))
