@@ -577,7 +577,7 @@ class Campaign:
             "restart handshakes (app height, CometBFT state height, relative to its block store): "
             + ", ".join(f"app {a:+d} state {s:+d}: {n}" for (a, s), n in sorted(self.handshakes.items())),
             "found only on a second look (a node's tx indexer still catching up after its restart): "
-            + ", ".join(f"{name}: {t.late}" for name, t in self.tallies.items() if t.late),
+            + (", ".join(f"{name}: {t.late}" for name, t in self.tallies.items() if t.late) or "none"),
             f"load: {ledger.accepted} transactions accepted by CheckTx, {len(ledger.committed)} committed in "
             f"{ledger.height} blocks; refused: {dict(ledger.refused)}",
             f"duration: {duration:.0f} s (seed {SEED})",
