@@ -24,9 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = 15
 COUNT = 8_000
 HASH_SEEDS = ("0", "2463")
-# Found by this fuzzer in the msgspec envelope decoder (abci_app/ledger/tx.py, not this suite's to fix);
-# the test passes for real once it is fixed. Any other caught exception fails it.
-KNOWN_ISSUE = "UnicodeDecodeError"
 
 
 def test_fuzz_transactions_change_nothing_when_rejected_and_hash_alike(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,9 +59,5 @@ def test_fuzz_transactions_change_nothing_when_rejected_and_hash_alike(capsys: p
     # An exception the application or the server caught (code 1, or a proposal rejected for it) is a bug
     # even though nothing escaped.
     caught = first["app_errors"]
-    if caught and all(KNOWN_ISSUE in key for key in caught):
-        pytest.xfail(f"known issue, reported: a string that is not UTF-8 inside a transaction makes the "
-                     f"envelope decoder raise {KNOWN_ISSUE} (CheckTx/FinalizeBlock code 1, ProcessProposal "
-                     f"raised) instead of rejecting it as malformed: {caught}")
     assert not caught, (caught, first["app_error_examples"])
     assert codes.get(1, 0) == 0 and first["check_codes"].get("1", 0) == 0, "internal errors (code 1)"
