@@ -10,12 +10,14 @@ included again later, when it might succeed against its sender's intent.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from msgspec.structs import replace
 
 from abci_app.ledger import crypto, errors
-from abci_app.ledger.events import Event
+from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.auth.records import Account
 from abci_app.ledger.modules.gov.handlers import expire_proposals
@@ -28,6 +30,8 @@ from abci_app.ledger.state import State
 from abci_app.ledger.store import Overlay
 from abci_app.ledger.tx import SignedTx, TxCache, decode_tx
 from abci_app.ledger.wire import I64, Record
+
+log = logging.getLogger("gridledger.ledger")
 
 CHAIN_KEY = b"chain"
 MAX_NONCE_STEP = 1 << 32
@@ -123,8 +127,37 @@ def begin_block(kv: Overlay, height: int, time: int) -> list[Event]:
     if time < chain.time:
         raise RuntimeError(f"block {height} time {time} is before the previous block's {chain.time}")
     put_chain(kv, replace(chain, height=height, time=time))
-    state = State(kv)
-    events = expire_proposals(state, time)
-    events += market_clock.on_block(state, height, time)
-    events += settle.on_block(state, height, time)
+    events: list[Event] = []
+    for name, step in BLOCK_STEPS:
+        events += _run_step(kv, name, step, height, time)
+    return events
+
+
+BlockStep = Callable[[State, int, int], list[Event]]
+
+BLOCK_STEPS: tuple[tuple[str, BlockStep], ...] = (
+    ("governance", lambda state, _height, time: expire_proposals(state, time)),
+    ("market", market_clock.on_block),
+    ("settlement", settle.on_block),
+)
+"""The clock-driven steps of a block, in order (docs/architecture.md)."""
+
+
+def _run_step(kv: Overlay, name: str, step: BlockStep, height: int, time: int) -> list[Event]:
+    """Run one block step on a branch; keep its writes only if it finished.
+
+    A block step must not stop the chain: if one raises (a bug, or a state no rule foresaw) every node raises
+    the same on the same state, so every node drops the step's writes alike, reports it in a
+    ``block_step.failed`` event and the log, and goes on with the block. The step runs again next block.
+    """
+    scratch = kv.branch()
+    try:
+        events = step(State(scratch), height, time)
+    except Exception as exc:
+        log.exception("block step %s failed at height %d; its writes are dropped", name, height)
+        if isinstance(exc, errors.LedgerError):
+            return [event("block_step.failed", step=name, code=exc.code, error=exc.log)]
+        # Only the exception's type: its message may hold details (addresses, sizes) that differ by node.
+        return [event("block_step.failed", step=name, code=errors.LedgerError.code, error=type(exc).__name__)]
+    scratch.merge_into(kv)
     return events
