@@ -47,7 +47,7 @@ ACTIONS = ("bid", "ask", "reading")
 START_MARGIN_S = 60
 """Default start: the first slot whose gate closes at least this long after the current block time."""
 MONEY_FIELDS = ("balance_before", "balance", "change", "free", "locked", "debt", "fees_paid", "balancing_charges",
-                "balancing_credits")
+                "supply_charges", "network_charges", "credits", "credits_owed")
 
 
 class ScenarioError(Exception):
@@ -505,7 +505,9 @@ class Runner:
             }
             for total, key in (("bought_wh", "bought_wh"), ("sold_wh", "sold_wh"), ("imported_wh", "imported_wh"),
                                ("exported_wh", "exported_wh"), ("fees_paid", "fees_paid"),
-                               ("balancing_charges", "balancing_charge"), ("balancing_credits", "balancing_credit")):
+                               ("balancing_charges", "balancing_charge"), ("supply_charges", "supply_charge"),
+                               ("network_charges", "network_charge"), ("credits", "credit_paid"),
+                               ("credits_owed", "credit_owed")):
                 row[total] = sum(r[key] for r in reports)
             for name_ in MONEY_FIELDS:
                 row[f"{name_}_fmt"] = self.facts.money(row[name_])
@@ -532,8 +534,8 @@ def unlock_keys(scenario: Scenario, relayer: str | None, keyring_dir: Path, pass
 
 
 SUMMARY_COLUMNS = ("participant", "balance_before_fmt", "balance_fmt", "change_fmt", "bought_wh", "sold_wh",
-                   "imported_wh", "exported_wh", "fees_paid_fmt", "balancing_charges_fmt", "balancing_credits_fmt",
-                   "debt_fmt")
+                   "imported_wh", "exported_wh", "fees_paid_fmt", "balancing_charges_fmt", "supply_charges_fmt",
+                   "network_charges_fmt", "credits_fmt", "debt_fmt")
 
 
 @scenario_app.command("run")

@@ -188,8 +188,9 @@ def position(chain: Chain, name: str, slot: int = SLOT) -> Any:
 def put_debt(chain: Chain, name: str, debt: int) -> None:
     """Give an account settlement debt by writing the committed state directly.
 
-    No message creates debt yet (settlement is a later issue), so the test of rule 73
-    edits the store between blocks; the next block builds on it like on any state.
+    Settlement creates debt only after a slot's deadline; the tests of rule 73 (and of debt at its bound)
+    set it between blocks instead, and the next block and CheckTx (which reads the committed state) build
+    on it like on any state.
     """
     overlay = Overlay(chain.app.committed)
     state = State(overlay)
@@ -198,7 +199,6 @@ def put_debt(chain: Chain, name: str, debt: int) -> None:
     auth.put_account(state, replace(account, debt=debt))
     committed = chain.app.committed
     committed.commit(overlay, committed.height, committed.app_hash)
-    chain.app.mempool = Overlay(committed)
 
 
 def full_snapshot(chain: Chain, slot: int = SLOT) -> dict[str, Any]:

@@ -41,3 +41,32 @@ def baseline(chain: Chain, meters: tuple[str, ...]) -> None:
 def settle(chain: Chain) -> None:
     """Move past the slot's settlement deadline: the next block settles it."""
     advance_to(chain, DEADLINE + 1)
+
+
+METERS = ("alice", "bob", "carol", "dave", "erin")
+"""The market harness's meters (m-<name>), one per participant."""
+
+
+class Registers:
+    """Every meter's cumulative registers, so a test says what flowed in each slot and the readings follow.
+
+    ``read(chain, slot_end, flows)`` adds each meter's (import, export) Wh of the slot ending at
+    ``slot_end`` to its registers and submits one signed reading per meter (those in ``silent`` send none).
+    """
+
+    def __init__(self, meters: tuple[str, ...] = METERS) -> None:
+        self.registers = {meter: [0, 0] for meter in meters}
+
+    def read(self, chain: Chain, slot_end: int, flows: dict[str, tuple[int, int]] | None = None,
+             silent: tuple[str, ...] = ()) -> None:
+        flows = flows or {}
+        readings = []
+        for meter, registers in self.registers.items():
+            imported, exported = flows.get(meter, (0, 0))
+            registers[0] += imported
+            registers[1] += exported
+            if meter not in silent:
+                readings.append(reading(chain, meter, slot_end, registers[0], registers[1]))
+        if chain.time < slot_end:
+            advance_to(chain, slot_end)
+        assert submit(chain, *readings) == 0

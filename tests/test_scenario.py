@@ -17,8 +17,9 @@ from tests.market_harness import market_app_state
 
 DAY = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "day-hourly.csv"
 HOUR = 3_600
-START = GENESIS_TIME + 24 * HOUR
-"""2026-01-02T00:00Z: slot 0 of the scenario is the first hour of the chain's second day."""
+START = GENESIS_TIME + HOUR
+"""2026-01-01T01:00Z: slot 0 of the scenario is the chain's second hour, so every meter has reported since genesis
+(a meter silent through a settled slot would be billed its substitute)."""
 PARTICIPANTS = ("alice", "bob", "dave")
 HEADER = "slot,participant,action,quantity_wh,price,origin,meter,import_wh,export_wh\n"
 
@@ -65,8 +66,11 @@ class ChainTransport:
 
 
 def hourly_chain(**params: int) -> Chain:
-    """The market harness (fees, 20 kW meters m-<name>, 10 EUR each) with hourly slots."""
-    chain = Chain(app_state=market_app_state(slot_length_s=HOUR, **params))
+    """The market harness (fees, 20 kW meters m-<name>, 10 EUR each) with hourly slots; only the day's three
+    participants have meters (a meter that never reports would be billed its substitute every hour)."""
+    state = market_app_state(slot_length_s=HOUR, **params)
+    state["meters"] = [m for m in state["meters"] if m["id"] in ("m-alice", "m-bob", "m-dave")]
+    chain = Chain(app_state=state)
     chain.block()
     return chain
 
@@ -104,36 +108,39 @@ def test_a_day_of_hourly_slots_ends_with_the_hand_checked_balances() -> None:
     #   sold 4*2000 + 6*4000 = 32000 Wh; bob and dave each bought 16000 Wh.
     # Energy: 16000 Wh * 200000/kWh = 3_200_000 from each buyer to alice (6_400_000 in all).
     # Grid fees: bob (zone a, same zone) 16000 * 10000/kWh = 160_000; dave (zone b) 16000 * 30000/kWh = 480_000.
-    # Deviations, settled with the balancing LPD:
-    #   12:00 alice exports 3000 of 4000 sold: D = -1000 Wh, charge amount(1000, 600000) = 600_000
-    #         (80_000 of it from the released collateral amount(4000, 20000), 520_000 from her balance);
-    #   14:00 bob imports 1500 of 2000 bought: D = +500 Wh, credit amount(500, 50000) = 25_000;
-    #   20:00 dave imports 500 Wh without a trade: D = -500 Wh, charge amount(500, 600000) = 300_000.
+    # Deviations (docs/settlement.md):
+    #   12:00 alice exports 3000 of 4000 sold: D = -1000 Wh; nobody is long, so the LPD supplies it: charge
+    #         1000 x max(her price 200000, balancing 600000) = 600_000 (80_000 of it from the released collateral
+    #         amount(4000, 20000), 520_000 from her balance); the reserve pays the LPD 600_000;
+    #   14:00 bob imports 1500 of 2000 bought: D = +500 Wh, credit 500 x min(his price 200000, 50000) = 25_000;
+    #         the LPD takes the net surplus at 50000 and pays the reserve 25_000, which pays bob;
+    #   20:00 dave imports 500 Wh without a trade: energy outside the market, 500 x 300000 = 150_000 supply
+    #         (to the LPD) and 500 x 10000 = 5_000 network charge (zone b's fee, to dso-b).
     # alice: 10_000_000 + 6_400_000 - 600_000             = 15_800_000
     # bob:   10_000_000 - 3_200_000 - 160_000 + 25_000    =  6_665_000
-    # dave:  10_000_000 - 3_200_000 - 480_000 - 300_000   =  6_020_000
-    expected = {"alice": 15_800_000, "bob": 6_665_000, "dave": 6_020_000}
+    # dave:  10_000_000 - 3_200_000 - 480_000 - 155_000   =  6_165_000
+    expected = {"alice": 15_800_000, "bob": 6_665_000, "dave": 6_165_000}
     assert {name: row["balance"] for name, row in rows.items()} == expected
     assert {name: row["change"] for name, row in rows.items()} == {
-        "alice": 5_800_000, "bob": -3_335_000, "dave": -3_980_000}
+        "alice": 5_800_000, "bob": -3_335_000, "dave": -3_835_000}
     # Every lock (orders, collateral) is released by the settlement; nobody owes anything.
     assert all((row["locked"], row["debt"], row["free"]) == (0, 0, row["balance"]) for row in summary)
     assert {name: (row["sold_wh"], row["bought_wh"], row["exported_wh"], row["imported_wh"])
             for name, row in rows.items()} == {
         "alice": (32_000, 0, 31_000, 0), "bob": (0, 16_000, 0, 15_500), "dave": (0, 16_000, 0, 16_500)}
-    assert {name: (row["fees_paid"], row["balancing_charges"], row["balancing_credits"])
-            for name, row in rows.items()} == {
-        "alice": (0, 600_000, 0), "bob": (160_000, 0, 25_000), "dave": (480_000, 300_000, 0)}
+    assert {name: (row["fees_paid"], row["balancing_charges"], row["supply_charges"], row["network_charges"],
+                   row["credits"]) for name, row in rows.items()} == {
+        "alice": (0, 600_000, 0, 0, 0), "bob": (160_000, 0, 0, 0, 25_000), "dave": (480_000, 0, 150_000, 5_000, 0)}
     assert rows["alice"]["balance_fmt"] == "15.800000 EUR" and rows["bob"]["change_fmt"] == "-3.335000 EUR"
     # Each of the 24 slots was settled for all three (every meter reports every hour).
     assert {row["slots_settled"] for row in summary} == {24}
-    assert balancing_lpd_balance(chain) - lpd_before == 600_000 - 25_000 + 300_000
-    assert dso_fee_income(chain) == 160_000 + 480_000
+    assert balancing_lpd_balance(chain) - lpd_before == 600_000 - 25_000 + 150_000
+    assert dso_fee_income(chain) == 160_000 + 480_000 + 5_000
     cloudy = report(chain, 12, "alice")
     assert (cloudy["deviation_wh"], cloudy["balancing_charge"], cloudy["collateral_used"],
             cloudy["paid_from_balance"]) == (-1_000, 600_000, 80_000, 520_000)
-    assert (report(chain, 14, "bob")["deviation_wh"], report(chain, 14, "bob")["balancing_credit"]) == (500, 25_000)
-    assert report(chain, 20, "dave")["balancing_charge"] == 300_000
+    assert (report(chain, 14, "bob")["deviation_wh"], report(chain, 14, "bob")["credit_paid"]) == (500, 25_000)
+    assert (report(chain, 20, "dave")["regime"], report(chain, 20, "dave")["supply_charge"]) == ("tariff", 150_000)
     quiet = report(chain, 23, "dave")
     assert (quiet["measured_wh"], quiet["deviation_wh"]) == (0, 0)
     # Orders went in before any gate closed; readings at each of the 25 slot ends (a zero-flow base at the start).
@@ -155,7 +162,7 @@ def test_a_relayer_submits_every_reading_and_the_balances_are_the_same() -> None
     chain = hourly_chain()
     summary, _ = play(chain, DAY, start=START, relayer="lpd")
     assert {row["participant"]: row["balance"] for row in summary} == {
-        "alice": 15_800_000, "bob": 6_665_000, "dave": 6_020_000}
+        "alice": 15_800_000, "bob": 6_665_000, "dave": 6_165_000}
     # One transaction per slot end (the zero-flow base at the start and 24 slot ends) carries all three meters.
     assert chain.query(f"/account/{chain.id('lpd')}")["nonce"] == 25
 

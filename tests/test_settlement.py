@@ -1,26 +1,32 @@
-"""Settlement of a delivered slot, table-driven with hand-computed outcomes (docs/settlement.md).
+"""Settlement of delivered slots, with hand-computed outcomes (docs/settlement.md, "Worked examples").
 
-Defaults of the market harness: collateral 20000/kWh, fees a->a 10000, b->a 30000; balancing
-buy 600000, sell 50000 per kWh. Everybody starts with 10 EUR = 10000000.
+Defaults of the market harness: collateral 20000/kWh, fees a->a = b->b = 10000, a<->b 30000; balancing buy
+600000, sell 50000; supplier tariff 300000, feed-in 80000 per kWh. Participants start with 10 EUR
+(10000000), operators with nothing unless a test funds them. Every meter reports every slot unless a test
+says otherwise (tests.settlement_harness.Registers).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from abci_app.ledger import errors
-from abci_app.ledger.modules.bank import Deposit
+from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
+from abci_app.ledger.modules.gov import CastVote, ParamChange, ProposeParams
+from abci_app.ledger.modules.registry import Deactivate
+from abci_app.ledger.modules.settlement.keys import RESERVE_ID
 from tests.harness import Chain, events_of
 from tests.market_harness import acceptance, market_app_state, offer, order, place
-from tests.settlement_harness import SLOT, SLOT_END, advance_to, baseline, reading, settle, submit
+from tests.settlement_harness import SLOT, SLOT_END, Registers, advance_to
 
 START = 10_000_000
+SLOT_2 = SLOT + 900
 
 
 def chain_with(**balances: int) -> Chain:
     state = market_app_state()
-    state["meters"].append({"id": "m-alice-pv", "pubkey": _meter_pub("alice-pv"),
-                            "owner_pubkey": state["meters"][0]["owner_pubkey"], "export_capacity_w": 10_000})
     for operator in state["operators"]:
         operator["balance"] = balances.get(operator["name"], 0)
     for participant, name in zip(state["participants"], ("alice", "bob", "carol", "dave", "erin"), strict=True):
@@ -30,154 +36,330 @@ def chain_with(**balances: int) -> Chain:
     return chain
 
 
-def _meter_pub(name: str) -> str:
-    from tests.harness import seeded_key
-    return seeded_key(f"meter-{name}").pubkey.hex()
-
-
-def carol_sells_bob_2kwh(chain: Chain) -> None:
-    """Trade 2000 Wh at 220000 + fee 30000: bob pays 440000 + 60000; 40000 collateral each."""
-    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
-    place(chain, "bob", order("bid", 2_000, 260_000))
-
-
 def lpd(chain: Chain) -> str:
+    """The balancing LPD: the voting LPD with the lowest account id."""
     return min(chain.id("lpd"), chain.id("lpd_b"))
 
 
-def report(chain: Chain, who: str) -> dict[str, int]:
-    answer: dict[str, int] = chain.query(f"/settlement/{SLOT}/{chain.id(who)}")
-    return answer
+def balance(chain: Chain, who: str) -> int:
+    account_id = chain.id(who) if who in chain.keys else who
+    return int(chain.query(f"/account/{account_id}")["balance"])
 
 
-@pytest.mark.parametrize(("carol_export", "bob_import", "carol_after", "bob_after", "lpd_after"), [
-    # full delivery: D = 0 for both; collateral released
-    (2_000, 2_000, START + 440_000, START - 500_000, 1_000_000),
-    # seller delivers half: carol D = -1000 -> pays amount(1000, 600000) = 600000
-    (1_000, 2_000, START + 440_000 - 600_000, START - 500_000, 1_600_000),
-    # buyer absorbs less: bob D = +500 -> LPD pays amount(500, 50000) = 25000
-    (2_000, 1_500, START + 440_000, START - 500_000 + 25_000, 975_000),
-    # seller sends no readings: carol D = -2000 -> pays 1200000
-    (None, 2_000, START + 440_000 - 1_200_000, START - 500_000, 2_200_000),
-])
-def test_basic(carol_export: int | None, bob_import: int, carol_after: int, bob_after: int, lpd_after: int) -> None:
+def report(chain: Chain, who: str, slot: int = SLOT) -> Any:
+    return chain.query(f"/settlement/{slot}/{chain.id(who)}")
+
+
+def deliver(chain: Chain, registers: Registers, flows: dict[str, tuple[int, int]], *,
+            silent: tuple[str, ...] = ()) -> Registers:
+    """Baseline readings at the slot's start, the slot's flows at its end, then settle it."""
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, flows, silent=silent)
+    settle(chain, SLOT)
+    return registers
+
+
+def settle(chain: Chain, slot: int) -> None:
+    """Blocks until the slot's settlement completes (the first block past its deadline starts it)."""
+    advance_to(chain, max(chain.time + 1, slot + 900 + 3_600 + 1))
+    for _ in range(20):
+        total = chain.query(f"/settlement/{slot}") if _settled(chain, slot) else None
+        if total is not None and total["complete"]:
+            return
+        chain.block(dt=1)
+    raise AssertionError(f"slot {slot} did not settle")
+
+
+def _settled(chain: Chain, slot: int) -> bool:
+    try:
+        chain.query(f"/settlement/{slot}")
+    except LookupError:
+        return False
+    return True
+
+
+# -- market regime ---------------------------------------------------------------------------------------
+def test_basic_full_delivery_changes_nothing() -> None:
+    chain = chain_with()
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "bob", order("bid", 2_000, 260_000))  # 2000 at 220000 + 30000 from zone b
+    deliver(chain, Registers(), {"carol": (0, 2_000), "bob": (2_000, 0)})
+    assert (balance(chain, "carol"), balance(chain, "bob")) == (START + 440_000, START - 500_000)
+    assert chain.account("carol")["locked"] == chain.account("bob")["locked"] == 0
+    assert balance(chain, lpd(chain)) == balance(chain, RESERVE_ID) == 0
+    assert (report(chain, "carol")["charged"], report(chain, "bob")["charged"]) == (0, 0)
+
+
+def test_basic_non_delivery_never_pays() -> None:
+    """The review's case: sold at 900000 and delivered nothing. Before: +300000 for not delivering."""
+    chain = chain_with()
+    place(chain, "alice", order("ask", 1_000, 900_000))
+    place(chain, "bob", order("bid", 1_000, 910_000))  # 900000 + fee 10000
+    deliver(chain, Registers(), {"bob": (1_000, 0)})
+    # alice: C = 1000, M = 0, D = -1000; nobody is long, so all of it is the LPD's net shortfall, charged at
+    # max(her own price 900000, balancing 600000) = 900000: exactly what she received.
+    alice = report(chain, "alice")
+    assert (alice["shortfall_wh"], alice["price_high"], alice["balancing_charge"]) == (1_000, 900_000, 900_000)
+    assert balance(chain, "alice") == START
+    assert balance(chain, "bob") == START - 910_000  # unaffected
+    # The reserve pays the LPD the balancing price for the energy it supplied and keeps the rest.
+    assert (balance(chain, lpd(chain)), balance(chain, RESERVE_ID)) == (600_000, 300_000)
+    total = chain.query(f"/settlement/{SLOT}")
+    assert (total["balancing_bought_wh"], total["netted_wh"], total["lpd_due"]) == (1_000, 0, 600_000)
+
+
+def test_basic_seller_delivers_half() -> None:
+    chain = chain_with()
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "bob", order("bid", 2_000, 260_000))
+    deliver(chain, Registers(), {"carol": (0, 1_000), "bob": (2_000, 0)})
+    # carol: D = -1000 at max(220000, 600000): 600000.
+    assert balance(chain, "carol") == START + 440_000 - 600_000
+    assert balance(chain, "bob") == START - 500_000
+    assert (balance(chain, lpd(chain)), balance(chain, RESERVE_ID)) == (600_000, 0)
+
+
+def test_basic_offsetting_deviations_are_netted() -> None:
+    """The review's case: seller 1000 Wh short, buyer 1000 Wh under-consuming. Before: the LPD kept 550000."""
+    chain = chain_with()
+    place(chain, "carol", order("ask", 1_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 1_000, 230_000))  # zone b: 220000 + 10000
+    deliver(chain, Registers(), {})
+    # shortfall 1000 (carol) and surplus 1000 (dave) offset: no balancing energy. Reference price 220000.
+    total = chain.query(f"/settlement/{SLOT}")
+    assert (total["netted_wh"], total["reference_price"], total["balancing_bought_wh"]) == (1_000, 220_000, 0)
+    assert report(chain, "carol")["balancing_charge"] == 220_000
+    assert report(chain, "dave")["balancing_credit_due"] == 50_000  # min(220000, 50000)
+    assert balance(chain, "carol") == START
+    assert balance(chain, "dave") == START - 230_000 + 50_000
+    assert (balance(chain, lpd(chain)), balance(chain, RESERVE_ID)) == (0, 170_000)
+
+
+def test_basic_buyer_absorbs_less() -> None:
     chain = chain_with(**{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
-    carol_sells_bob_2kwh(chain)
-    meters = ("bob",) if carol_export is None else ("bob", "carol")
-    baseline(chain, meters)
-    advance_to(chain, SLOT_END)
-    assert submit(chain, reading(chain, "bob", SLOT_END, bob_import, 0)) == 0
-    if carol_export is not None:
-        assert submit(chain, reading(chain, "carol", SLOT_END, 0, carol_export)) == 0
-    settle(chain)
-    assert (chain.account("carol")["balance"], chain.account("carol")["locked"]) == (carol_after, 0)
-    assert (chain.account("bob")["balance"], chain.account("bob")["locked"]) == (bob_after, 0)
-    assert chain.query(f"/account/{lpd(chain)}")["balance"] == lpd_after
-    assert chain.query(f"/settlement/{SLOT}")["complete"] is True
-    assert chain.query("/supply")["total"] == 5 * START + 2_000_000
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "bob", order("bid", 2_000, 260_000))
+    deliver(chain, Registers(), {"carol": (0, 2_000), "bob": (1_500, 0)})
+    # bob: D = +500, paid min(his 220000, 50000) per kWh = 25000; the LPD takes the net surplus at 50000.
+    assert balance(chain, "bob") == START - 500_000 + 25_000
+    assert balance(chain, lpd(chain)) == 1_000_000 - 25_000
+    assert report(chain, "bob")["credit_paid"] == 25_000
+
+
+def test_basic_over_consumption_pays_the_network_too() -> None:
+    chain = chain_with()
+    place(chain, "alice", order("ask", 1_000, 240_000))
+    place(chain, "bob", order("bid", 1_000, 260_000))  # 240000 + 10000
+    deliver(chain, Registers(), {"alice": (0, 1_000), "bob": (1_500, 0)})
+    # bob: D = -500 at max(240000, 600000) = 300000, and 500 Wh of import not bought: 500 x 10000 = 5000 to
+    # dso-a.
+    bob = report(chain, "bob")
+    assert (bob["balancing_charge"], bob["unmatched_import_wh"], bob["network_charge"]) == (300_000, 500, 5_000)
+    assert balance(chain, "bob") == START - 250_000 - 305_000
+    assert balance(chain, "dso") == 10_000 + 5_000  # the trade's fee, then the network charge
 
 
 def test_basic_direct_trade_settles_like_a_book_trade() -> None:
-    """carol's off-chain ask offer accepted by bob: the same obligations as carol_sells_bob_2kwh."""
-    chain = chain_with(**{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    chain = chain_with()
     result = chain.deliver("bob", acceptance(chain, offer(chain, "carol", price=220_000, origin="wind"), "bob"))
     assert result.code == 0, result.log
-    baseline(chain, ("bob", "carol"))
-    advance_to(chain, SLOT_END)
-    assert submit(chain, reading(chain, "bob", SLOT_END, 2_000, 0), reading(chain, "carol", SLOT_END, 0, 1_000)) == 0
-    settle(chain)
-    # carol delivered half: D = -1000 -> amount(1000, 600000) charged, as in the book-trade table above.
-    assert (chain.account("carol")["balance"], chain.account("carol")["locked"]) == (START + 440_000 - 600_000, 0)
-    assert (chain.account("bob")["balance"], chain.account("bob")["locked"]) == (START - 500_000, 0)
+    deliver(chain, Registers(), {"carol": (0, 1_000), "bob": (2_000, 0)})
+    assert balance(chain, "carol") == START + 440_000 - 600_000
+    assert balance(chain, "bob") == START - 500_000
     assert (report(chain, "carol")["sold_wh"], report(chain, "bob")["fees_paid"]) == (2_000, 60_000)
+
+
+# -- tariff regime and silent meters ----------------------------------------------------------------------
+def test_basic_energy_outside_the_market_is_billed_like_a_bill() -> None:
+    chain = chain_with(**{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    deliver(chain, Registers(), {"bob": (1_500, 0), "erin": (0, 2_000)})
+    # bob: no trades, 1500 Wh in: supply 1500 x 300000 = 450000 and network 1500 x 10000 = 15000.
+    bob = report(chain, "bob")
+    assert (bob["regime"], bob["supply_charge"], bob["network_charge"]) == ("tariff", 450_000, 15_000)
+    assert balance(chain, "bob") == START - 465_000
+    # erin: 2000 Wh out: feed-in 2000 x 80000 = 160000, bought by the LPD.
+    assert report(chain, "erin")["feed_in_due"] == 160_000
+    assert balance(chain, "erin") == START + 160_000
+    # The LPD: +450000 supply, -160000 feed-in; dso-a +15000.
+    assert balance(chain, lpd(chain)) == 1_000_000 + 450_000 - 160_000
+    assert balance(chain, "dso") == 15_000
+
+
+def test_basic_silent_meter_within_the_window_is_billed_when_it_reports() -> None:
+    chain = chain_with()
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"bob": (1_500, 0)}, silent=("bob",))
+    registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})  # 3000 Wh since SLOT: 1500 / 1500
+    settle(chain, SLOT)
+    settle(chain, SLOT_2)
+    for slot in (SLOT, SLOT_2):
+        bob = report(chain, "bob", slot)
+        assert (bob["imported_wh"], bob["substituted"], bob["charged"]) == (1_500, False, 465_000)
+    assert balance(chain, "bob") == START - 2 * 465_000
+
+
+def test_basic_silent_meter_past_the_deadline_pays_the_substitute() -> None:
+    """The review's case: a skipped reading used to be free energy (and the next one was not counted)."""
+    chain = chain_with()
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"bob": (1_500, 0)}, silent=("bob",))
+    settle(chain, SLOT)
+    # Slot 1 settled without bob's reading: 20 kW x 900 s = 5000 Wh in, nothing out.
+    bob = report(chain, "bob")
+    assert (bob["imported_wh"], bob["substituted"], bob["supply_charge"], bob["network_charge"]) == (
+        5_000, True, 1_500_000, 50_000)
+    # bob reports at the end of slot 2: 3000 Wh since SLOT, shared 1500 / 1500; slot 1's share was billed.
+    registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})
+    settle(chain, SLOT_2)
+    assert report(chain, "bob", SLOT_2)["imported_wh"] == 1_500
+    assert balance(chain, "bob") == START - 1_550_000 - 465_000
+
+
+def test_basic_deactivated_meter_gets_no_substitute() -> None:
+    chain = chain_with()
+    registers = Registers()
+    registers.read(chain, SLOT)
+    assert chain.deliver("dso", Deactivate(kind="meter", target="m-bob")).code == 0
+    registers.read(chain, SLOT_END, silent=("bob",))
+    settle(chain, SLOT)
+    with pytest.raises(LookupError):
+        report(chain, "bob")
+    assert balance(chain, "bob") == START
+
+
+# -- debt -------------------------------------------------------------------------------------------------
+def test_basic_debt_blocks_money_leaving_and_any_credit_repays_it() -> None:
+    chain = chain_with()
+    # carol keeps only the collateral her ask locks.
+    assert chain.deliver("carol", Transfer(recipient=chain.id("alice"), amount=START - 40_000, memo="")).code == 0
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    registers = deliver(chain, Registers(), {"dave": (2_000, 0)})
+    # carol delivers nothing: 2000 x 600000 = 1200000; she pays 40000 + 440000, owes 720000.
+    carol = report(chain, "carol")
+    assert (carol["charged"], carol["collateral_used"], carol["paid_from_balance"], carol["debt_added"]) == (
+        1_200_000, 40_000, 440_000, 720_000)
+    assert (balance(chain, "carol"), chain.account("carol")["debt"]) == (0, 720_000)
+    # The reserve could pay the LPD only 480000 of its 1200000: the rest is owed, on chain.
+    assert balance(chain, lpd(chain)) == 480_000
+    assert [(o["creditor"], o["amount"]) for o in chain.query(f"/owed/{RESERVE_ID}")["owed"]] == [
+        (lpd(chain), 720_000)]
+    # Debt: no withdrawal, no transfer, no order.
+    for msg in (Withdraw(amount=1, agent=chain.id("lpd"), reference=""),
+                Transfer(recipient=chain.id("bob"), amount=1, memo=""),
+                order("ask", 1_000, 220_000, slot=SLOT + 7_200, valid_until=SLOT + 7_200, origin="wind")):
+        assert chain.deliver("carol", msg).code == errors.AccountInDebt.code
+    # Any money she receives repays first.
+    result = chain.deliver("alice", Transfer(recipient=chain.id("carol"), amount=1_000_000, memo=""))
+    assert events_of(result, "debt.repaid") == [{"account": chain.id("carol"), "amount": "720000"}]
+    assert (balance(chain, "carol"), chain.account("carol")["debt"]) == (280_000, 0)
+    assert balance(chain, RESERVE_ID) == 720_000
+    # At the next slot's settlement the reserve pays its older debt to the LPD first.
+    registers.read(chain, SLOT_END + 900)
+    settle(chain, SLOT_2)
+    assert balance(chain, lpd(chain)) == 1_200_000
+    assert chain.query(f"/owed/{RESERVE_ID}")["owed"] == []
+
+
+def test_basic_deposit_repays_debt_first() -> None:
+    chain = chain_with(carol=40_000)
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    deliver(chain, Registers(), {"dave": (2_000, 0)})
+    result = chain.deliver("lpd", Deposit(account=chain.id("carol"), amount=1_000_000, reference="repay"))
+    assert events_of(result, "debt.repaid") == [{"account": chain.id("carol"), "amount": "720000"}]
+    assert chain.account("carol")["debt"] == 0
+
+
+# -- the LPD and the reserve -------------------------------------------------------------------------------
+def test_basic_unsold_export_with_a_funded_lpd() -> None:
+    chain = chain_with(**{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    deliver(chain, Registers(), {"erin": (0, 2_000)})
+    assert balance(chain, "erin") == START + 160_000
+    assert balance(chain, lpd(chain)) == 1_000_000 - 160_000
+    assert chain.query(f"/owed/{lpd(chain)}")["owed"] == []
+
+
+def test_basic_unsold_export_with_an_empty_lpd_is_owed_on_chain_and_paid_later() -> None:
+    """The review's case: with an empty LPD nothing used to be recorded as owed."""
+    chain = chain_with()
+    registers = deliver(chain, Registers(), {"erin": (0, 2_000)})
+    assert balance(chain, "erin") == START
+    assert report(chain, "erin")["credit_owed"] == 160_000
+    assert [(o["creditor"], o["amount"], o["reason"]) for o in chain.query(f"/owed/{lpd(chain)}")["owed"]] == [
+        (RESERVE_ID, 160_000, "reserve_settlement")]
+    assert [(o["creditor"], o["amount"], o["reason"]) for o in chain.query(f"/owed/{RESERVE_ID}")["owed"]] == [
+        (chain.id("erin"), 160_000, "feed_in")]
+    # The LPD receives money; at the next slot's settlement it pays first, and erin is paid.
+    assert chain.deliver("lpd_b", Deposit(account=lpd(chain), amount=500_000, reference="funds")).code == 0
+    registers.read(chain, SLOT_END + 900)
+    settle(chain, SLOT_2)
+    assert balance(chain, "erin") == START + 160_000
+    assert chain.query(f"/owed/{RESERVE_ID}")["owed"] == chain.query(f"/owed/{lpd(chain)}")["owed"] == []
+    assert report(chain, "erin")["credit_paid"] == 160_000
+
+
+def test_basic_unpaid_credits_are_shared_whatever_the_account_ids() -> None:
+    chain = chain_with(**{"lpd-a": 100_000, "lpd-b": 100_000})
+    deliver(chain, Registers(), {"erin": (0, 2_000), "alice": (0, 2_000)})
+    # The LPD owes 320000 of feed-in and pays the 100000 it has; the reserve pays both exporters the same
+    # fraction, 100000 / 320000: 50000 each, 110000 each owed.
+    for who in ("erin", "alice"):
+        assert balance(chain, who) == START + 50_000
+        assert report(chain, who)["credit_owed"] == 110_000
+
+
+# -- phases, reports, statements ------------------------------------------------------------------------------
+def test_basic_settles_in_batches() -> None:
+    chain = chain_with()
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "bob", order("bid", 2_000, 260_000))
+    assert chain.deliver("dso", ProposeParams(changes=(ParamChange("settlement_batch", 1),), description="")).code == 0
+    for voter in ("dso", "dso_b", "lpd"):
+        assert chain.deliver(voter, CastVote(proposal_id=1, approve=True)).code == 0
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"carol": (0, 2_000), "bob": (2_000, 0)})
+    advance_to(chain, SLOT_END + 3_601)
+    # One unit of work per block: a participant measured or charged, a meter substituted, a creditor paid.
+    # The slots since genesis settle first (five participants each, all with zero energy), then SLOT.
+    charged_per_block = []
+    while not _settled(chain, SLOT) or not chain.query(f"/settlement/{SLOT}")["complete"]:
+        charged_per_block.append(len(events_of(chain.block(dt=1), "settlement.participant")))
+    assert max(charged_per_block) == 1
+    assert sum(charged_per_block) == 5 * 5  # five slots (4 since genesis, then SLOT) of five participants
+    assert chain.query(f"/settlement/{SLOT}")["participants"] == 5
 
 
 def test_basic_report_fields() -> None:
     chain = chain_with()
-    carol_sells_bob_2kwh(chain)
-    baseline(chain, ("bob", "carol"))
-    advance_to(chain, SLOT_END)
-    assert submit(chain, reading(chain, "bob", SLOT_END, 2_000, 0), reading(chain, "carol", SLOT_END, 0, 1_000)) == 0
-    settle(chain)
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "bob", order("bid", 2_000, 260_000))
+    deliver(chain, Registers(), {"carol": (0, 1_000), "bob": (2_000, 0)})
     assert report(chain, "carol") == {
-        "slot": SLOT, "account": chain.id("carol"), "bought_wh": 0, "sold_wh": 2_000, "contracted_wh": 2_000,
-        "imported_wh": 0, "exported_wh": 1_000, "measured_wh": 1_000, "deviation_wh": -1_000,
-        "energy_paid": 0, "energy_received": 440_000, "fees_paid": 0, "balancing_charge": 600_000,
-        "balancing_credit": 0, "collateral_released": 40_000, "collateral_used": 40_000,
-        "paid_from_balance": 560_000, "debt_added": 0, "credit_unpaid": 0, "height": chain.height,
+        "slot": SLOT, "account": chain.id("carol"), "regime": "market", "bought_wh": 0, "sold_wh": 2_000,
+        "contracted_wh": 2_000, "imported_wh": 0, "exported_wh": 1_000, "measured_wh": 1_000,
+        "deviation_wh": -1_000, "substituted": False, "energy_paid": 0, "energy_received": 440_000, "fees_paid": 0,
+        "price_high": 220_000, "price_low": 220_000, "shortfall_wh": 1_000, "surplus_wh": 0, "netted_wh": 0,
+        "supplied_wh": 0, "fed_in_wh": 0, "unmatched_import_wh": 0, "balancing_charge": 600_000,
+        "supply_charge": 0, "network_charge": 0, "charged": 600_000, "collateral_released": 40_000,
+        "collateral_used": 40_000, "paid_from_balance": 560_000, "debt_added": 0, "debt_written_off": 0, "balancing_credit_due": 0,
+        "feed_in_due": 0, "credit_paid": 0, "credit_owed": 0, "height": report(chain, "carol")["height"],
     }
-    assert report(chain, "bob")["fees_paid"] == 60_000
-
-
-def test_basic_prosumer_buys_and_sells_with_two_meters() -> None:
-    chain = chain_with()
-    place(chain, "alice", order("ask", 3_000, 240_000))
-    place(chain, "bob", order("bid", 3_000, 260_000))  # 3000 at 240000 + 10000: alice receives 720000
-    place(chain, "carol", order("ask", 1_000, 220_000, origin="wind"))
-    place(chain, "alice", order("bid", 1_000, 260_000))  # 1000 at 220000 + 30000: alice pays 250000
-    baseline(chain, ("alice", "alice-pv", "bob", "carol"))
-    advance_to(chain, SLOT_END)
-    assert submit(chain, reading(chain, "alice", SLOT_END, 1_000, 0), reading(chain, "alice-pv", SLOT_END, 0, 2_500),
-                  reading(chain, "bob", SLOT_END, 3_000, 0), reading(chain, "carol", SLOT_END, 0, 1_000)) == 0
-    settle(chain)
-    # alice: C = 3000 - 1000 = 2000, M = 2500 - 1000 = 1500, D = -500 -> charge amount(500, 600000) = 300000
-    alice = report(chain, "alice")
-    assert (alice["contracted_wh"], alice["measured_wh"], alice["deviation_wh"], alice["balancing_charge"]) == (
-        2_000, 1_500, -500, 300_000)
-    assert chain.account("alice")["balance"] == START + 720_000 - 250_000 - 300_000
-    assert chain.account("alice")["locked"] == 0
-
-
-def test_basic_debt_when_charges_exceed_balance() -> None:
-    chain = chain_with(carol=100_000, **{"lpd-a": 0, "lpd-b": 0})
-    carol_sells_bob_2kwh(chain)  # carol: 100000 + 440000 = 540000, of which 40000 locked
-    baseline(chain, ("bob",))
-    advance_to(chain, SLOT_END)
-    assert submit(chain, reading(chain, "bob", SLOT_END, 2_000, 0)) == 0
-    settle(chain)
-    # no readings: D = -2000, charge 1200000; 540000 paid (40000 of it collateral), 660000 debt
-    carol = chain.account("carol")
-    assert (carol["balance"], carol["locked"], carol["debt"]) == (0, 0, 660_000)
-    assert report(chain, "carol")["debt_added"] == 660_000
-    # debt blocks new orders
-    result = chain.deliver("carol", order("ask", 1_000, 220_000, slot=SLOT + 3_600 * 2, valid_until=SLOT + 7_200))
-    assert result.code == errors.AccountInDebt.code
-    # a deposit repays the debt first
-    result = chain.deliver("lpd", Deposit(account=chain.id("carol"), amount=1_000_000, reference="repay"))
-    assert result.code == 0
-    assert events_of(result, "debt.repaid") == [{"account": chain.id("carol"), "amount": "660000"}]
-    carol = chain.account("carol")
-    assert (carol["balance"], carol["debt"]) == (340_000, 0)
-    assert chain.query(f"/account/{lpd(chain)}")["balance"] == 540_000 + 660_000
-
-
-def test_basic_settles_in_batches() -> None:
-    chain = chain_with()
-    carol_sells_bob_2kwh(chain)
-    place(chain, "alice", order("ask", 1_000, 240_000))
-    place(chain, "dave", order("bid", 1_000, 300_000))
-    from abci_app.ledger.modules.gov import CastVote, ProposeParams
-    from abci_app.ledger.modules.gov.records import ParamChange
-    assert chain.deliver("dso", ProposeParams(changes=(ParamChange("settlement_batch", 1),), description="")).code == 0
-    for voter in ("dso", "dso_b", "lpd"):
-        assert chain.deliver(voter, CastVote(proposal_id=1, approve=True)).code == 0
-    advance_to(chain, SLOT_END + 3_601)
-    # four parties, one per block: the first block past the deadline settled one already
-    settled = [events_of(chain.block(), "settlement.participant") for _ in range(3)]
-    assert [len(s) for s in settled] == [1, 1, 1]
-    assert chain.query(f"/settlement/{SLOT}")["participants"] == 4
-    assert chain.query(f"/settlement/{SLOT}")["complete"] is True
 
 
 def test_statement_lists_every_money_movement() -> None:
     chain = chain_with()
-    carol_sells_bob_2kwh(chain)
-    baseline(chain, ("bob", "carol"))
-    advance_to(chain, SLOT_END)
-    assert submit(chain, reading(chain, "bob", SLOT_END, 2_000, 0), reading(chain, "carol", SLOT_END, 0, 1_000)) == 0
-    settle(chain)
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "bob", order("bid", 2_000, 260_000))
+    deliver(chain, Registers(), {"carol": (0, 1_000), "bob": (2_000, 0)})
     lines = chain.query(f"/statement/{chain.id('carol')}/0/{chain.time + 1}")["lines"]
     assert [(line["kind"], line["amount"]) for line in lines] == [("energy_sold", 440_000),
                                                                   ("balancing_charge", -600_000)]
     bob = chain.query(f"/statement/{chain.id('bob')}/0/{chain.time + 1}")["lines"]
     assert [(line["kind"], line["amount"]) for line in bob] == [("energy_bought", -440_000), ("grid_fee", -60_000)]
+    reserve = chain.query(f"/statement/{RESERVE_ID}/0/{chain.time + 1}")["lines"]
+    assert [(line["kind"], line["amount"]) for line in reserve] == [("settlement_collected", 600_000),
+                                                                    ("lpd_settlement_paid", -600_000)]

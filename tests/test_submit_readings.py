@@ -15,8 +15,14 @@ from tests.settlement_harness import DEADLINE, SLOT, SLOT_END, advance_to, readi
 @pytest.fixture
 def chain() -> Chain:
     chain = market_chain()
+    # Every meter reports every slot since genesis (so none settles with a substitute during a test), and
+    # alice's 100 / 50 Wh fall in the slot before SLOT, which settles after the tests' last block.
+    names = ("alice", "bob", "carol", "dave", "erin")
+    advance_to(chain, SLOT - 900)
+    assert submit(chain, *[reading(chain, name, SLOT - 900, 0, 0) for name in names]) == 0
     advance_to(chain, SLOT)
-    assert submit(chain, reading(chain, "alice", SLOT, 100, 50)) == 0
+    others = [reading(chain, name, SLOT, 0, 0) for name in names[1:]]
+    assert submit(chain, reading(chain, "alice", SLOT, 100, 50), *others) == 0
     advance_to(chain, SLOT_END)
     return chain
 
@@ -25,16 +31,30 @@ def test_basic(chain: Chain) -> None:
     result = chain.deliver("bob", SubmitReadings(readings=(reading(chain, "alice", SLOT_END, 1_100, 2_050),)))
     assert result.code == 0, result.log
     assert events_of(result, "reading") == [{"meter": "m-alice", "owner": chain.id("alice"), "slot": str(SLOT),
-                                             "imported_wh": "1000", "exported_wh": "2000", "counted": "true"}]
+                                             "imported_wh": "1000", "exported_wh": "2000", "slots": "1",
+                                             "allocated_slots": "1"}]
     assert chain.query("/reading/m-alice") == {"meter": "m-alice", "time": SLOT_END, "import_register_wh": 1_100,
                                                "export_register_wh": 2_050}
 
 
-def test_basic_gap_rebases_without_counting(chain: Chain) -> None:
+def test_basic_gap_is_shared_between_the_slots_it_covers(chain: Chain) -> None:
+    """Cumulative registers make a missed reading lossless: 800 Wh over two slots, 400 each."""
     advance_to(chain, SLOT_END + 900)
     result = chain.deliver("dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END + 900, 900, 50),)))
     assert result.code == 0
-    assert events_of(result, "reading")[0]["counted"] == "false"
+    assert {k: events_of(result, "reading")[0][k] for k in ("imported_wh", "slots", "allocated_slots")} == {
+        "imported_wh": "800", "slots": "2", "allocated_slots": "2"}
+
+
+def test_basic_allocation_by_seconds_keeps_every_wh() -> None:
+    from abci_app.ledger.modules.settlement.handlers import allocate
+    # A meter registered 100 s into slot 0, read at 2700: 2600 s over three slots.
+    assert allocate(100, 2_700, 900, 1_000, 0, 100) == [(0, 307, 0), (900, 346, 0), (1_800, 347, 0)]
+    # The first slot was settled with a substitute (known through 900): its share is skipped.
+    assert allocate(100, 2_700, 900, 1_000, 0, 900) == [(900, 346, 0), (1_800, 347, 0)]
+    # A long gap costs no more than a short one: only the slots after known_through are listed.
+    # 10001 Wh over 10000 slots: 1 Wh each, the last takes the 2 Wh rounding leaves.
+    assert allocate(0, 900 * 10_000, 900, 10_001, 7, 900 * 9_998) == [(900 * 9_998, 1, 0), (900 * 9_999, 2, 7)]
 
 
 def test_invalid_bad_signature(chain: Chain) -> None:

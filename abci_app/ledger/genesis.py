@@ -31,6 +31,7 @@ from abci_app.ledger.modules.bank.genesis import init_supply
 from abci_app.ledger.modules.gov.genesis import init_operators
 from abci_app.ledger.modules.market.genesis import init_grid_fees
 from abci_app.ledger.modules.registry.genesis import init_meters, init_participants
+from abci_app.ledger.modules.settlement.genesis import init_settlement
 from abci_app.ledger.params import check_params_consistent, params_from_genesis, put_params
 from abci_app.ledger.state import State
 
@@ -72,6 +73,7 @@ def _apply(state: State, doc: dict[str, Any]) -> None:
     init_participants(state, doc.get("participants", []), operators)
     init_meters(state, doc.get("meters", []), _genesis_time(state))
     init_grid_fees(state, doc.get("grid_fees", []), operators)
+    init_settlement(state, _genesis_time(state))
     init_supply(state)
 
 

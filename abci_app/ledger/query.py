@@ -28,6 +28,8 @@ Paths (answers are UTF-8 JSON in ``value``; errors set ``code`` and ``log``):
     /settlements/<account id>    an account's settlement reports (the last 500)
     /statement/<account>/<from>/<to>  statement lines with from <= time < to (at most 5000)
     /reading/<meter id>          a meter's last accepted reading
+    /reserve                     the balancing reserve: balance, what it owes and is owed
+    /owed/<debtor>               what a debtor (the reserve, or the LPD) could not pay yet, by slot
 
 The application answers one more, node-local path itself (abci_app/app.py):
 

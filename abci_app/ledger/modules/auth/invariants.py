@@ -8,7 +8,7 @@ from abci_app.ledger.state import State
 
 
 def zone_index_lists_exactly_the_participants(state: State) -> list[str]:
-    expected = {f"{a.zone}/{a.id}" for a in iter_accounts(state) if not a.is_operator}
+    expected = {f"{a.zone}/{a.id}" for a in iter_accounts(state) if a.is_participant}
     indexed = {key[len(ZONES):].decode() for key, _ in state.scan(ZONES)}
     return [f"zone index: {entry} {'missing' if entry in expected else 'stale'}"
             for entry in sorted(expected ^ indexed)]

@@ -29,7 +29,7 @@ def put_account(state: State, account: Account) -> None:
 def add_account(state: State, account: Account) -> None:
     """Store a new account and index a participant by its zone."""
     put_account(state, account)
-    if not account.is_operator:
+    if account.is_participant:
         state.kv.set(zone_member_key(account.zone, account.id), b"")
 
 

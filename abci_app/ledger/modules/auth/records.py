@@ -6,6 +6,8 @@ from abci_app.ledger.wire import I64, Record
 
 PARTICIPANT_ROLES = ("consumer", "prosumer", "producer")
 OPERATOR_ROLES = ("dso", "lpd")
+MODULE_ROLE = "module"
+"""An account a module holds (the balancing reserve): it has no key, so no transaction can come from it."""
 
 
 class Account(Record, frozen=True):
@@ -41,3 +43,7 @@ class Account(Record, frozen=True):
     @property
     def is_operator(self) -> bool:
         return self.role in OPERATOR_ROLES
+
+    @property
+    def is_participant(self) -> bool:
+        return self.role in PARTICIPANT_ROLES

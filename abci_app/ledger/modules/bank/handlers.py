@@ -8,7 +8,6 @@ from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.auth.records import Account
 from abci_app.ledger.modules.bank import keeper as bank
 from abci_app.ledger.modules.bank.msgs import Deposit, Transfer, Withdraw
-from abci_app.ledger.modules.settlement.settle import repay_debt
 from abci_app.ledger.msg import AdmitContext, TxContext
 
 
@@ -30,11 +29,19 @@ def admit_deposit(ctx: AdmitContext, msg: Deposit) -> int:
     return 0
 
 
+def check_no_debt(sender: Account) -> None:
+    # Rule: an account in settlement debt sends no money away (withdraw, transfer) until it has repaid.
+    if sender.debt > 0:
+        raise errors.AccountInDebt(f"account {sender.id} owes {sender.debt} from settlement; it is repaid first")
+
+
 def admit_withdraw(ctx: AdmitContext, msg: Withdraw) -> int:
+    check_no_debt(ctx.signer)
     return msg.amount
 
 
 def admit_transfer(ctx: AdmitContext, msg: Transfer) -> int:
+    check_no_debt(ctx.signer)
     return msg.amount
 
 
@@ -45,14 +52,13 @@ def handle_deposit(ctx: TxContext, msg: Deposit) -> None:
     # Rule: money goes only to active accounts.
     if not target.active:
         raise errors.InactiveAccount(f"account {msg.account} is deactivated")
-    credited = bank.credit(ctx.state, msg.account, msg.amount)
     bank.change_supply(ctx.state, msg.amount)
     bank.journal(ctx.state, msg.account, ctx.time, ctx.height, "deposit", msg.amount, msg.reference)
+    # A deposit repays settlement debt first (docs/settlement.md).
+    repaid = bank.credit_repaying(ctx.state, msg.account, msg.amount, ctx.time, ctx.height)
     ctx.events.append(
         event("deposit", account=msg.account, agent=ctx.signer.id, amount=msg.amount, reference=msg.reference)
     )
-    # A deposit repays settlement debt first (docs/settlement.md).
-    repaid = repay_debt(ctx.state, credited, ctx.time, ctx.height)
     if repaid:
         ctx.events.append(event("debt.repaid", account=msg.account, amount=repaid))
 
@@ -62,6 +68,7 @@ def handle_withdraw(ctx: TxContext, msg: Withdraw) -> None:
     # Rule: only an LPD pays out.
     if agent.role != "lpd" or not agent.active:
         raise errors.NotAuthorised(f"agent {msg.agent} is not an active LPD")
+    check_no_debt(ctx.signer)
     # Rule: only free money leaves (checked by debit).
     bank.debit(ctx.state, ctx.signer.id, msg.amount)
     bank.change_supply(ctx.state, -msg.amount)
@@ -79,8 +86,11 @@ def handle_transfer(ctx: TxContext, msg: Transfer) -> None:
     # Rule: the recipient is active.
     if not recipient.active:
         raise errors.InactiveAccount(f"recipient {msg.recipient} is deactivated")
+    check_no_debt(ctx.signer)
     bank.debit(ctx.state, ctx.signer.id, msg.amount)
-    bank.credit(ctx.state, msg.recipient, msg.amount)
     bank.journal(ctx.state, ctx.signer.id, ctx.time, ctx.height, "transfer_out", -msg.amount, msg.recipient)
     bank.journal(ctx.state, msg.recipient, ctx.time, ctx.height, "transfer_in", msg.amount, ctx.signer.id)
+    repaid = bank.credit_repaying(ctx.state, msg.recipient, msg.amount, ctx.time, ctx.height)
     ctx.events.append(event("transfer", sender=ctx.signer.id, recipient=msg.recipient, amount=msg.amount))
+    if repaid:
+        ctx.events.append(event("debt.repaid", account=msg.recipient, amount=repaid))

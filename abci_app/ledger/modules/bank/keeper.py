@@ -9,6 +9,7 @@ from abci_app.ledger.modules.auth.keeper import put_account, require_account
 from abci_app.ledger.modules.auth.records import Account
 from abci_app.ledger.modules.bank.keys import JOURNAL_NEXT, SUPPLY, journal_key, journal_prefix
 from abci_app.ledger.modules.bank.records import JournalEntry, Supply
+from abci_app.ledger.modules.settlement.keys import RESERVE_ID
 from abci_app.ledger.state import State, be64, unbe64
 
 
@@ -53,6 +54,31 @@ def unlock(state: State, account_id: str, amount: int) -> Account:
     account = replace(account, locked=account.locked - amount)
     put_account(state, account)
     return account
+
+
+def credit_repaying(state: State, account_id: str, amount: int, time: int, height: int) -> int:
+    """Credit ``amount``; an account in settlement debt first repays it to the balancing reserve.
+
+    Returns what was repaid. Any money an indebted participant receives (a deposit, a transfer, a
+    sale, a settlement credit) goes to its debt first (docs/settlement.md, "Debt").
+    """
+    credit(state, account_id, amount)
+    return repay_debt(state, account_id, time, height)
+
+
+def repay_debt(state: State, account_id: str, time: int, height: int) -> int:
+    """Pay what the account owes the balancing reserve out of its free balance; returns the amount repaid."""
+    account = require_account(state, account_id)
+    repay = min(account.debt, account.free)
+    if repay <= 0:
+        return 0
+    debit(state, account_id, repay)
+    credit(state, RESERVE_ID, repay)
+    account = require_account(state, account_id)
+    put_account(state, replace(account, debt=account.debt - repay))
+    journal(state, account_id, time, height, "debt_repaid", -repay, RESERVE_ID)
+    journal(state, RESERVE_ID, time, height, "debt_received", repay, account_id)
+    return repay
 
 
 def get_supply(state: State) -> int:

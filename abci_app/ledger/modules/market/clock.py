@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from abci_app.ledger import codec
 from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.market.auction import FeeFn, clear_call_auction, crossing_self
 from abci_app.ledger.modules.market.handlers import close_order, execute_trade
@@ -61,9 +62,11 @@ def run_call_auction(market: Market, slot: int, height: int, time: int, events: 
         zone = orders[pairing.ask_id].zone
         trades_by_zone[zone] = trades_by_zone.get(zone, 0) + 1
     for zone in sorted({p.zone for p in result.prices}):
-        classes = tuple(ClassClearing(origin=p.origin, price=p.price, low=p.low, high=p.high, volume_wh=p.volume_wh)
+        # Volumes sum the orders of any number of sellers: saturated, like the settlement's slot totals.
+        classes = tuple(ClassClearing(origin=p.origin, price=p.price, low=p.low, high=p.high,
+                                      volume_wh=min(codec.MAX_INT, p.volume_wh))
                         for p in result.prices if p.zone == zone)
-        volume = sum(c.volume_wh for c in classes)
+        volume = min(codec.MAX_INT, sum(c.volume_wh for c in classes))
         if volume == 0:
             continue
         main = max(classes, key=lambda c: (c.volume_wh, -ORIGINS.index(c.origin)))

@@ -16,7 +16,7 @@ from operator import attrgetter
 
 from msgspec.structs import replace
 
-from abci_app.ledger import errors
+from abci_app.ledger import codec, errors
 from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.auth.records import PARTICIPANT_ROLES, Account
@@ -289,6 +289,10 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
     market.add_trade(trade)
     _book_trade(market, trade, bid_collateral, ask_collateral)
     _journal_trade(state, trade, shares)
+    # A seller in settlement debt repays it out of the sale (after its locks, which stay whole).
+    repaid = bank.repay_debt(state, ask.owner, time, height)
+    if repaid:
+        events.append(event("debt.repaid", account=ask.owner, amount=repaid))
     mark_due(state, trade.slot, trade.buyer)
     mark_due(state, trade.slot, trade.seller)
     for after in (new_bid, new_ask):
@@ -338,7 +342,8 @@ def _book_trade(market: Market, trade: Trade, bid_collateral: int, ask_collatera
     ))
     if trade.mechanism == MECHANISMS[CONTINUOUS]:
         last = market.get_clearing(trade.slot, trade.seller_zone)
-        volume = (last.volume_wh if last is not None else 0) + trade.quantity_wh
+        # A zone's volume sums trades of any number of sellers: saturated, like the settlement's slot totals.
+        volume = min(codec.MAX_INT, (last.volume_wh if last is not None else 0) + trade.quantity_wh)
         market.put_clearing(Clearing(slot=trade.slot, zone=trade.seller_zone, price=trade.price, volume_wh=volume,
                                      mechanism=trade.mechanism, height=trade.height))
 

@@ -27,6 +27,12 @@ def amount(quantity_wh: int, per_kwh: int) -> int:
     return quantity_wh * per_kwh // 1000
 
 
+def amount_up(quantity_wh: int, per_kwh: int) -> int:
+    """Money for ``quantity_wh`` at ``per_kwh``, rounded up: what a party is charged, so that charges always
+    cover the credits and payouts computed from the same energy with ``amount``."""
+    return -(-quantity_wh * per_kwh // 1000)
+
+
 class Order(Record, frozen=True):
     """An open order (closed orders are deleted; their history is in events and trades)."""
 

@@ -11,6 +11,7 @@ from abci_app.ledger.modules.gov.records import Operator
 from abci_app.ledger.modules.registry import keeper as registry
 from abci_app.ledger.modules.registry.handlers import check_new_meter, check_new_participant, new_meter, new_participant
 from abci_app.ledger.modules.registry.msgs import RegisterMeter, RegisterParticipant
+from abci_app.ledger.modules.settlement import keeper as settlement
 from abci_app.ledger.msg import require_amount
 from abci_app.ledger.state import State
 
@@ -37,11 +38,13 @@ def init_meters(state: State, entries: list[dict[str, Any]], time: int) -> None:
     for entry in entries:
         owner = auth.require_account(state, crypto.account_id(pubkey_from_hex(entry["owner_pubkey"])))
         # Rule: meters belong to participants, not operators.
-        if owner.is_operator:
+        if not owner.is_participant:
             raise errors.NotAuthorised(f"meter {entry['id']}: meters belong to participants, not operators")
         msg = RegisterMeter(meter_id=entry["id"], pubkey=pubkey_from_hex(entry["pubkey"]), owner=owner.id,
                             **{name: entry.get(name, 0) for name in METER_FIELDS})
         msg.validate_basic()
         check_new_meter(state, owner.dso, msg)
         # A genesis meter's registers are its values at genesis time: its first reading's flow starts there.
-        registry.add_meter(state, new_meter(owner.dso, msg, time))
+        meter = new_meter(owner.dso, msg, time)
+        registry.add_meter(state, meter)
+        settlement.track_meter(state, meter)

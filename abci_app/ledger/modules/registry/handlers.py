@@ -19,6 +19,7 @@ from abci_app.ledger.modules.market.keeper import Market
 from abci_app.ledger.modules.registry import keeper as registry
 from abci_app.ledger.modules.registry.msgs import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.modules.registry.records import Meter
+from abci_app.ledger.modules.settlement import keeper as settlement
 from abci_app.ledger.msg import AdmitContext, Msg, TxContext, require_dso
 from abci_app.ledger.params import get_params
 from abci_app.ledger.state import State
@@ -94,7 +95,9 @@ def new_meter(dso_id: str, msg: RegisterMeter, time: int) -> Meter:
 def handle_register_meter(ctx: TxContext, msg: RegisterMeter) -> None:
     signing_dso(ctx)
     check_new_meter(ctx.state, ctx.signer.id, msg)
-    registry.add_meter(ctx.state, new_meter(ctx.signer.id, msg, ctx.time))
+    meter = new_meter(ctx.signer.id, msg, ctx.time)
+    registry.add_meter(ctx.state, meter)
+    settlement.track_meter(ctx.state, meter)
     ctx.events.append(event("meter.registered", meter=msg.meter_id, owner=msg.owner, dso=ctx.signer.id))
 
 
@@ -126,5 +129,7 @@ def handle_deactivate(ctx: TxContext, msg: Deactivate) -> None:
         if not meter.active:
             raise errors.UnknownMeter(f"meter {msg.target} is already deactivated")
         registry.put_meter(ctx.state, replace(meter, active=False))
+        # A deactivated meter is no longer read, so its slots get no substitutes from now on.
+        settlement.untrack_meter(ctx.state, meter)
     ctx.events.append(event("account.deactivated" if msg.kind == "participant" else "meter.deactivated",
                             target=msg.target, dso=ctx.signer.id))

@@ -24,7 +24,7 @@ def meters_belong_to_participants(state: State) -> list[str]:
     problems = []
     for meter in iter_meters(state):
         owner = get_account(state, meter.owner)
-        if owner is None or owner.is_operator or owner.dso != meter.dso:
+        if owner is None or not owner.is_participant or owner.dso != meter.dso:
             problems.append(f"meter {meter.id}: owner {meter.owner} is not a participant of DSO {meter.dso}")
     return problems
 

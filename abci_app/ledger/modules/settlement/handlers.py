@@ -68,11 +68,45 @@ def _apply_reading(ctx: TxContext, reading: Reading) -> None:
         raise errors.ReadingAboveCapacity(f"meter {meter.id}: {imported} Wh in / {exported} Wh out in {interval} s")
     keeper.put_last_reading(state, meter.id, LastReading(reading.timestamp, reading.import_register_wh,
                                                          reading.export_register_wh))
-    slot = reading.timestamp - params.slot_length_s
-    counted = last.time >= slot
-    if counted:
-        keeper.put_slot_reading(state, slot, meter.id,
-                                SlotReading(owner=meter.owner, imported_wh=imported, exported_wh=exported))
+    known_through = keeper.accounted_through(state, meter)
+    # A slot whose deadline passed without a reading was billed a substitute that is never better for the
+    # owner than the truth: its share of the register difference is already paid for, and is skipped.
+    shares = allocate(last.time, reading.timestamp, params.slot_length_s, imported, exported, known_through)
+    for slot, imported_share, exported_share in shares:
+        keeper.put_slot_reading(state, slot, meter.id, SlotReading(owner=meter.owner, imported_wh=imported_share,
+                                                                    exported_wh=exported_share))
         keeper.mark_due(state, slot, meter.owner)
-    ctx.events.append(event("reading", meter=meter.id, owner=meter.owner, slot=slot, imported_wh=imported,
-                            exported_wh=exported, counted=counted))
+    keeper.advance_meter(state, meter, reading.timestamp)
+    covered = (reading.timestamp - last.time // params.slot_length_s * params.slot_length_s) // params.slot_length_s
+    ctx.events.append(event("reading", meter=meter.id, owner=meter.owner, slot=reading.timestamp - params.slot_length_s,
+                            imported_wh=imported, exported_wh=exported, slots=covered, allocated_slots=len(shares)))
+
+
+def allocate(since: int, until: int, slot_length: int, imported: int, exported: int,
+             known_through: int) -> list[tuple[int, int, int]]:
+    """Split a register difference over the slots it covers; (slot, imported, exported) of those ending after
+    ``known_through``.
+
+    The energy measured from ``since`` (the previous reading, or the registration) to ``until`` (a slot
+    end) is shared in proportion to each slot's seconds in that interval, rounded down; the slot ending at
+    ``until`` takes what rounding leaves, so the shares of all covered slots add up to the difference.
+    The shares of earlier slots are computed, not listed, so a long gap costs no more than a short one.
+    """
+    first, last = since // slot_length * slot_length, until - slot_length
+    seconds = until - since
+
+    def share(total: int, slot: int) -> int:
+        return total * (min(slot + slot_length, until) - max(slot, since)) // seconds
+
+    def before_last(total: int) -> int:
+        if first == last:
+            return 0
+        between = (last - first) // slot_length - 1  # whole slots strictly between the first and the last
+        return share(total, first) + between * (total * slot_length // seconds)
+
+    start = max(first, (known_through - 1) // slot_length * slot_length if known_through > 0 else first)
+    shares = [(slot, share(imported, slot), share(exported, slot)) for slot in range(start, last, slot_length)
+              if slot + slot_length > known_through]
+    if last + slot_length > known_through:
+        shares.append((last, imported - before_last(imported), exported - before_last(exported)))
+    return shares

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from abci_app.ledger import codec
+from abci_app.ledger.modules.auth.keeper import get_account
 from abci_app.ledger.modules.settlement import keeper
-from abci_app.ledger.modules.settlement.keys import DUE
+from abci_app.ledger.modules.settlement.keys import DUE, RESERVE_ID
 from abci_app.ledger.state import State, unbe64
 
 
@@ -18,19 +22,48 @@ def completed_slots_owe_nothing(state: State) -> list[str]:
 
 
 def reports_add_up_to_the_slot_totals(state: State) -> list[str]:
+    """A settled slot's totals are the sums of its reports (saturated at 2^63 - 1 like the totals), and what
+    the reserve paid and owes for it is what was due (checked while no figure is saturated)."""
     problems = []
-    for key, _ in state.scan(b"stl/slot/"):
-        slot = unbe64(key[-8:])
-        total = keeper.get_slot_settlement(state, slot)
-        reports = keeper.slot_reports(state, slot)
-        if total is None:
+    for total in keeper.iter_slot_settlements(state):
+        if not total.complete:
             continue
-        sums = (len(reports), sum(r.balancing_charge for r in reports), sum(r.balancing_credit for r in reports),
-                sum(r.debt_added for r in reports))
-        if sums != (total.participants, total.charges, total.credits, total.debt):
-            problems.append(f"slot {slot}: reports sum to {sums}, the total says "
-                            f"{(total.participants, total.charges, total.credits, total.debt)}")
+        reports = keeper.slot_reports(state, total.slot)
+        sums = (len(reports), _saturated(r.charged for r in reports),
+                _saturated(r.collateral_used + r.paid_from_balance for r in reports),
+                _saturated(r.balancing_credit_due + r.feed_in_due for r in reports))
+        if sums != (total.participants, total.charges, total.collected, total.credits_due):
+            problems.append(f"slot {total.slot}: reports sum to {sums}, the total says "
+                            f"{(total.participants, total.charges, total.collected, total.credits_due)}")
+        due = (total.credits_due, total.dso_due, total.lpd_due, total.lpd_owes, total.paid, total.owed)
+        if max(due) < codec.MAX_INT and total.paid + total.owed != (
+                total.credits_due + total.dso_due + max(0, total.lpd_due - total.lpd_owes)):
+            problems.append(f"slot {total.slot}: paid {total.paid} + owed {total.owed} is not what was due")
     return problems
 
 
-INVARIANTS = (completed_slots_owe_nothing, reports_add_up_to_the_slot_totals)
+def reports_account_for_every_charge(state: State) -> list[str]:
+    """Each charge was paid from collateral or balance, became debt, or (past 2^63 - 1 of debt) written off."""
+    problems = []
+    for total in keeper.iter_slot_settlements(state):
+        for r in keeper.slot_reports(state, total.slot):
+            if r.charged and r.charged != r.collateral_used + r.paid_from_balance + r.debt_added + r.debt_written_off:
+                problems.append(f"slot {total.slot} {r.account}: charged {r.charged} is not paid + debt + written off")
+    return problems
+
+
+def _saturated(values: Iterable[int]) -> int:
+    return min(codec.MAX_INT, sum(values))
+
+
+def the_reserve_is_a_keyless_module_account(state: State) -> list[str]:
+    reserve = get_account(state, RESERVE_ID)
+    if reserve is None:
+        return []
+    if reserve.pubkey or reserve.role != "module" or reserve.debt or reserve.locked:
+        return [f"balancing reserve account is {reserve}"]
+    return []
+
+
+INVARIANTS = (completed_slots_owe_nothing, reports_add_up_to_the_slot_totals, reports_account_for_every_charge,
+              the_reserve_is_a_keyless_module_account)

@@ -1,18 +1,35 @@
 """Keys of the settlement module.
 
-    rd/last/<meter id>                 LastReading (time and registers)
-    rd/slot/<slot:be64>/<meter id>     SlotReading (the slot's counted flows)
-    stl/due/<slot:be64>/<account id>   b"" (participants still to settle)
-    stl/rep/<slot:be64>/<account id>   SettlementReport
-    stl/acct/<account id>/<slot:be64>  b"" (reports of an account)
-    stl/slot/<slot:be64>               SlotSettlement (running totals; ``complete`` at the end)
+    rd/last/<meter id>                          LastReading (time and registers)
+    rd/slot/<slot:be64>/<meter id>              SlotReading (the slot's energy of one meter)
+    rd/open/<accounted through:be64>/<meter>    b"" (active meters by the end of the last slot whose
+                                                energy is known: the silent ones are found by one scan)
+    rd/thru/<meter id>                          be64: that time, for the meter
+    stl/cursor                                  be64: start of the oldest slot not yet settled
+    stl/due/<slot:be64>/<account id>            b"" (participants still to measure)
+    stl/open/<slot:be64>/<account id>           b"" (participants measured, still to charge or pay)
+    stl/rep/<slot:be64>/<account id>            SettlementReport
+    stl/acct/<account id>/<slot:be64>           b"" (reports of an account)
+    stl/slot/<slot:be64>                        SlotSettlement (phase, totals)
+    stl/pay/<slot:be64>/<creditor>/<reason>     be64: what the reserve owes that creditor for the slot
+    stl/owed/<debtor>/<slot:be64>/<creditor>/<reason>  Owed (what a debtor could not pay yet)
+
+The balancing reserve is a module account (``acct/<RESERVE_ID>``, role ``module``): no key can sign for it.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from abci_app.ledger.state import be64
 
+RESERVE_ID = hashlib.sha256(b"gridledger/module/balancing-reserve").digest()[:20].hex()
+"""Account id of the balancing reserve: not the hash of any 32-byte key anyone holds."""
 DUE = b"stl/due/"
+OPEN = b"stl/open/"
+OWED = b"stl/owed/"
+METERS_OPEN = b"rd/open/"
+CURSOR = b"stl/cursor"
 
 
 def last_reading_key(meter_id: str) -> bytes:
@@ -23,12 +40,28 @@ def slot_reading_key(slot: int, meter_id: str) -> bytes:
     return b"rd/slot/" + be64(slot) + b"/" + meter_id.encode()
 
 
+def meter_open_key(through: int, meter_id: str) -> bytes:
+    return METERS_OPEN + be64(through) + b"/" + meter_id.encode()
+
+
+def meter_through_key(meter_id: str) -> bytes:
+    return b"rd/thru/" + meter_id.encode()
+
+
 def due_slot_prefix(slot: int) -> bytes:
     return DUE + be64(slot) + b"/"
 
 
 def due_key(slot: int, account_id: str) -> bytes:
     return due_slot_prefix(slot) + account_id.encode()
+
+
+def open_slot_prefix(slot: int) -> bytes:
+    return OPEN + be64(slot) + b"/"
+
+
+def open_key(slot: int, account_id: str) -> bytes:
+    return open_slot_prefix(slot) + account_id.encode()
 
 
 def report_slot_prefix(slot: int) -> bytes:
@@ -45,3 +78,19 @@ def account_reports_prefix(account_id: str) -> bytes:
 
 def slot_total_key(slot: int) -> bytes:
     return b"stl/slot/" + be64(slot)
+
+
+def pay_slot_prefix(slot: int) -> bytes:
+    return b"stl/pay/" + be64(slot) + b"/"
+
+
+def pay_key(slot: int, creditor: str, reason: str) -> bytes:
+    return pay_slot_prefix(slot) + creditor.encode() + b"/" + reason.encode()
+
+
+def owed_prefix(debtor: str) -> bytes:
+    return OWED + debtor.encode() + b"/"
+
+
+def owed_key(debtor: str, slot: int, creditor: str, reason: str) -> bytes:
+    return owed_prefix(debtor) + be64(slot) + b"/" + creditor.encode() + b"/" + reason.encode()

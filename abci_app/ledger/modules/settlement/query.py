@@ -1,16 +1,24 @@
-"""Queries of the settlement module (docs/queries.md): /settlement…, /settlements/<id>, /reading/<meter>."""
+"""Queries of the settlement module (docs/queries.md): /settlement…, /settlements/<id>, /reading/<meter>,
+/reserve, /owed/<debtor>."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from abci_app.ledger import errors
+from abci_app.ledger.modules.auth.keeper import get_account
 from abci_app.ledger.modules.settlement import keeper
+from abci_app.ledger.modules.settlement.keys import RESERVE_ID
 from abci_app.ledger.query_args import u64_arg
 from abci_app.ledger.state import State
 from abci_app.ledger.wire import plain
 
 MAX_REPORTS = 500
+
+
+def state_reserve(state: State) -> int:
+    account = get_account(state, RESERVE_ID)
+    return account.balance if account is not None else 0
 
 
 def query(state: State, head: str, args: list[str]) -> Any | None:
@@ -27,6 +35,16 @@ def query(state: State, head: str, args: list[str]) -> Any | None:
         return plain(report)
     if head == "settlements" and len(args) == 1:
         return {"account": args[0], "reports": [plain(r) for r in keeper.account_reports(state, args[0], MAX_REPORTS)]}
+    if head == "reserve" and not args:
+        reserve = state_reserve(state)
+        owed = keeper.owed_by(state, RESERVE_ID)
+        owed_to = [o for o in keeper.iter_owed(state) if o.creditor == RESERVE_ID]
+        return {"account": RESERVE_ID, "balance": reserve, "owes": sum(o.amount for o in owed),
+                "owed": sum(o.amount for o in owed_to)}
+    if head == "owed" and len(args) == 1:
+        owed = keeper.owed_by(state, args[0], MAX_REPORTS + 1)
+        return {"debtor": args[0], "owed": [plain(o) for o in owed[:MAX_REPORTS]],
+                "truncated": len(owed) > MAX_REPORTS}
     if head == "reading" and len(args) == 1:
         reading = keeper.get_last_reading(state, args[0])
         if reading is None:
