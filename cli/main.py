@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from cli.bench import bench_app
+from cli.dashboard import dashboard
 from cli.experiment import experiment_app
 from cli.keys import keys_app
 from cli.node import node_app
@@ -39,6 +40,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(p2p_app, name="p2p")
 app.add_typer(scenario_app, name="scenario")
+app.command("dashboard")(dashboard)
 
 EXIT_USAGE = 2
 DEMO_HINT = """
