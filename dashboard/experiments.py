@@ -86,10 +86,18 @@ def _is_relative_url(url: str) -> bool:
     return bool(url) and not url.startswith(("/", "#")) and ":" not in url.split("/", 1)[0]
 
 
+ALIGN_CLASSES = {f"text-align:{side}": f"align-{side}" for side in ("left", "center", "right")}
+
+
 def _rewrite(tokens: list[Token], prefix: str) -> None:
     for token in tokens:
         if token.children:
             _rewrite(token.children, prefix)
+        style = token.attrGet("style")
+        if isinstance(style, str):  # table alignment as a class: the page's CSP allows no inline styles
+            del token.attrs["style"]
+            if style in ALIGN_CLASSES:
+                token.attrSet("class", ALIGN_CLASSES[style])
         for attr in ("src", "href"):
             value = token.attrGet(attr)
             if isinstance(value, str) and _is_relative_url(value):

@@ -54,7 +54,7 @@ def serve(config: DashboardConfig, announce: Callable[[str], None]) -> None:
                  "and has no login)")
     if not charts_available():
         announce("warning: the chart library is not installed (run `make setup`); pages show tables only")
-    uv_config = uvicorn.Config(create_app(config, roster), log_level="warning", access_log=False, lifespan="on",
+    uv_config = uvicorn.Config(create_app(config, roster), log_level="warning", access_log=False, lifespan="on", ws="none",
                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     server = uvicorn.Server(uv_config)
     announce(f"dashboard: {url}  (node {config.nodes[0]}; Ctrl-C stops it)")

@@ -174,7 +174,7 @@ def _levels(levels: Sequence[Mapping[str, Any]], cur: Currency) -> list[dict[str
         total += level["quantity_wh"]
         rows.append({"price": cur.units(level["price"]), "price_fmt": cur.price(level["price"]),
                      "quantity_fmt": units.energy(level["quantity_wh"]), "orders": level["orders"],
-                     "cumulative_kwh": total / 1000, "cumulative_fmt": units.energy(total)})
+                     "quantity_kwh": level["quantity_wh"] / 1000, "cumulative_fmt": units.energy(total)})
     return rows
 
 

@@ -212,7 +212,7 @@ export function lineChart(container, makeOptions) {
       const shape = JSON.stringify(data.length);
       if (!plot || last !== shape) {
         if (plot) plot.destroy();
-        plot = new window.uPlot({ ...makeOptions(), width: width(), height: height() }, data, container);
+        plot = new window.uPlot({ legend: { live: false }, ...makeOptions(), width: width(), height: height() }, data, container);
         last = shape;
       } else {
         plot.setData(data);

@@ -12,19 +12,28 @@ const depth = lineChart($("depth-chart"), () => ({
   axes: [{ label: "price per kWh" }, { label: "cumulative kWh" }],
   series: [
     {},
-    { label: "bids (all-in)", stroke: COLORS.bid, width: 2, paths: window.uPlot?.paths.stepped({ align: 1 }) },
-    { label: "asks", stroke: COLORS.ask, width: 2, paths: window.uPlot?.paths.stepped({ align: -1 }) },
+    { label: "bids (all-in)", stroke: COLORS.bid, fill: "rgba(11,97,48,0.12)", width: 2,
+      paths: window.uPlot?.paths.stepped({ align: -1 }), points: { show: false } },
+    { label: "asks", stroke: COLORS.ask, fill: "rgba(161,20,35,0.12)", width: 2,
+      paths: window.uPlot?.paths.stepped({ align: 1 }), points: { show: false } },
   ],
 }));
 
 function depthData(view) {
-  // One x axis for both sides: every price level, each side's cumulative quantity where it has one.
-  const prices = [...new Set([...view.bids, ...view.asks].map((l) => l.price))].sort((a, b) => a - b);
-  const cumulative = (levels, ascending) => prices.map((p) => {
-    const reached = levels.filter((l) => (ascending ? l.price <= p : l.price >= p));
-    return reached.length ? Math.max(...reached.map((l) => l.cumulative_kwh)) : null;
+  // Bids: quantity at or above each price (a buyer's demand curve); asks: at or below (supply).
+  // Each side's last step runs on to the chart's edge so a single level still shows as a line.
+  const levels = [...view.bids, ...view.asks].map((l) => l.price);
+  if (!levels.length) return [[], [], []];
+  const low = Math.min(...levels);
+  const high = Math.max(...levels);
+  const pad = Math.max((high - low) * 0.1, high * 0.02, 0.001);
+  const prices = [...new Set([low - pad, ...levels, high + pad])].sort((a, b) => a - b);
+  const side = (rows, atOrAbove) => prices.map((p) => {
+    const reached = rows.filter((l) => (atOrAbove ? l.price >= p : l.price <= p));
+    if (!reached.length) return null;
+    return reached.reduce((sum, l) => sum + l.quantity_kwh, 0);
   });
-  return [prices, cumulative(view.bids, false), cumulative(view.asks, true)];
+  return [prices, side(view.bids, true), side(view.asks, false)];
 }
 
 function render(view) {
