@@ -185,8 +185,10 @@ class Follower:
             except (OSError, WebSocketException, NodeUnreachable, RpcError, TimeoutError, ValueError,
                     KeyError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-                if self.connected or failures == 0:
-                    log.warning("block subscription to %s lost: %s", self.node.websocket_url, reason)
+                if self.connected:
+                    log.warning("block subscription to %s lost: %s; reconnecting", self.node.websocket_url, reason)
+                elif failures == 0:
+                    log.warning("cannot subscribe to blocks at %s: %s; retrying", self.node.websocket_url, reason)
                 self.connected = False
                 await self.on_status(False, reason)
                 delay = RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)]

@@ -7,9 +7,13 @@ whose real address is printed (tests use that).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -54,14 +58,35 @@ def serve(config: DashboardConfig, announce: Callable[[str], None]) -> None:
                  "and has no login)")
     if not charts_available():
         announce("warning: the chart library is not installed (run `make setup`); pages show tables only")
-    uv_config = uvicorn.Config(create_app(config, roster), log_level="warning", access_log=False, lifespan="on", ws="none",
-                               timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uv_config = uvicorn.Config(create_app(config, roster), log_level="warning", access_log=False, lifespan="on",
+                               ws="none", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     server = uvicorn.Server(uv_config)
-    announce(f"dashboard: {url}  (node {config.nodes[0]}; Ctrl-C stops it)")
+    with _stop_signals_end_cleanly(server):
+        announce(f"dashboard: {url}  (node {config.nodes[0]}; Ctrl-C stops it)")
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+
+
+@contextlib.contextmanager
+def _stop_signals_end_cleanly(server: uvicorn.Server) -> Iterator[None]:
+    """After its graceful shutdown uvicorn raises the stop signal again for the previous handler; with
+    this one in place a requested stop ends the process with 0 (the supervisor counts that as clean).
+    A signal just before uvicorn listens for them (or just after) still stops it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stopped(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run(sockets=[sock])
+        yield
     finally:
-        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def configure_logging(level: int = logging.INFO) -> None:

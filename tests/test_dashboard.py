@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from abci_app.ledger.crypto import account_id
 from cli.main import app as cli_app
 from cli.query import STATEMENT_CSV_COLUMNS as CLI_STATEMENT_COLUMNS
-from dashboard import app as web, experiments, names, views
+from dashboard import app as web
+from dashboard import experiments, names, views
 from dashboard.config import ConfigError, DashboardConfig, from_home, parse_listen
 from dashboard.follower import Follower, block_info, parse_rfc3339_ns
 from dashboard.live import LiveState, SlotCache
@@ -264,8 +265,8 @@ def make_results(root: Path) -> Path:
     run = root / "smoke" / "20260101T000000Z"
     (run / "plots").mkdir(parents=True)
     (run / "plots" / "overview.png").write_bytes(PNG)
-    (run / "report.md").write_text("# Experiment `smoke`\n\n| validators | committed tx/s |\n|---:|---:|\n| 1 | 24.9 |\n\n"
-                                   "![overview](plots/overview.png)\n\n[csv](gridledger-v1/txs.csv) "
+    (run / "report.md").write_text("# Experiment `smoke`\n\n| validators | committed tx/s |\n|---:|---:|\n"
+                                   "| 1 | 24.9 |\n\n![overview](plots/overview.png)\n\n[csv](gridledger-v1/txs.csv) "
                                    "<script>alert(1)</script>\n")
     load = root / "load" / "20260102T000000Z"
     load.mkdir(parents=True)
@@ -374,6 +375,14 @@ def test_a_busy_address_exits_2() -> None:
         result = CliRunner().invoke(cli_app, ["dashboard", "--node", "http://127.0.0.1:1",
                                               "--listen", f"127.0.0.1:{port}"])
     assert result.exit_code == 2 and "cannot listen" in result.stderr
+
+
+def test_a_stop_signal_ends_the_dashboard_cleanly() -> None:
+    from tests.dashboard_browser import DashboardProcess
+
+    dashboard = DashboardProcess(["--node", "http://127.0.0.1:1"])  # no node there: it keeps retrying
+    assert dashboard.url.startswith("http://127.0.0.1:")
+    assert dashboard.stop() == 0, dashboard.log()  # what the node supervisor counts as a clean stop
 
 
 def test_readme_dashboard_commands_exist_in_the_cli() -> None:
