@@ -4,27 +4,35 @@ State flows through three layers:
 
 * ``committed``: what the last ``Commit`` wrote to LevelDB (with height and app hash);
 * ``pending``: genesis and the finalized block not yet committed;
-* ``mempool``: CheckTx's speculative view, so a sender's consecutive
-  transactions (nonce n, n+1, ...) are each checked against the effects of the
-  ones before; it is rebuilt from the committed state after every ``Commit``
-  (CometBFT then re-checks the remaining mempool transactions).
+* ``check``: CheckTx's admission view (``ledger/admission.py``): the committed
+  state plus each account's highest admitted nonce and the money its admitted
+  transactions reserve. CheckTx executes nothing; it is rebased after every
+  ``Commit`` and CometBFT's recheck of the remaining mempool rebuilds it.
+
+Decoded transactions are cached by hash (``TxCache``), so a transaction's
+bytes are decoded and its signature verified once whether it arrives by
+CheckTx, a recheck, ProcessProposal or FinalizeBlock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
 from importlib import metadata
 
 from abci_app.ledger import errors
+from abci_app.ledger.admission import CheckState, admit
 from abci_app.ledger.events import Event
 from abci_app.ledger.execute import Chain, TxResult, begin_block, get_chain, put_chain, run_tx
 from abci_app.ledger.genesis import GenesisError, load_genesis
+from abci_app.ledger.modules.gov import keeper as gov
+from abci_app.ledger.params import get_params
 from abci_app.ledger.query import run_query
 from abci_app.ledger.state import State
 from abci_app.ledger.store import EMPTY_HASH, Backend, CommittedStore, Overlay, next_app_hash
-from abci_app.ledger.tx import decode_tx
+from abci_app.ledger.tx import TxCache, decode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from abci_app.pb.tendermint.crypto import keys_pb2
 
@@ -49,7 +57,9 @@ class LedgerApplication:
         self.pending: Overlay | None = None
         self.pending_height = 0
         self.pending_hash = b""
-        self.mempool = Overlay(self.committed)
+        self.pending_digests: list[bytes] = []
+        self.txs = TxCache()
+        self.check: CheckState | None = CheckState(self.committed) if self.committed.height else None
 
     def close(self) -> None:
         self.committed.close()
@@ -79,7 +89,7 @@ class LedgerApplication:
         self.pending = overlay
         self.pending_height = initial_height - 1
         self.pending_hash = next_app_hash(initial_height - 1, EMPTY_HASH, overlay.writes)
-        self.mempool = Overlay(overlay)
+        self.check = CheckState(overlay)
         validators = genesis_validators(State(overlay))
         if validators and req.validators and _validator_set(req.validators) != _validator_set(validators):
             log.warning("genesis.json validators differ from the app_state operators; the operators' keys win")
@@ -87,13 +97,23 @@ class LedgerApplication:
 
     # -- mempool ---------------------------------------------------------------------
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
-        chain = get_chain(self.mempool)
-        scratch = self.mempool.branch()
-        result = self._deliver(scratch, req.tx, chain.height + 1, chain.time)
-        if result.ok:
-            scratch.merge_into(self.mempool)
-        return abci.ResponseCheckTx(code=result.code, log=result.log, codespace=result.codespace,
-                                    events=_events(result.events))
+        """Admission only (ledger/admission.py); a recheck finds the decoded transaction in the cache."""
+        check = self.check
+        if check is None:
+            return abci.ResponseCheckTx(code=errors.NotFound.code, log="the chain has no genesis state yet",
+                                        codespace=errors.LedgerError.codespace)
+        try:
+            tx = decode_tx(req.tx, check.chain_id, check.params.max_tx_bytes, self.txs)
+            admit(check, tx)
+        except errors.LedgerError as exc:
+            if req.type == abci.RECHECK:
+                self.txs.discard(hashlib.sha256(req.tx).digest())
+            return abci.ResponseCheckTx(code=exc.code, log=exc.log, codespace=exc.codespace)
+        except Exception as exc:  # CheckTx never fails the mempool connection for one transaction
+            log.exception("CheckTx failed unexpectedly; refused with code 1")
+            return abci.ResponseCheckTx(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",
+                                        codespace=errors.LedgerError.codespace)
+        return abci.ResponseCheckTx(code=0)
 
     # -- proposals ----------------------------------------------------------------------
     def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
@@ -106,7 +126,7 @@ class LedgerApplication:
             if total + len(raw) > req.max_tx_bytes:
                 continue
             try:
-                tx = decode_tx(raw, chain_id, max_bytes)
+                tx = decode_tx(raw, chain_id, max_bytes, self.txs)
             except errors.LedgerError:
                 continue
             if (tx.account, tx.nonce) in seen:
@@ -129,7 +149,7 @@ class LedgerApplication:
         seen: set[tuple[str, int]] = set()
         for index, raw in enumerate(req.txs):
             try:
-                tx = decode_tx(raw, chain_id, max_bytes)
+                tx = decode_tx(raw, chain_id, max_bytes, self.txs)
             except errors.LedgerError as exc:
                 log.warning("rejecting proposal %s: tx %d: %s", req.hash.hex(), index, exc.log)
                 return abci.ResponseProcessProposal(status=abci.ResponseProcessProposal.REJECT)
@@ -153,7 +173,8 @@ class LedgerApplication:
         height, time = self._block_header(block, req)
         block_events = begin_block(block, height, time)
         results = [self._deliver(block, raw, height, time) for raw in req.txs]
-        updates = [validator_update(pubkey, power) for pubkey, power in State(block).take_validator_updates()]
+        digests = [hashlib.sha256(raw).digest() for raw in req.txs]
+        updates = [validator_update(pubkey, power) for pubkey, power in gov.take_validator_updates(State(block))]
         app_hash = next_app_hash(height, previous_hash, block.writes)
         if self.pending is None:
             self.pending = block
@@ -161,6 +182,7 @@ class LedgerApplication:
             block.merge_into(self.pending)
         self.pending_height = height
         self.pending_hash = app_hash
+        self.pending_digests += digests
         return abci.ResponseFinalizeBlock(
             events=_events(block_events),
             tx_results=[
@@ -188,10 +210,9 @@ class LedgerApplication:
             raise RuntimeError(f"FinalizeBlock for height {req.height}, expected {expected}")
         return req.height, req.time.seconds
 
-    @staticmethod
-    def _deliver(block: Overlay, raw: bytes, height: int, time: int) -> TxResult:
+    def _deliver(self, block: Overlay, raw: bytes, height: int, time: int) -> TxResult:
         try:
-            return run_tx(block, raw, height, time)
+            return run_tx(block, raw, height, time, self.txs)
         except Exception as exc:  # FinalizeBlock never raises for one bad transaction
             log.exception("transaction failed unexpectedly; rejected with code 1")
             return TxResult(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",
@@ -202,7 +223,11 @@ class LedgerApplication:
             raise RuntimeError("Commit without a finalized block")
         self.committed.commit(self.pending, self.pending_height, self.pending_hash)
         self.pending = None
-        self.mempool = Overlay(self.committed)
+        # Included transactions cannot be rechecked or included again: their cache entries are done.
+        for digest in self.pending_digests:
+            self.txs.discard(digest)
+        self.pending_digests = []
+        self.check = CheckState(self.committed)
         return abci.ResponseCommit(retain_height=0)
 
     # -- queries --------------------------------------------------------------------------------
@@ -231,10 +256,10 @@ class LedgerApplication:
         Not consensus state (another node's mempool may differ); it lets a
         client send several transactions before the first one commits.
         """
-        account = State(self.mempool).get_account(account_id)
-        if account is None:
+        next_nonce = self.check.next_nonce(account_id) if self.check is not None else None
+        if next_nonce is None:
             raise errors.NotFound(f"account {account_id} not found")
-        answer = {"account": account_id, "next_nonce": account.nonce + 1}
+        answer = {"account": account_id, "next_nonce": next_nonce}
         return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
 
     # -- snapshots (state sync is not offered yet) --------------------------------------------
@@ -253,12 +278,12 @@ class LedgerApplication:
     # -- helpers ------------------------------------------------------------------------------------
     def _chain_id_and_limit(self) -> tuple[str, int]:
         view = self.pending if self.pending is not None else Overlay(self.committed)
-        return get_chain(view).chain_id, State(view).get_params().max_tx_bytes
+        return get_chain(view).chain_id, get_params(State(view)).max_tx_bytes
 
 
 def genesis_validators(state: State) -> list[abci.ValidatorUpdate]:
     """The operators that run validators, as CometBFT's initial validator set."""
-    return [validator_update(op.consensus_pubkey, op.power) for op in state.iter_operators() if op.is_validator]
+    return [validator_update(op.consensus_pubkey, op.power) for op in gov.iter_operators(state) if op.is_validator]
 
 
 def validator_update(pubkey: bytes, power: int) -> abci.ValidatorUpdate:

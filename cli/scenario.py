@@ -28,7 +28,7 @@ import typer
 
 from abci_app.ledger.crypto import SigningKey
 from abci_app.ledger.modules.market.msgs import PlaceOrder
-from abci_app.ledger.modules.settlement import MAX_READINGS, SubmitReadings
+from abci_app.ledger.modules.settlement.msgs import MAX_READINGS, SubmitReadings
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.tx import encode_tx
 from cli.client import DEFAULT_NODE, NodeClient

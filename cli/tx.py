@@ -26,12 +26,13 @@ from abci_app.ledger import codec
 from abci_app.ledger.crypto import SigningKey, account_id
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams, ProposeValidator
+from abci_app.ledger.modules.gov.records import ParamChange, ValidatorChange
 from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, PlaceOrder, SetGridFees
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
-from abci_app.ledger.modules.settlement import MAX_READINGS, Reading, SubmitReadings, reading_sign_bytes
+from abci_app.ledger.modules.settlement.msgs import MAX_READINGS, Reading, SubmitReadings, reading_sign_bytes
 from abci_app.ledger.msg import Msg
-from abci_app.ledger.state import ParamChange, ValidatorChange
 from abci_app.ledger.tx import encode_tx
+from abci_app.ledger.wire import plain
 from cli.client import DEFAULT_NODE, ChainInfo, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
 from cli.keystore import Keystore, KeystoreError
@@ -173,7 +174,7 @@ def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
 
 
 def describe(raw: bytes, msg: Msg, key: SigningKey, chain_id: str, nonce: int) -> dict[str, Any]:
-    body = {name: _plain(getattr(msg, name)) for name, _ in msg._fields()}
+    body = plain(msg)
     return {"hash": tx_hash(raw), "type": msg.TYPE, "chain_id": chain_id, "signer": key.account,
             "nonce": nonce, "body": body, "bytes": len(raw)}
 
@@ -196,16 +197,6 @@ def broadcast(client: NodeClient, raw: bytes, out: Output, wait: bool, timeout: 
     out.record(result)
     if result["code"] != 0:
         raise typer.Exit(TX_REJECTED)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "_fields"):
-        return {name: _plain(getattr(value, name)) for name, _ in value._fields()}
-    return value
 
 
 def resolve_account(text: str, keyring_dir: Path) -> str:

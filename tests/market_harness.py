@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.crypto import SigningKey
+from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.market.direct import (
     Acceptance,
     OfferBody,
@@ -191,9 +193,9 @@ def put_debt(chain: Chain, name: str, debt: int) -> None:
     """
     overlay = Overlay(chain.app.committed)
     state = State(overlay)
-    account = state.get_account(chain.id(name))
+    account = auth.get_account(state, chain.id(name))
     assert account is not None
-    state.put_account(replace(account, debt=debt))
+    auth.put_account(state, replace(account, debt=debt))
     committed = chain.app.committed
     committed.commit(overlay, committed.height, committed.app_hash)
     chain.app.mempool = Overlay(committed)

@@ -8,9 +8,8 @@ zone a, carol and dave in zone b.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.modules.market.direct import offer_sign_bytes

@@ -102,7 +102,7 @@ def test_message_fields_documented_in_wire_order() -> None:
     for msg_type, cls in MESSAGE_TYPES.items():
         section = re.split(r"^#{2,3} ", text.split(f"### `{msg_type}`", 1)[1], flags=re.MULTILINE)[0]
         documented = re.findall(r"^\| (\d+) \| `(\w+)` \|", section, flags=re.MULTILINE)
-        expected = [(str(i), name) for i, (name, _) in enumerate(cls._fields())]
+        expected = [(str(i), name) for i, (name, _) in enumerate((name, None) for name in cls.__struct_fields__)]
         assert documented == expected, msg_type
 
 

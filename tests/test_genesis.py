@@ -12,7 +12,12 @@ import pytest
 from abci_app.app import LedgerApplication
 from abci_app.ledger import crypto
 from abci_app.ledger.genesis import GenesisError, load_genesis
-from abci_app.ledger.state import Params, State
+from abci_app.ledger.modules.auth import keeper as auth
+from abci_app.ledger.modules.bank import keeper as bank
+from abci_app.ledger.modules.gov import keeper as gov
+from abci_app.ledger.modules.registry import keeper as registry
+from abci_app.ledger.params import Params, get_params
+from abci_app.ledger.state import State
 from abci_app.ledger.store import MemoryBackend, Overlay
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.harness import ZONE_A, ZONE_B, Chain, default_app_state, seeded_key
@@ -44,34 +49,34 @@ def refused(app_state: Any) -> None:
 
 def test_basic() -> None:
     state = load(doc())
-    assert state.get_params() == Params(currency="EUR", currency_exponent=6)
-    assert state.get_supply() == 30_000_000
-    assert {op.name: (op.role, op.zones, op.power) for op in state.iter_operators()} == {
+    assert get_params(state) == Params(currency="EUR", currency_exponent=6)
+    assert bank.get_supply(state) == 30_000_000
+    assert {op.name: (op.role, op.zones, op.power) for op in gov.iter_operators(state)} == {
         "dso-a": ("dso", (ZONE_A,), 10), "dso-b": ("dso", (ZONE_B,), 10),
         "lpd-a": ("lpd", (), 10), "lpd-b": ("lpd", (), 10),
     }
-    alice = state.get_account(KEYS["alice"].account)
+    alice = auth.get_account(state, KEYS["alice"].account)
     assert alice is not None
     assert (alice.role, alice.zone, alice.dso, alice.balance, alice.nonce, alice.active) == (
         "prosumer", ZONE_A, KEYS["dso"].account, 10_000_000, 0, True,
     )
-    lpd = state.get_account(KEYS["lpd"].account)
+    lpd = auth.get_account(state, KEYS["lpd"].account)
     assert lpd is not None and (lpd.role, lpd.zone, lpd.dso) == ("lpd", "", "")
-    assert sorted(state.participants_in_zone(ZONE_A)) == sorted([KEYS["alice"].account, KEYS["bob"].account])
-    meter = state.get_meter("m-1")
+    assert sorted(auth.participants_in_zone(state, ZONE_A)) == sorted([KEYS["alice"].account, KEYS["bob"].account])
+    meter = registry.get_meter(state, "m-1")
     assert meter is not None
     assert (meter.owner, meter.dso, meter.import_register_wh) == (KEYS["alice"].account, KEYS["dso"].account, 5)
-    assert state.meters_of(KEYS["alice"].account) == ["m-1"]
+    assert registry.meters_of(state, KEYS["alice"].account) == ["m-1"]
 
 
 def test_basic_empty_app_state() -> None:
     state = load({})
-    assert state.get_params() == Params()
-    assert state.get_supply() == 0
-    assert list(state.iter_accounts()) == []
+    assert get_params(state) == Params()
+    assert bank.get_supply(state) == 0
+    assert list(auth.iter_accounts(state)) == []
     state = State(Overlay(MemoryBackend()))
     load_genesis(state, b"")
-    assert state.get_params() == Params()
+    assert get_params(state) == Params()
 
 
 def test_basic_param_overrides_and_balances() -> None:
@@ -79,8 +84,8 @@ def test_basic_param_overrides_and_balances() -> None:
     app_state["params"] = {"currency": "CHF", "currency_exponent": 2, "voting_period_s": 60, "max_tx_bytes": 256}
     app_state["operators"][2]["balance"] = 7
     state = load(app_state)
-    assert state.get_params() == Params(currency="CHF", currency_exponent=2, voting_period_s=60, max_tx_bytes=256)
-    assert state.get_supply() == 30_000_007
+    assert get_params(state) == Params(currency="CHF", currency_exponent=2, voting_period_s=60, max_tx_bytes=256)
+    assert bank.get_supply(state) == 30_000_007
 
 
 def test_basic_through_init_chain() -> None:
@@ -275,7 +280,7 @@ def test_invalid_bool_for_integer(section: str, index: int, field: str) -> None:
 
 def test_account_ids_are_derived_from_keys() -> None:
     state = load(doc())
-    ids = {account.id for account in state.iter_accounts()}
+    ids = {account.id for account in auth.iter_accounts(state)}
     assert ids == {crypto.account_id(KEYS[name].pubkey) for name in NAMES if name != "dave"}
 
 

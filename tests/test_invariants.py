@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +38,23 @@ import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
+from msgspec.structs import replace
 
 from abci_app.app import LedgerApplication
 from abci_app.ledger import codec
 from abci_app.ledger.execute import Chain as ChainRecord
+from abci_app.ledger.invariants import violations
+from abci_app.ledger.modules.auth import keeper as auth
+from abci_app.ledger.modules.auth.records import PARTICIPANT_ROLES, Account
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
+from abci_app.ledger.modules.bank import keeper as bank
 from abci_app.ledger.modules.gov import CastVote, ProposeParams
+from abci_app.ledger.modules.gov import keeper as gov
+from abci_app.ledger.modules.gov.records import ParamChange
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.msg import Msg
-from abci_app.ledger.state import PARTICIPANT_ROLES, Account, ParamChange, State
+from abci_app.ledger.params import get_params
+from abci_app.ledger.state import State
 from abci_app.ledger.store import LevelDBBackend, Overlay
 from abci_app.ledger.tx import encode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci
@@ -138,7 +145,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return state_of(self.a)
 
     def account(self, name: str) -> Account | None:
-        return self.state().get_account(self.a.id(name))
+        return auth.get_account(self.state(), self.a.id(name))
 
     def active_names(self, pool: tuple[str, ...] = ALL_NAMES) -> list[str]:
         out = []
@@ -149,7 +156,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return out
 
     def next_proposal_id(self) -> int:
-        return sum(1 for _ in self.state().iter_proposals()) + 1
+        return sum(1 for _ in gov.iter_proposals(self.state())) + 1
 
     def sign(self, name: str, msg: Msg) -> bytes:
         return self.a.sign(name, msg)
@@ -187,14 +194,15 @@ class LedgerMachine(RuleBasedStateMachine):
         return list(first.tx_results)
 
     def verify_ledger_invariants(self) -> None:
+        assert violations(self.state()) == []
         supply = self.a.query("/supply")["total"]
         # 1. supply = genesis + successful deposits - successful withdrawals
         assert supply == self.expected_supply
         for chain in self.chains[1:]:
             assert chain.query("/supply")["total"] == supply
         state = self.state()
-        assert state.get_supply() == supply
-        accounts = list(state.iter_accounts())
+        assert bank.get_supply(state) == supply
+        accounts = list(auth.iter_accounts(state))
         # 2. the balances hold exactly the supply
         assert sum(account.balance for account in accounts) == supply
         # 3. nothing negative, locks covered by balances
@@ -211,7 +219,7 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         if isinstance(step, int):
             return step
-        period = self.state().get_params().voting_period_s
+        period = get_params(self.state()).voting_period_s
         return {"period": period, "period+1": period + 1, "half-period": period // 2}[step]
 
     def draw_amount(self, data: st.DataObject, free: int = 0) -> int:
@@ -465,7 +473,7 @@ class LedgerMachine(RuleBasedStateMachine):
             # Alone in its block, so nothing can lower the supply first: always above 2**63-1.
             signer = data.draw(st.sampled_from(LPDS), label="signer")
             target = data.draw(st.sampled_from(active), label="account")
-            low = codec.MAX_INT - self.state().get_supply() + 1
+            low = codec.MAX_INT - bank.get_supply(self.state()) + 1
             amount = data.draw(st.one_of(st.just(low), st.integers(low, codec.MAX_INT)), label="amount")
             msg = Deposit(account=self.a.id(target), amount=amount, reference="overflow")
         elif case == "deactivate_inactive":
@@ -615,7 +623,7 @@ WORKLOAD = """
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
-from abci_app.ledger.state import ParamChange
+from abci_app.ledger.modules.gov.records import ParamChange
 from tests.harness import ZONE_A, ZONE_B, Chain, seeded_key
 
 chain = Chain()

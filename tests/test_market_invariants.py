@@ -28,7 +28,9 @@ from hypothesis import event as hyp_event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.invariants import violations
+from abci_app.ledger.modules.auth import keeper as auth
+from abci_app.ledger.modules.bank import keeper as bank
 from abci_app.ledger.modules.market.direct import (
     Acceptance,
     OfferBody,
@@ -37,8 +39,10 @@ from abci_app.ledger.modules.market.direct import (
     accept_sign_bytes,
     offer_sign_bytes,
 )
+from abci_app.ledger.modules.market.keeper import Market
 from abci_app.ledger.modules.market.msgs import AcceptOffer, CancelOrder, FeeEntry, SetGridFees
-from abci_app.ledger.modules.market.types import ORIGINS, TIME_IN_FORCE, Order
+from abci_app.ledger.modules.market.records import ORIGINS, TIME_IN_FORCE, Order
+from abci_app.ledger.params import get_params
 from abci_app.ledger.store import prefix_end
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.harness import ZONE_A, ZONE_B, Chain
@@ -231,6 +235,10 @@ class MarketMachine(RuleBasedStateMachine):
 
     # -- invariants -------------------------------------------------------------------------------
     @invariant()
+    def every_module_invariant_holds(self) -> None:
+        assert violations(state_of(self.a)) == []
+
+    @invariant()
     def locks_are_what_orders_and_positions_require(self) -> None:
         state = state_of(self.a)
         market = Market(state)
@@ -248,15 +256,15 @@ class MarketMachine(RuleBasedStateMachine):
             assert p.ask_open_wh == open_wh.pop((p.slot, p.account, "ask"), 0), p
         assert not open_wh, f"open orders without a position: {open_wh}"
         total = 0
-        for account in state.iter_accounts():
+        for account in auth.iter_accounts(state):
             assert account.locked == expected.get(account.id, 0), account
             assert 0 <= account.locked <= account.balance, account
             total += account.balance
-        assert total == state.get_supply() == self.a.query("/supply")["total"]
+        assert total == bank.get_supply(state) == self.a.query("/supply")["total"]
 
     @invariant()
     def no_open_order_outlives_its_gate_or_validity(self) -> None:
-        params = state_of(self.a).get_params()
+        params = get_params(state_of(self.a))
         for o in open_orders(self.a):
             assert o.slot - params.gate_closure_lead_s > self.a.time, o
             assert o.valid_until >= self.a.time, o

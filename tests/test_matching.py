@@ -20,7 +20,7 @@ from abci_app.ledger.modules.market.matching import (
     match_call,
     match_continuous,
 )
-from abci_app.ledger.modules.market.types import Order, amount
+from abci_app.ledger.modules.market.records import Order, amount
 
 A, B = "a", "b"
 FEES = {(A, A): 10_000, (B, B): 10_000, (A, B): 30_000, (B, A): 30_000}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from abci_app.ledger import errors
-from abci_app.ledger.modules.gov import MAX_CHANGES, ProposeParams
-from abci_app.ledger.state import ParamChange
+from abci_app.ledger.modules.gov.msgs import MAX_CHANGES, ProposeParams
+from abci_app.ledger.modules.gov.records import ParamChange
 from tests.harness import GENESIS_TIME, Chain, events_of, rejected
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from abci_app.ledger import errors
 from abci_app.ledger.modules.gov import CastVote, ProposeValidator
-from abci_app.ledger.state import ValidatorChange
+from abci_app.ledger.modules.gov.records import ValidatorChange
 from tests.harness import Chain, default_app_state, events_of, rejected, seeded_key
 
 CONSENSUS = {name: bytes([index + 1]) * 32 for index, name in enumerate(("dso-a", "dso-b", "lpd-a", "lpd-b"))}

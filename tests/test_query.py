@@ -9,8 +9,8 @@ import pytest
 from abci_app.ledger import errors
 from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.modules.gov import ProposeParams
+from abci_app.ledger.modules.gov.records import ParamChange
 from abci_app.ledger.modules.registry import RegisterMeter
-from abci_app.ledger.state import ParamChange
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.harness import CHAIN_ID, GENESIS_TIME, ZONE_A, ZONE_B, Chain, seeded_key
 

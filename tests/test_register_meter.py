@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from abci_app.ledger import errors
-from abci_app.ledger.modules.registry import MAX_CAPACITY_W, Deactivate, RegisterMeter
+from abci_app.ledger.modules.registry.msgs import MAX_CAPACITY_W, Deactivate, RegisterMeter
 from tests.harness import GENESIS_TIME, Chain, default_app_state, events_of, rejected, seeded_key
 
 METER_KEY = seeded_key("meter-1").pubkey

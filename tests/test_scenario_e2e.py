@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from abci_app.ledger.modules.gov import CastVote, ProposeParams
-from abci_app.ledger.state import ParamChange
+from abci_app.ledger.modules.gov.records import ParamChange
 from abci_app.ledger.tx import encode_tx
 from cli.scenario import Keys, RpcTransport, Runner, load_scenario
 from node.rpc import RpcError

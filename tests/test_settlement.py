@@ -157,7 +157,7 @@ def test_basic_settles_in_batches() -> None:
     place(chain, "alice", order("ask", 1_000, 240_000))
     place(chain, "dave", order("bid", 1_000, 300_000))
     from abci_app.ledger.modules.gov import CastVote, ProposeParams
-    from abci_app.ledger.state import ParamChange
+    from abci_app.ledger.modules.gov.records import ParamChange
     assert chain.deliver("dso", ProposeParams(changes=(ParamChange("settlement_batch", 1),), description="")).code == 0
     for voter in ("dso", "dso_b", "lpd"):
         assert chain.deliver(voter, CastVote(proposal_id=1, approve=True)).code == 0

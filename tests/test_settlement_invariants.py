@@ -11,8 +11,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from abci_app.ledger.invariants import violations
 from tests.harness import Chain
-from tests.market_harness import market_chain, order
+from tests.market_harness import market_chain, order, state_of
 from tests.settlement_harness import SLOT, SLOT_END, baseline, reading, settle, submit
 
 SELLERS = ("alice", "erin", "carol")
@@ -68,3 +69,4 @@ def test_settlement_conserves_money_and_releases_every_lock(plan: list[tuple[str
     if chain.query(f"/trades/slot/{SLOT}")["trades"]:
         assert chain.query(f"/settlement/{SLOT}")["complete"] is True
     assert chain.app.committed.app_hash == twin.app.committed.app_hash
+    assert violations(state_of(chain)) == []

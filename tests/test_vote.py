@@ -7,7 +7,7 @@ import pytest
 from abci_app.ledger import errors
 from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.modules.gov import CastVote, ProposeParams
-from abci_app.ledger.state import ParamChange
+from abci_app.ledger.modules.gov.records import ParamChange
 from tests.harness import Chain, events_of, nonce_spent, rejected, snapshot
 
 OPERATORS = ("dso", "dso_b", "lpd", "lpd_b")  # 4 x power 10 in the harness genesis

@@ -25,6 +25,10 @@ class CodecError(ValueError):
     """Bytes or values outside the canonical subset."""
 
 
+class NonCanonical(CodecError):
+    """A value of the subset written in another than its canonical (shortest) form."""
+
+
 def encode(value: Any) -> bytes:
     """Canonical bytes of a wire value (tuples are written as arrays)."""
     _check(value, depth=0)
@@ -55,7 +59,7 @@ def decode(data: bytes, max_depth: int = 16) -> Wire:
         raise CodecError(f"not canonical msgpack: {exc}") from exc
     _check(value, depth=0, max_depth=max_depth)
     if msgpack.packb(value, use_bin_type=True) != data:
-        raise CodecError("bytes are not in canonical form (integer width, string type or length prefix)")
+        raise NonCanonical("bytes are not in canonical form (integer width, string type or length prefix)")
     return value  # type: ignore[no-any-return]
 
 

@@ -26,6 +26,12 @@ def _error(name: str, code: int, summary: str) -> type[LedgerError]:
     return type(name, (LedgerError,), {"code": code, "summary": summary, "__doc__": summary})
 
 
+class InvariantViolated(LedgerError):
+    """A ledger invariant does not hold: a bug, never a user error (consensus code does not use ``assert``)."""
+
+    summary: ClassVar[str] = "internal error: a ledger invariant does not hold"
+
+
 # 2-19: encoding and authentication (stateless or signer-level)
 MalformedTx = _error("MalformedTx", 2, "transaction bytes are not a well-formed envelope")
 NonCanonicalTx = _error("NonCanonicalTx", 3, "transaction does not re-encode to the same bytes")
@@ -89,9 +95,11 @@ ReadingAboveCapacity = _error("ReadingAboveCapacity", 86, "energy exceeds the me
 BadQuery = _error("BadQuery", 100, "unknown query path or malformed query data")
 NotFound = _error("NotFound", 101, "nothing stored under this query")
 
+# One class per code: InvariantViolated shares code 1 with its base.
 ALL_ERRORS: tuple[type[LedgerError], ...] = tuple(
     sorted(
-        (obj for obj in globals().values() if isinstance(obj, type) and issubclass(obj, LedgerError)),
+        (obj for obj in globals().values() if isinstance(obj, type) and issubclass(obj, LedgerError)
+         and (obj is LedgerError or obj.code != LedgerError.code)),
         key=lambda cls: cls.code,
     )
 )

@@ -10,28 +10,35 @@ included again later, when it might succeed against its sender's intent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from msgspec.structs import replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event
-from abci_app.ledger.modules import gov, settlement
+from abci_app.ledger.modules.auth import keeper as auth
+from abci_app.ledger.modules.auth.records import Account
+from abci_app.ledger.modules.gov.handlers import expire_proposals
 from abci_app.ledger.modules.market import clock as market_clock
+from abci_app.ledger.modules.settlement import settle
 from abci_app.ledger.msg import TxContext
+from abci_app.ledger.params import get_params
 from abci_app.ledger.router import ALLOWED_WHEN_INACTIVE, HANDLERS
-from abci_app.ledger.state import Account, State
+from abci_app.ledger.state import State
 from abci_app.ledger.store import Overlay
-from abci_app.ledger.tx import SignedTx, decode_tx
-from abci_app.ledger.wire import Record
+from abci_app.ledger.tx import SignedTx, TxCache, decode_tx
+from abci_app.ledger.wire import I64, Record
+
+CHAIN_KEY = b"chain"
 
 
-@dataclass(frozen=True)
-class Chain(Record):
+class Chain(Record, frozen=True):
     """The chain's identity and the last block applied to the state."""
 
     chain_id: str
-    initial_height: int
-    height: int
-    time: int
+    initial_height: I64
+    height: I64
+    time: I64
     """Header time of the last block, unix seconds."""
 
 
@@ -49,19 +56,19 @@ class TxResult:
 
 
 def get_chain(kv: Overlay) -> Chain:
-    raw = kv.get(b"chain")
-    if raw is None:
-        raise RuntimeError("state has no chain record: InitChain never ran")
-    return Chain.decode(raw)
+    chain = kv.get_record(CHAIN_KEY, Chain)
+    if chain is None:
+        raise errors.InvariantViolated("state has no chain record: InitChain never ran")
+    return chain
 
 
 def put_chain(kv: Overlay, chain: Chain) -> None:
-    kv.set(b"chain", chain.encode())
+    kv.put_record(CHAIN_KEY, chain)
 
 
 def authenticate(state: State, tx: SignedTx) -> Account:
     """Signer-level checks; raise without writing anything."""
-    account = state.get_account(tx.account)
+    account = auth.get_account(state, tx.account)
     # Rule: the signer is a registered account.
     if account is None:
         raise errors.UnknownSigner(f"no account {tx.account} for this public key")
@@ -74,20 +81,23 @@ def authenticate(state: State, tx: SignedTx) -> Account:
     return account
 
 
-def run_tx(kv: Overlay, raw: bytes, height: int, time: int) -> TxResult:
-    """Apply one transaction to ``kv``; on failure only the nonce rule writes."""
+def run_tx(kv: Overlay, raw: bytes, height: int, time: int, txs: TxCache | None = None) -> TxResult:
+    """Apply one transaction to ``kv``; on failure only the nonce rule writes.
+
+    ``txs`` caches decoded transactions by hash (CheckTx usually decoded them already).
+    """
     chain = get_chain(kv)
     tx_type = ""
     try:
-        max_bytes = State(kv).get_params().max_tx_bytes
-        tx = decode_tx(raw, chain.chain_id, max_bytes)
+        max_bytes = get_params(State(kv)).max_tx_bytes
+        tx = decode_tx(raw, chain.chain_id, max_bytes, txs)
         tx_type = tx.msg.TYPE
         signer = authenticate(State(kv), tx)
     except errors.LedgerError as exc:
         return TxResult(code=exc.code, log=exc.log, tx_type=tx_type, codespace=exc.codespace)
     # The nonce is spent in every case from here on.
     signer = replace(signer, nonce=tx.nonce)
-    State(kv).put_account(signer)
+    auth.put_account(State(kv), signer)
     scratch = kv.branch()
     ctx = TxContext(state=State(scratch), signer=signer, height=height, time=time, chain_id=chain.chain_id)
     try:
@@ -105,7 +115,8 @@ def begin_block(kv: Overlay, height: int, time: int) -> list[Event]:
     if time < chain.time:
         raise RuntimeError(f"block {height} time {time} is before the previous block's {chain.time}")
     put_chain(kv, replace(chain, height=height, time=time))
-    events = gov.expire_proposals(State(kv), time)
-    events += market_clock.on_block(State(kv), height, time)
-    events += settlement.on_block(State(kv), height, time)
+    state = State(kv)
+    events = expire_proposals(state, time)
+    events += market_clock.on_block(state, height, time)
+    events += settle.on_block(state, height, time)
     return events

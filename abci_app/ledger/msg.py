@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from abci_app.ledger import codec, crypto, errors
 from abci_app.ledger.events import Event
-from abci_app.ledger.state import Account, State
+from abci_app.ledger.modules.auth.records import Account
+from abci_app.ledger.params import Params
+from abci_app.ledger.state import State
 from abci_app.ledger.wire import Record
 
 # Zone names, meter ids and references: short printable identifiers, so they
@@ -17,8 +20,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 MAX_TEXT = 256
 
 
-@dataclass(frozen=True)
-class Msg(Record):
+class Msg(Record, frozen=True):
     """A transaction message: a typed body with its stateless checks."""
 
     TYPE: ClassVar[str] = ""
@@ -38,6 +40,43 @@ class TxContext:
     """Block header time, unix seconds: the only clock."""
     chain_id: str
     events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdmitContext:
+    """What a mempool admission check may see (docs/architecture.md, CheckTx).
+
+    Only the committed state and the signer: no other pending transaction, so
+    admission never depends on the order transactions reach the mempool.
+    """
+
+    state: State
+    """The last committed state (read only)."""
+    signer: Account
+    params: Params
+    time: int
+    """Header time of the last committed block: expiry is judged against it."""
+
+
+Admit = Callable[[AdmitContext, Any], int]
+"""A message's admission rules: raise a typed error, or return the money it may debit or lock at most."""
+
+
+def admit_freely(ctx: AdmitContext, msg: Msg) -> int:
+    """Admission of a message that any authenticated signer may send and that moves none of its money."""
+    return 0
+
+
+def require_operator(signer: Account, action: str) -> None:
+    # Rule: only operators (DSOs and LPDs) take part in governance.
+    if not signer.is_operator:
+        raise errors.NotAuthorised(f"only an operator may {action}")
+
+
+def require_dso(signer: Account) -> None:
+    # Rule: only a DSO registers and deactivates grid users and publishes grid fees.
+    if signer.role != "dso":
+        raise errors.NotAuthorised("only a DSO may do this")
 
 
 # -- stateless check helpers (each raises a typed error with a clear log) ------

@@ -36,17 +36,28 @@ The application answers one more, node-local path itself (abci_app/app.py):
 
 from __future__ import annotations
 
-import base64
 import json
-from dataclasses import asdict
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from abci_app.ledger import errors
 from abci_app.ledger.execute import get_chain
-from abci_app.ledger.modules import settlement
-from abci_app.ledger.modules.market.query import market_query, u64_arg
-from abci_app.ledger.state import Account, Meter, Operator, Proposal, State
+from abci_app.ledger.modules.auth import query as auth_query
+from abci_app.ledger.modules.bank import query as bank_query
+from abci_app.ledger.modules.gov import query as gov_query
+from abci_app.ledger.modules.market import query as market_query
+from abci_app.ledger.modules.registry import query as registry_query
+from abci_app.ledger.modules.settlement import query as settlement_query
+from abci_app.ledger.params import get_params
+from abci_app.ledger.state import State
 from abci_app.ledger.store import Overlay
+from abci_app.ledger.wire import plain
+
+ModuleQuery = Callable[[State, str, list[str]], Any]
+MODULE_QUERIES: tuple[ModuleQuery, ...] = (
+    auth_query.query, bank_query.query, registry_query.query, gov_query.query, market_query.query,
+    settlement_query.query,
+)
 
 
 def run_query(kv: Overlay, path: str) -> bytes:
@@ -56,102 +67,16 @@ def run_query(kv: Overlay, path: str) -> bytes:
         raise errors.BadQuery("empty query path")
     state = State(kv)
     head, args = parts[0], parts[1:]
-    answer: Any
-    if head == "account" and len(args) == 1:
-        answer = _account(_found(state.get_account(args[0]), f"account {args[0]}"))
-    elif head == "participants" and len(args) == 1:
-        answer = {"zone": args[0], "participants": state.participants_in_zone(args[0])}
-    elif head == "meters" and len(args) == 1:
-        meters = [state.get_meter(meter_id) for meter_id in state.meters_of(args[0])]
-        answer = {"owner": args[0], "meters": [_meter(m) for m in meters if m is not None]}
-    elif head == "meter" and len(args) == 1:
-        answer = _meter(_found(state.get_meter(args[0]), f"meter {args[0]}"))
-    elif head == "operators" and not args:
-        answer = {"operators": [_operator(op) for op in state.iter_operators()]}
-    elif head == "params" and not args:
-        answer = asdict(state.get_params())
-    elif head == "supply" and not args:
-        answer = {"total": state.get_supply()}
-    elif head == "proposals" and not args:
-        answer = {"proposals": [_proposal(p) for p in state.iter_proposals()]}
-    elif head == "proposal" and len(args) == 1:
-        answer = _proposal(_found(state.get_proposal(u64_arg(args[0], "proposal id")), f"proposal {args[0]}"))
+    answer: Any = None
+    if head == "params" and not args:
+        answer = plain(get_params(state))
     elif head == "chain" and not args:
-        answer = asdict(get_chain(kv))
+        answer = plain(get_chain(kv))
     else:
-        answer = market_query(state, head, args)
-        if answer is None:
-            answer = settlement_query(state, head, args)
-        if answer is None:
-            raise errors.BadQuery(f"unknown query path {path!r}")
+        for module_query in MODULE_QUERIES:
+            answer = module_query(state, head, args)
+            if answer is not None:
+                break
+    if answer is None:
+        raise errors.BadQuery(f"unknown query path {path!r}")
     return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
-
-
-def settlement_query(state: State, head: str, args: list[str]) -> Any | None:
-    if head == "settlement" and len(args) == 1:
-        slot = u64_arg(args[0], "slot")
-        total = settlement.get_slot_settlement(state, slot)
-        if total is None:
-            raise errors.NotFound(f"slot {slot} has no settlement yet")
-        return {**asdict(total), "reports": [asdict(r) for r in settlement.slot_reports(state, slot)]}
-    if head == "settlement" and len(args) == 2:
-        report = settlement.get_report(state, u64_arg(args[0], "slot"), args[1])
-        if report is None:
-            raise errors.NotFound(f"no settlement of {args[1]} in slot {args[0]}")
-        return asdict(report)
-    if head == "settlements" and len(args) == 1:
-        return {"account": args[0], "reports": [asdict(r) for r in settlement.account_reports(state, args[0], 500)]}
-    if head == "statement" and len(args) == 3:
-        start, end = u64_arg(args[1], "from"), u64_arg(args[2], "to")
-        lines = state.journal_between(args[0], start, end, 5000)
-        return {"account": args[0], "from": start, "to": end, "lines": [asdict(line) for line in lines],
-                "truncated": len(lines) == 5000}
-    if head == "reading" and len(args) == 1:
-        raw = state.kv.get(b"rd/last/" + args[0].encode())
-        if raw is None:
-            raise errors.NotFound(f"meter {args[0]} has no accepted reading")
-        return {"meter": args[0], **asdict(settlement.LastReading.decode(raw))}
-    return None
-
-
-T = TypeVar("T")
-
-
-def _found(value: T | None, what: str) -> T:
-    if value is None:
-        raise errors.NotFound(f"{what} not found")
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly: bytes as hex, tuples as lists."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _account(account: Account) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(account))
-    out["free"] = account.free
-    return out
-
-
-def _operator(operator: Operator) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(operator))
-    # Base64, as CometBFT writes validator keys (priv_validator_key.json, /validators).
-    out["consensus_pubkey"] = base64.b64encode(operator.consensus_pubkey).decode()
-    return out
-
-
-def _meter(meter: Meter) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(meter))
-    return out
-
-
-def _proposal(proposal: Proposal) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(asdict(proposal))
-    return out

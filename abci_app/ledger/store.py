@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict, SortedList
+
+from abci_app.ledger.wire import Record, decoder
+
+R = TypeVar("R", bound=Record)
 
 # Keys under this prefix describe the store itself, not the ledger state; they
 # are outside the app hash.
@@ -106,50 +110,100 @@ class KV(Protocol):
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
 
 
+_ABSENT = object()
+
+
 class Overlay:
-    """Buffered writes over a parent; reads see the buffer first."""
+    """Buffered writes over a parent; reads see the buffer first.
+
+    Writes live in a plain dict (most transactions never scan a range); the
+    sorted index of the written keys that range scans merge with the parent's
+    is built on the first scan and kept up to date from then on. Decoded
+    records are cached per overlay (``get_record``/``put_record``), so a
+    block decodes each record it touches once, however many transactions
+    read it; records are frozen, so sharing them is safe.
+    """
+
+    __slots__ = ("_records", "_sorted", "parent", "writes")
 
     def __init__(self, parent: KV) -> None:
         self.parent = parent
-        self.writes: SortedDict = SortedDict()
+        self.writes: dict[bytes, bytes | None] = {}
+        """Key -> new value, or None for a deletion."""
+        self._records: dict[bytes, Record | None] = {}
+        self._sorted: SortedList | None = None
 
+    # -- bytes -------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
-        if key in self.writes:
-            value: bytes | None = self.writes[key]
-            return value
-        return self.parent.get(key)
+        value = self.writes.get(key, _ABSENT)
+        if value is _ABSENT:
+            return self.parent.get(key)
+        return value  # type: ignore[return-value]
 
     def set(self, key: bytes, value: bytes) -> None:
-        self.writes[key] = value
+        self._write(key, value)
+        self._records.pop(key, None)
 
     def delete(self, key: bytes) -> None:
-        self.writes[key] = None
+        self._write(key, None)
+        self._records[key] = None
 
+    def _write(self, key: bytes, value: bytes | None) -> None:
+        if self._sorted is not None and key not in self.writes:
+            self._sorted.add(key)
+        self.writes[key] = value
+
+    # -- records -----------------------------------------------------------------------
+    def get_record(self, key: bytes, cls: type[R]) -> R | None:
+        """The record stored under ``key`` (written by the ledger, so decoded without re-checks)."""
+        record = self._records.get(key, _ABSENT)
+        if record is _ABSENT:
+            if isinstance(self.parent, Overlay) and key not in self.writes:
+                record = self.parent.get_record(key, cls)
+            else:
+                raw = self.get(key)
+                record = decoder(cls).decode(raw) if raw is not None else None
+            self._records[key] = record
+        return record  # type: ignore[return-value]
+
+    def put_record(self, key: bytes, record: Record) -> None:
+        self._write(key, record.encode())
+        self._records[key] = record
+
+    # -- ranges --------------------------------------------------------------------------
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         """Merge the parent's range with the buffered writes, in key order."""
-        mine = iter(list(self.writes.irange(start, stop, inclusive=(True, False))))
-        theirs = self.parent.iterate(start, stop)
-        next_mine = next(mine, None)
-        next_theirs = next(theirs, None)
-        while next_mine is not None or next_theirs is not None:
-            if next_theirs is None or (next_mine is not None and next_mine <= next_theirs[0]):
-                assert next_mine is not None
-                if next_theirs is not None and next_theirs[0] == next_mine:
-                    next_theirs = next(theirs, None)
-                value = self.writes[next_mine]
-                if value is not None:
-                    yield next_mine, value
-                next_mine = next(mine, None)
+        if self._sorted is None:
+            self._sorted = SortedList(self.writes)
+        mine = list(self._sorted.irange(start, stop, inclusive=(True, False)))
+        index = 0
+        for key, value in self.parent.iterate(start, stop):
+            while index < len(mine) and mine[index] < key:
+                yield from self._written(mine[index])
+                index += 1
+            if index < len(mine) and mine[index] == key:
+                yield from self._written(key)  # this overlay's write shadows the parent's value
+                index += 1
             else:
-                yield next_theirs
-                next_theirs = next(theirs, None)
+                yield key, value
+        for key in mine[index:]:
+            yield from self._written(key)
 
+    def _written(self, key: bytes) -> Iterator[tuple[bytes, bytes]]:
+        value = self.writes[key]
+        if value is not None:
+            yield key, value
+
+    # -- transactions --------------------------------------------------------------------
     def branch(self) -> Overlay:
         return Overlay(self)
 
     def merge_into(self, parent: Overlay) -> None:
         """Apply this overlay's writes to ``parent`` (a transaction that succeeded)."""
+        if parent._sorted is not None:
+            parent._sorted.update(key for key in self.writes if key not in parent.writes)
         parent.writes.update(self.writes)
+        parent._records.update(self._records)
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -160,12 +214,12 @@ def prefix_end(prefix: bytes) -> bytes | None:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-def next_app_hash(height: int, previous: bytes, writes: SortedDict) -> bytes:
+def next_app_hash(height: int, previous: bytes, writes: Mapping[bytes, bytes | None]) -> bytes:
     digest = hashlib.sha256()
     digest.update(APP_HASH_DOMAIN)
     digest.update(struct.pack(">q", height))
     digest.update(previous)
-    for key, value in writes.items():
+    for key, value in sorted(writes.items()):
         if key.startswith(META):
             continue
         digest.update(struct.pack(">I", len(key)))
@@ -198,7 +252,7 @@ class CommittedStore:
 
     def commit(self, block: Overlay, height: int, app_hash: bytes) -> None:
         """Persist a block's writes with its height and app hash, atomically."""
-        writes: list[tuple[bytes, bytes | None]] = list(block.writes.items())
+        writes = list(block.writes.items())
         writes.append((META_HEIGHT, struct.pack(">q", height)))
         writes.append((META_APP_HASH, app_hash))
         self.backend.write(writes)

@@ -1,95 +1,101 @@
-"""Frozen dataclasses that travel as canonical msgpack arrays.
+"""Records: typed msgspec Structs that travel as canonical msgpack arrays.
 
-A ``Record`` is written as the array of its fields in declaration order, so its
-encoding has no map order to disagree about. Decoding checks the arity and the
-type of every field (``bool`` is never accepted as ``int``); the field types a
-record may use are ``int``, ``str``, ``bytes``, ``bool``, another ``Record``,
-and ``tuple[T, ...]`` of those.
+A ``Record`` is written as the array of its fields in declaration order
+(``array_like``), so its encoding has no map order to disagree about. The
+field types a record may use are ``I64`` (a signed 64-bit ``int``), ``str``,
+``bytes``, ``bool``, another ``Record``, and ``tuple[T, ...]`` of those;
+decoding checks every type exactly (``bool`` is never accepted as ``int``).
+
+Two ways in, on purpose:
+
+* ``Record.decode`` is for bytes from outside (a transaction body, a p2p
+  message): it decodes, re-encodes and compares, so only the canonical
+  encoding is accepted. msgspec alone would accept a non-shortest integer, a
+  ``str8`` where ``fixstr`` fits, and an array cut short where trailing fields
+  have defaults; the comparison refuses all of them.
+* ``decoder(cls).decode`` is for bytes the ledger wrote itself (the state): no
+  re-check, C speed. Records in the store were encoded by ``Record.encode``,
+  so they are canonical by construction.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from typing import Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
-from abci_app.ledger import codec
+import msgspec
+
+from abci_app.ledger.codec import MAX_INT, MIN_INT
+
+I64 = Annotated[int, msgspec.Meta(ge=MIN_INT, le=MAX_INT)]
+"""An integer field: amounts, nonces and times are signed 64-bit in every client language."""
+
+ENCODER = msgspec.msgpack.Encoder()
+R = TypeVar("R", bound="Record")
 
 
 class WireError(ValueError):
-    """A wire value does not have the shape of the record."""
+    """A wire value does not have the shape of the record, or is not canonical."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Record:
-    """Base of every message body and stored record."""
-
-    @classmethod
-    def _fields(cls) -> tuple[tuple[str, Any], ...]:
-        cached = cls.__dict__.get("_field_types_cache")
-        if cached is None:
-            hints = typing.get_type_hints(cls)
-            cached = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
-            setattr(cls, "_field_types_cache", cached)  # noqa: B010 - per-class cache
-        return cached
-
-    def to_wire(self) -> list[Any]:
-        return [_to_wire(getattr(self, name)) for name, _ in self._fields()]
+class Record(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True, gc=False):
+    """Base of every message body and stored record (frozen, compared and hashed by value)."""
 
     def encode(self) -> bytes:
-        return codec.encode(self.to_wire())
+        """The canonical bytes of this record."""
+        return ENCODER.encode(self)
 
-    @classmethod
-    def from_wire(cls, value: Any) -> Self:
-        fields = cls._fields()
-        if not isinstance(value, list):
-            raise WireError(f"{cls.__name__}: expected an array of {len(fields)} fields")
-        if len(value) != len(fields):
-            raise WireError(f"{cls.__name__}: expected {len(fields)} fields, got {len(value)}")
-        kwargs = {
-            name: _from_wire(tp, item, f"{cls.__name__}.{name}")
-            for (name, tp), item in zip(fields, value, strict=True)
-        }
-        return cls(**kwargs)
+    def to_wire(self) -> list[Any]:
+        """The record as a generic wire value (nested arrays), as ``codec.decode`` returns it."""
+        value: list[Any] = msgspec.msgpack.decode(self.encode())
+        return value
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        return cls.from_wire(codec.decode(data))
+        """Decode bytes from outside the ledger; refuse anything not in canonical form."""
+        try:
+            record: Self = decoder(cls).decode(data)
+        except msgspec.DecodeError as exc:
+            raise WireError(f"{cls.__name__}: {exc}") from exc
+        if ENCODER.encode(record) != data:
+            raise WireError(f"{cls.__name__}: bytes are not in canonical form")
+        return record
+
+    @classmethod
+    def from_wire(cls, value: Any) -> Self:
+        """A record from a generic wire value (nested arrays)."""
+        try:
+            record: Self = msgspec.convert(value, cls, strict=True)
+        except msgspec.ValidationError as exc:
+            raise WireError(f"{cls.__name__}: {exc}") from exc
+        return record
 
 
-def _to_wire(value: Any) -> Any:
+_DECODERS: dict[type[Record], msgspec.msgpack.Decoder[Any]] = {}
+
+
+def decoder(cls: type[R]) -> msgspec.msgpack.Decoder[R]:
+    """The trusted fast decoder of one record type (for bytes the ledger wrote itself)."""
+    found = _DECODERS.get(cls)
+    if found is None:
+        found = _DECODERS[cls] = msgspec.msgpack.Decoder(cls)
+    return found
+
+
+def field_names(cls: type[Record]) -> tuple[str, ...]:
+    return cls.__struct_fields__
+
+
+def as_dict(record: Record) -> dict[str, Any]:
+    """Field name -> value, one level deep (nested records stay records)."""
+    return {name: getattr(record, name) for name in record.__struct_fields__}
+
+
+def plain(value: Any) -> Any:
+    """JSON-friendly form: records as objects (field order), bytes as lowercase hex, tuples as lists."""
     if isinstance(value, Record):
-        return value.to_wire()
-    if isinstance(value, tuple):
-        return [_to_wire(item) for item in value]
+        return {name: plain(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, tuple | list):
+        return [plain(item) for item in value]
     return value
-
-
-def _from_wire(tp: Any, value: Any, where: str) -> Any:
-    if isinstance(tp, type) and issubclass(tp, Record):
-        return tp.from_wire(value)
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        (item_type, _ellipsis) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise WireError(f"{where}: expected an array")
-        return tuple(_from_wire(item_type, item, where) for item in value)
-    if origin is types.UnionType or origin is typing.Union:
-        for option in typing.get_args(tp):
-            if option is type(None) and value is None:
-                return None
-            try:
-                return _from_wire(option, value, where)
-            except WireError:
-                continue
-        raise WireError(f"{where}: no alternative of {tp} matches")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise WireError(f"{where}: expected an integer")
-        return value
-    if tp in (str, bytes, bool):
-        if type(value) is not tp:
-            raise WireError(f"{where}: expected {tp.__name__}")
-        return value
-    raise WireError(f"{where}: unsupported field type {tp}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from abci_app.ledger import codec, crypto, errors
@@ -38,9 +37,9 @@ from abci_app.ledger.modules.market.direct import (
     offer_id as offer_id,
 )
 from abci_app.ledger.modules.market.msgs import AcceptOffer
-from abci_app.ledger.modules.market.types import ORIGINS as ORIGINS
+from abci_app.ledger.modules.market.records import ORIGINS as ORIGINS
 from abci_app.ledger.msg import NAME_PATTERN
-from abci_app.ledger.wire import Record, WireError
+from abci_app.ledger.wire import I64, Record, WireError, plain
 
 FEED_DOMAIN = "gridledger/feed"
 SIDES = ("bid", "ask")
@@ -135,28 +134,25 @@ def _as_drop_reason() -> Iterator[None]:
 
 
 # -- market feed ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Level(Record):
+class Level(Record, frozen=True):
     """One price level of a zone's own book, aggregated."""
 
-    price: int
-    quantity_wh: int
-    orders: int
+    price: I64
+    quantity_wh: I64
+    orders: I64
 
 
-@dataclass(frozen=True)
-class Quote(Record):
+class Quote(Record, frozen=True):
     """Best order reachable from the snapshot's zone; effective = price incl. grid fee."""
 
-    price: int
-    effective_price: int
-    quantity_wh: int
+    price: I64
+    effective_price: I64
+    quantity_wh: I64
     zone: str
 
 
-@dataclass(frozen=True)
-class SlotView(Record):
-    slot: int
+class SlotView(Record, frozen=True):
+    slot: I64
     bids: tuple[Level, ...]
     """The zone's best bid levels, best first."""
     asks: tuple[Level, ...]
@@ -167,25 +163,23 @@ class SlotView(Record):
     """Zero or one: the highest bid reachable by a seller in this zone."""
 
 
-@dataclass(frozen=True)
-class FeedTrade(Record):
+class FeedTrade(Record, frozen=True):
     trade_id: str
-    slot: int
+    slot: I64
     buyer: str
     seller: str
     buyer_zone: str
     seller_zone: str
-    quantity_wh: int
-    price: int
-    fee: int
+    quantity_wh: I64
+    price: I64
+    fee: I64
 
 
-@dataclass(frozen=True)
-class FeedBody(Record):
+class FeedBody(Record, frozen=True):
     chain_id: str
-    height: int
+    height: I64
     """The committed block this snapshot describes."""
-    time: int
+    time: I64
     """That block's header time, unix seconds."""
     zone: str
     publisher: bytes
@@ -195,8 +189,7 @@ class FeedBody(Record):
     """Trades of this block with the zone as buyer or seller zone."""
 
 
-@dataclass(frozen=True)
-class SignedFeed(Record):
+class SignedFeed(Record, frozen=True):
     body: FeedBody
     signature: bytes
 
@@ -239,17 +232,6 @@ def decode_as(cls: type[R], data: bytes) -> R:
         return cls.decode(data)
     except (codec.CodecError, WireError, TypeError) as exc:
         raise Malformed(f"not a {cls.__name__}: {exc}") from exc
-
-
-def plain(value: Any) -> Any:
-    """JSON-friendly form of a record (bytes as hex, records as objects)."""
-    if isinstance(value, Record):
-        return {name: plain(getattr(value, name)) for name, _ in value._fields()}
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, tuple):
-        return [plain(item) for item in value]
-    return value
 
 
 def offer_json(offer: SignedOffer) -> dict[str, Any]:

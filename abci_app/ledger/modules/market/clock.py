@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 from abci_app.ledger.events import Event, event
-from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.modules.market.handlers import close_order, execute_trade
+from abci_app.ledger.modules.market.keeper import Market
 from abci_app.ledger.modules.market.matching import match_call
-from abci_app.ledger.modules.market.types import ASK, BID, CALL_AUCTION, MECHANISMS, Clearing
+from abci_app.ledger.modules.market.records import ASK, BID, CALL_AUCTION, MECHANISMS, Clearing
+from abci_app.ledger.params import get_params
 from abci_app.ledger.state import State
 
 
@@ -20,10 +22,9 @@ def on_block(state: State, height: int, time: int) -> list[Event]:
     market = Market(state)
     events: list[Event] = []
     for order_id in market.orders_expired_before(time):
-        order = market.get_order(order_id)
-        assert order is not None, "expiry index points at a missing order"
+        order = market.require_order(order_id)
         close_order(market, order, "order.expired", "valid_until", events)
-    params = state.get_params()
+    params = get_params(state)
     # The latest slot whose gate has closed: the last multiple of the slot length <= time + lead.
     closing = (time + params.gate_closure_lead_s) // params.slot_length_s * params.slot_length_s
     if closing > market.closed_through():
@@ -31,7 +32,7 @@ def on_block(state: State, height: int, time: int) -> list[Event]:
     closed = market.closed_through()
     while (slot := market.first_booked_slot()) is not None and slot <= closed:
         if params.matching_mode == CALL_AUCTION:
-            for zone in sorted(state.zone_dsos()):
+            for zone in sorted(gov.zone_dsos(state)):
                 run_call_auction(market, slot, zone, height, time, events)
         for order in market.slot_orders(slot):
             close_order(market, order, "order.expired", "gate_closure", events)

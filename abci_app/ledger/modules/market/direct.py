@@ -20,12 +20,11 @@ p2p layer (which maps them to drop reasons) use the same rules.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from abci_app.ledger import codec, crypto, errors
-from abci_app.ledger.modules.market.types import ASK, ORIGINS, SIDES
+from abci_app.ledger.modules.market.records import ASK, ORIGINS, SIDES
 from abci_app.ledger.msg import require_amount, require_name, require_pubkey
-from abci_app.ledger.wire import Record
+from abci_app.ledger.wire import I64, Record
 
 OFFER_DOMAIN = "gridledger/offer"
 ACCEPT_DOMAIN = "gridledger/accept"
@@ -33,8 +32,7 @@ SALT_BYTES = 16
 OFFER_ID_BYTES = 32
 
 
-@dataclass(frozen=True)
-class OfferBody(Record):
+class OfferBody(Record, frozen=True):
     """What the maker signs. Prices are money units per kWh (the chain's currency)."""
 
     chain_id: str
@@ -45,14 +43,14 @@ class OfferBody(Record):
     """The maker's account Ed25519 public key."""
     side: str
     """"ask" (the maker sells) or "bid" (the maker buys)."""
-    quantity_wh: int
+    quantity_wh: I64
     """Energy offered, Wh; a taker may accept part of it."""
-    price: int
+    price: I64
     """Ask: what the seller receives per kWh (the grid fee comes on top for the buyer).
     Bid: the most the buyer pays per kWh all-in, grid fee included (as an order's bid limit)."""
-    slot: int
+    slot: I64
     """Start of the delivery slot, unix seconds (as the market's orders name it)."""
-    valid_until: int
+    valid_until: I64
     """Unix seconds: the last block time at which the offer may be accepted."""
     zone: str
     """The maker's grid zone; the offer travels on this zone's topic."""
@@ -63,8 +61,7 @@ class OfferBody(Record):
     """16 random bytes, so two otherwise equal offers get different ids."""
 
 
-@dataclass(frozen=True)
-class SignedOffer(Record):
+class SignedOffer(Record, frozen=True):
     body: OfferBody
     """The offer as the maker signed it."""
     signature: bytes
@@ -75,8 +72,7 @@ class SignedOffer(Record):
         return offer_id(self.body)
 
 
-@dataclass(frozen=True)
-class Acceptance(Record):
+class Acceptance(Record, frozen=True):
     """The taker's consent to one offer, for ``quantity_wh`` of its energy."""
 
     chain_id: str
@@ -87,12 +83,11 @@ class Acceptance(Record):
     """Account id of ``taker_pubkey``; never the maker."""
     taker_pubkey: bytes
     """The taker's account Ed25519 public key."""
-    quantity_wh: int
+    quantity_wh: I64
     """Energy taken, Wh: 1 up to the offer's quantity."""
 
 
-@dataclass(frozen=True)
-class SignedAcceptance(Record):
+class SignedAcceptance(Record, frozen=True):
     body: Acceptance
     """The acceptance as the taker signed it."""
     signature: bytes

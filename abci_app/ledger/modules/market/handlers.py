@@ -12,16 +12,22 @@ stays until settlement.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from operator import attrgetter
+
+from msgspec.structs import replace
 
 from abci_app.ledger import errors
 from abci_app.ledger.events import Event, event
-from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger.modules.auth import keeper as auth
+from abci_app.ledger.modules.auth.records import PARTICIPANT_ROLES, Account
+from abci_app.ledger.modules.bank import keeper as bank
+from abci_app.ledger.modules.gov import keeper as gov
+from abci_app.ledger.modules.gov.records import Operator
 from abci_app.ledger.modules.market.direct import OfferBody
+from abci_app.ledger.modules.market.keeper import Market
 from abci_app.ledger.modules.market.matching import FeeFn, Fill, accepts, crosses, match_continuous
-from abci_app.ledger.modules.market.msgs import AcceptOffer, CancelOrder, PlaceOrder, SetGridFees
-from abci_app.ledger.modules.market.types import (
+from abci_app.ledger.modules.market.msgs import AcceptOffer, CancelOrder, FeeEntry, PlaceOrder, SetGridFees
+from abci_app.ledger.modules.market.records import (
     ASK,
     BID,
     CALL_AUCTION,
@@ -39,26 +45,62 @@ from abci_app.ledger.modules.market.types import (
     Trade,
     amount,
 )
-from abci_app.ledger.modules.settlement import mark_due
-from abci_app.ledger.msg import TxContext
-from abci_app.ledger.state import PARTICIPANT_ROLES, Account, Params, State
+from abci_app.ledger.modules.registry import keeper as registry
+from abci_app.ledger.modules.settlement.keeper import mark_due
+from abci_app.ledger.msg import AdmitContext, TxContext, require_dso
+from abci_app.ledger.params import Params, get_params
+from abci_app.ledger.state import State
 
 
-# -- placing ---------------------------------------------------------------------------------
-def handle_place_order(ctx: TxContext, msg: PlaceOrder) -> None:
-    market = Market(ctx.state)
-    params = ctx.state.get_params()
-    trader = ctx.signer
+# -- admission (CheckTx): who may trade, what has expired, the most an order or acceptance locks -----
+def authorise_trader(trader: Account) -> None:
     # Rule: only participants trade; operators run the market.
     if trader.role not in PARTICIPANT_ROLES:
         raise errors.NotAuthorised("only consumers, prosumers and producers trade")
     # Rule: an account with unpaid settlement debt places no orders until it repays.
     if trader.debt > 0:
         raise errors.AccountInDebt(f"account owes {trader.debt} from settlement; deposit to repay it first")
-    _check_slot_open(market, params, msg.slot, ctx.time)
+
+
+def _check_not_expired(valid_until: int, now: int) -> None:
     # Rule: an order may trade at least in the block that places it.
-    if msg.valid_until < ctx.time:
-        raise errors.OrderExpired(f"valid_until {msg.valid_until} is before the block time {ctx.time}")
+    if valid_until < now:
+        raise errors.OrderExpired(f"valid_until {valid_until} is before the block time {now}")
+
+
+def admit_place_order(ctx: AdmitContext, msg: PlaceOrder) -> int:
+    authorise_trader(ctx.signer)
+    _check_not_expired(msg.valid_until, ctx.time)
+    collateral = amount(msg.quantity_wh, ctx.params.collateral_per_kwh)
+    return collateral + (amount(msg.quantity_wh, msg.price) if msg.side == BID else 0)
+
+
+def admit_accept_offer(ctx: AdmitContext, msg: AcceptOffer) -> int:
+    offer, quantity = msg.offer.body, msg.acceptance.body.quantity_wh
+    authorise_trader(ctx.signer)
+    _check_not_expired(offer.valid_until, ctx.time)
+    # Taken stays taken: refusing a late acceptance here never refuses one that could still succeed.
+    _check_not_taken(Market(ctx.state), msg.offer.offer_id)
+    collateral = amount(quantity, ctx.params.collateral_per_kwh)
+    if offer.side == BID:
+        return collateral  # the taker sells
+    # The taker buys at the offer's price plus the grid fee from the maker's zone to its own.
+    return collateral + amount(quantity, offer.price + Market(ctx.state).fee(offer.zone, ctx.signer.zone))
+
+
+def admit_set_grid_fees(ctx: AdmitContext, msg: SetGridFees) -> int:
+    require_dso(ctx.signer)
+    return 0
+
+
+# -- placing ---------------------------------------------------------------------------------
+def handle_place_order(ctx: TxContext, msg: PlaceOrder) -> None:
+    market = Market(ctx.state)
+    params = get_params(ctx.state)
+    trader = ctx.signer
+    authorise_trader(trader)
+    _check_slot_open(market, params, msg.slot, ctx.time)
+    _check_not_expired(msg.valid_until, ctx.time)
     _check_price_and_quantity(params, msg.price, msg.quantity_wh)
     # Rule: the call auction has no immediate matching, so IOC and FOK cannot be honoured.
     if params.matching_mode == CALL_AUCTION and msg.tif in (IOC, FOK):
@@ -118,7 +160,7 @@ def _check_price_and_quantity(params: Params, price: int, quantity_wh: int) -> N
 
 def _check_capacity(state: State, market: Market, params: Params, owner: str, slot: int, side: str,
                     quantity_wh: int) -> None:
-    meters = [state.get_meter(meter_id) for meter_id in state.meters_of(owner)]
+    meters = [registry.get_meter(state, meter_id) for meter_id in registry.meters_of(state, owner)]
     active = [m for m in meters if m is not None and m.active]
     position = market.get_position(slot, owner)
     if side == ASK:
@@ -164,12 +206,11 @@ def _fee_memo(market: Market) -> FeeFn:
 
 def _opposite_books(state: State, market: Market, order: Order) -> dict[str, Iterator[Order]]:
     other = ASK if order.side == BID else BID
-    return {zone: market.iter_book(order.slot, zone, other) for zone in sorted(state.zone_dsos())}
+    return {zone: market.iter_book(order.slot, zone, other) for zone in sorted(gov.zone_dsos(state))}
 
 
 def _apply_fill(ctx: TxContext, market: Market, incoming: Order, fill: Fill) -> Order:
-    resting = market.get_order(fill.resting_id)
-    assert resting is not None, "matcher returned a fill for a missing order"
+    resting = market.require_order(fill.resting_id)
     bid, ask = (incoming, resting) if incoming.side == BID else (resting, incoming)
     bid, ask, _ = execute_trade(market, bid, ask, fill.quantity_wh, fill.price, MECHANISMS[CONTINUOUS], ctx.height,
                                 ctx.time, ctx.events)
@@ -180,7 +221,7 @@ def _apply_fill(ctx: TxContext, market: Market, incoming: Order, fill: Fill) -> 
 def open_order(market: Market, order: Order) -> Order:
     """Lock what the order needs and put it on the book."""
     needed = order.required_lock(order.remaining_wh)
-    market.state.lock(order.owner, needed)
+    bank.lock(market.state, order.owner, needed)
     order = replace(order, locked=needed)
     market.put_order(order)
     market.change_open_order_count(order.owner, 1)
@@ -192,7 +233,7 @@ def close_order(market: Market, order: Order, event_type: str, reason: str, even
     """Take an order off the book and release its lock (cancelled, expired, or IOC remainder)."""
     market.remove_order(order)
     market.change_open_order_count(order.owner, -1)
-    market.state.unlock(order.owner, order.locked)
+    bank.unlock(market.state, order.owner, order.locked)
     _change_open(market, order, -order.remaining_wh)
     events.append(event(event_type, id=order.id, account=order.owner, slot=order.slot, side=order.side,
                         remaining_wh=order.remaining_wh, released=order.locked, reason=reason))
@@ -217,9 +258,10 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
     components = market.fee_components(ask.zone, bid.zone)
     fee_per_kwh = sum(c.fee_per_kwh for c in components)
     # Execution re-checks what matching promised; a failure here is a bug, not a user error.
-    assert bid.owner != ask.owner and bid.slot == ask.slot and accepts(bid, ask)
-    assert 0 < quantity_wh <= min(bid.remaining_wh, ask.remaining_wh)
-    assert price >= ask.price and price + fee_per_kwh <= bid.price
+    if not (bid.owner != ask.owner and bid.slot == ask.slot and accepts(bid, ask)
+            and 0 < quantity_wh <= min(bid.remaining_wh, ask.remaining_wh)
+            and ask.price <= price and price + fee_per_kwh <= bid.price):
+        raise errors.InvariantViolated(f"orders {bid.id} and {ask.id} cannot trade {quantity_wh} Wh at {price}")
     value = amount(quantity_wh, price)
     shares = [(c.dso, amount(quantity_wh, c.fee_per_kwh)) for c in components]
     fee = sum(share for _, share in shares)
@@ -228,16 +270,16 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
     bid_collateral = amount(quantity_wh, bid.collateral_per_kwh)
     ask_collateral = amount(quantity_wh, ask.collateral_per_kwh)
     # Buyer: release the order's lock, pay energy and fees, lock what remains plus the collateral.
-    state.unlock(bid.owner, bid.locked)
-    state.debit(bid.owner, value + fee)
-    state.lock(bid.owner, new_bid.locked + bid_collateral)
+    bank.unlock(state, bid.owner, bid.locked)
+    bank.debit(state, bid.owner, value + fee)
+    bank.lock(state, bid.owner, new_bid.locked + bid_collateral)
     # Seller: release the order's lock, receive the energy price, lock what remains plus the collateral.
-    state.unlock(ask.owner, ask.locked)
-    state.credit(ask.owner, value)
-    state.lock(ask.owner, new_ask.locked + ask_collateral)
+    bank.unlock(state, ask.owner, ask.locked)
+    bank.credit(state, ask.owner, value)
+    bank.lock(state, ask.owner, new_ask.locked + ask_collateral)
     for dso, share in shares:
         if share:
-            state.credit(dso, share)
+            bank.credit(state, dso, share)
     trade = Trade(
         id=market.next_trade_id(), slot=bid.slot, buyer=bid.owner, seller=ask.owner, buyer_zone=bid.zone,
         seller_zone=ask.zone, quantity_wh=quantity_wh, price=price, fee_per_kwh=fee_per_kwh, value=value, fee=fee,
@@ -266,13 +308,13 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
 
 def _journal_trade(state: State, trade: Trade, shares: list[tuple[str, int]]) -> None:
     reference = f"trade {trade.id} slot {trade.slot}"
-    state.journal(trade.buyer, trade.time, trade.height, "energy_bought", -trade.value, reference)
+    bank.journal(state, trade.buyer, trade.time, trade.height, "energy_bought", -trade.value, reference)
     if trade.fee:
-        state.journal(trade.buyer, trade.time, trade.height, "grid_fee", -trade.fee, reference)
-    state.journal(trade.seller, trade.time, trade.height, "energy_sold", trade.value, reference)
+        bank.journal(state, trade.buyer, trade.time, trade.height, "grid_fee", -trade.fee, reference)
+    bank.journal(state, trade.seller, trade.time, trade.height, "energy_sold", trade.value, reference)
     for dso, share in shares:
         if share:
-            state.journal(dso, trade.time, trade.height, "grid_fee_income", share, reference)
+            bank.journal(state, dso, trade.time, trade.height, "grid_fee_income", share, reference)
 
 
 def _after_fill(order: Order, quantity_wh: int) -> Order:
@@ -320,18 +362,14 @@ def handle_accept_offer(ctx: TxContext, msg: AcceptOffer) -> None:
     offer, acceptance = msg.offer.body, msg.acceptance.body
     offer_id = msg.offer.offer_id
     market = Market(ctx.state)
-    params = ctx.state.get_params()
+    params = get_params(ctx.state)
     # Rule: the offer (and with it the acceptance) was signed for this chain.
     if offer.chain_id != ctx.chain_id:
         raise errors.WrongChainId(f"offer is for chain {offer.chain_id!r}, this is {ctx.chain_id!r}")
     # Rule: the taker sends its acceptance itself, so its nonce orders it among its transactions.
     if acceptance.taker != ctx.signer.id:
         raise errors.NotAuthorised(f"only the taker {acceptance.taker} may send this acceptance")
-    # Rule: an offer is accepted once: the first committed acceptance wins.
-    taken = market.get_taken_offer(offer_id)
-    if taken is not None:
-        raise errors.OfferTaken(f"offer {offer_id.hex()} was accepted by {taken.taker} at height {taken.height} "
-                                f"(trade {taken.trade})")
+    _check_not_taken(market, offer_id)
     # Rule: an offer may be accepted up to and including its valid_until, as an order may trade.
     if offer.valid_until < ctx.time:
         raise errors.OrderExpired(f"the offer's valid_until {offer.valid_until} is before the block time {ctx.time}")
@@ -360,8 +398,16 @@ def handle_accept_offer(ctx: TxContext, msg: AcceptOffer) -> None:
                             quantity_wh=acceptance.quantity_wh, offer_price=offer.price, trade=trade.id))
 
 
+def _check_not_taken(market: Market, offer_id: bytes) -> None:
+    taken = market.get_taken_offer(offer_id)
+    # Rule: an offer is accepted once: the first committed acceptance wins.
+    if taken is not None:
+        raise errors.OfferTaken(f"offer {offer_id.hex()} was accepted by {taken.taker} at height {taken.height} "
+                                f"(trade {taken.trade})")
+
+
 def _direct_party(state: State, account_id: str, pubkey: bytes, party: str) -> Account:
-    account = state.get_account(account_id)
+    account = auth.get_account(state, account_id)
     # Rule: both parties are registered accounts ...
     if account is None:
         raise errors.UnknownAccount(f"the {party} {account_id} is not a registered account")
@@ -423,7 +469,7 @@ def _direct_orders(market: Market, params: Params, now: int, offer: OfferBody, r
 
 def _check_can_lock(state: State, order: Order, party: str) -> None:
     needed = order.required_lock(order.quantity_wh)
-    free = state.require_account(order.owner).free
+    free = auth.require_account(state, order.owner).free
     # Rule: each party's free balance covers what its side locks (the buyer: the energy at its
     # all-in price plus collateral; the seller: collateral).
     if free < needed:
@@ -444,25 +490,30 @@ def handle_cancel_order(ctx: TxContext, msg: CancelOrder) -> None:
 
 
 # -- grid fees -------------------------------------------------------------------------------------
+def check_fee_entry(state: State, operator: Operator, entry: FeeEntry) -> None:
+    """The rules of one DSO's fee component (a ``set_grid_fees`` entry, or a genesis one)."""
+    zones = gov.zone_dsos(state)
+    # Rule: fees exist only between served zones.
+    for zone in (entry.from_zone, entry.to_zone):
+        if zone not in zones:
+            raise errors.UnknownZone(f"zone {zone} is not served by any DSO")
+    # Rule: a DSO sets its own component only for routes that touch one of its zones.
+    if entry.from_zone not in operator.zones and entry.to_zone not in operator.zones:
+        raise errors.WrongZone(f"DSO {operator.name} serves neither {entry.from_zone} nor {entry.to_zone}")
+    max_fee = get_params(state).max_price_per_kwh
+    # Rule: a fee component stays under the price cap.
+    if entry.fee_per_kwh > max_fee:
+        raise errors.ValueOutOfRange(f"fee above the price cap of {max_fee} per kWh")
+
+
 def handle_set_grid_fees(ctx: TxContext, msg: SetGridFees) -> None:
-    operator = ctx.state.get_operator(ctx.signer.id)
-    # Rule: only a DSO publishes grid fees.
-    if operator is None or operator.role != "dso":
-        raise errors.NotAuthorised("only a DSO may set grid fees")
-    zones = ctx.state.zone_dsos()
-    max_fee = ctx.state.get_params().max_price_per_kwh
+    require_dso(ctx.signer)
+    operator = gov.get_operator(ctx.state, ctx.signer.id)
+    if operator is None:
+        raise errors.InvariantViolated(f"DSO account {ctx.signer.id} has no operator record")
     market = Market(ctx.state)
     for entry in msg.entries:
-        # Rule: fees exist only between served zones.
-        for zone in (entry.from_zone, entry.to_zone):
-            if zone not in zones:
-                raise errors.UnknownZone(f"zone {zone} is not served by any DSO")
-        # Rule: a DSO sets its own component only for routes that touch one of its zones.
-        if entry.from_zone not in operator.zones and entry.to_zone not in operator.zones:
-            raise errors.WrongZone(f"DSO {operator.name} serves neither {entry.from_zone} nor {entry.to_zone}")
-        # Rule: a fee component stays under the price cap.
-        if entry.fee_per_kwh > max_fee:
-            raise errors.ValueOutOfRange(f"fee above the price cap of {max_fee} per kWh")
+        check_fee_entry(ctx.state, operator, entry)
         market.set_fee_component(GridFee(from_zone=entry.from_zone, to_zone=entry.to_zone, dso=ctx.signer.id,
                                          fee_per_kwh=entry.fee_per_kwh))
         ctx.events.append(event("grid_fee.set", dso=ctx.signer.id, from_zone=entry.from_zone,

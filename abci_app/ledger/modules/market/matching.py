@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from abci_app.ledger import errors
-from abci_app.ledger.modules.market.types import BID, Order
+from abci_app.ledger.modules.market.records import BID, Order
 
 FeeFn = Callable[[str, str], int]
 """fee(from_zone, to_zone) per kWh."""

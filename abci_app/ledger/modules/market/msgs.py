@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from abci_app.ledger import codec, errors
 from abci_app.ledger.modules.market import direct
-from abci_app.ledger.modules.market.types import ASK, BID, ORIGINS, SIDES, TIME_IN_FORCE
+from abci_app.ledger.modules.market.records import ASK, BID, ORIGINS, SIDES, TIME_IN_FORCE
 from abci_app.ledger.msg import Msg, require_amount, require_name
-from abci_app.ledger.wire import Record
+from abci_app.ledger.wire import I64, Record
 
 MAX_FEE_ENTRIES = 64
 
 
-@dataclass(frozen=True)
-class PlaceOrder(Msg):
+class PlaceOrder(Msg, frozen=True):
     """A participant offers (ask) or asks for (bid) energy in one delivery slot."""
 
     TYPE: ClassVar[str] = "place_order"
     side: str
     """bid | ask."""
-    quantity_wh: int
+    quantity_wh: I64
     """Energy in Wh."""
-    price: int
+    price: I64
     """Limit price in money per kWh: a bid's is all-in (energy plus grid fee), an ask's is the energy price."""
-    slot: int
+    slot: I64
     """Start of the delivery slot, unix seconds (a multiple of slot_length_s)."""
-    valid_until: int
+    valid_until: I64
     """Last block time at which the order may trade; the first block after it expires the order."""
     tif: str
     """Time in force: limit (rests) | ioc (fills what it can, drops the rest) | fok (all or nothing) |
@@ -66,30 +64,27 @@ class PlaceOrder(Msg):
             raise errors.ValueOutOfRange("quantity_wh x price is too large")
 
 
-@dataclass(frozen=True)
-class CancelOrder(Msg):
+class CancelOrder(Msg, frozen=True):
     """The owner withdraws an open order; its locks are released."""
 
     TYPE: ClassVar[str] = "cancel_order"
-    order_id: int
+    order_id: I64
     """The order to cancel."""
 
     def validate_basic(self) -> None:
         require_amount("order_id", self.order_id)
 
 
-@dataclass(frozen=True)
-class FeeEntry(Record):
+class FeeEntry(Record, frozen=True):
     from_zone: str
     """Zone the energy comes from (the seller's)."""
     to_zone: str
     """Zone the energy goes to (the buyer's)."""
-    fee_per_kwh: int
+    fee_per_kwh: I64
     """The signing DSO's component in money per kWh; 0 removes it."""
 
 
-@dataclass(frozen=True)
-class SetGridFees(Msg):
+class SetGridFees(Msg, frozen=True):
     """A DSO publishes its components of the zone-to-zone grid fee matrix."""
 
     TYPE: ClassVar[str] = "set_grid_fees"
@@ -108,8 +103,7 @@ class SetGridFees(Msg):
             require_amount("fee_per_kwh", entry.fee_per_kwh, minimum=0)
 
 
-@dataclass(frozen=True)
-class AcceptOffer(Msg):
+class AcceptOffer(Msg, frozen=True):
     """A taker sends a maker's signed off-chain offer with its own signed acceptance (direct trade).
 
     The body is ``[SignedOffer, SignedAcceptance]``, the byte layout of docs/p2p.md.

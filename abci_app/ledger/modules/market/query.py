@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from abci_app.ledger import codec, errors
-from abci_app.ledger.modules.market.book import Market
+from abci_app.ledger import errors
+from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.modules.market.direct import OFFER_ID_BYTES
-from abci_app.ledger.modules.market.types import ASK, BID, Order, Trade
+from abci_app.ledger.modules.market.keeper import Market
+from abci_app.ledger.modules.market.records import ASK, BID, Order, Trade
+from abci_app.ledger.query_args import u64_arg
 from abci_app.ledger.state import State
+from abci_app.ledger.wire import plain
 
 MAX_LEVELS = 50
 MAX_TRADES = 500
 
 
-def market_query(state: State, head: str, args: list[str]) -> Any | None:
+def query(state: State, head: str, args: list[str]) -> Any | None:
     """Answer a market path, or None if ``head``/``args`` is not one."""
     market = Market(state)
     if head == "book" and len(args) == 2:
@@ -39,9 +41,9 @@ def market_query(state: State, head: str, args: list[str]) -> Any | None:
         clearing = market.get_clearing(u64_arg(args[0], "slot"), args[1])
         if clearing is None:
             raise errors.NotFound(f"no price formed in slot {args[0]} zone {args[1]}")
-        return asdict(clearing)
+        return plain(clearing)
     if head == "position" and len(args) == 2:
-        return asdict(market.get_position(u64_arg(args[0], "slot"), args[1]))
+        return plain(market.get_position(u64_arg(args[0], "slot"), args[1]))
     if head == "slots" and not args:
         return {"slots": market.booked_slots(), "closed_through": market.closed_through()}
     if head == "fees" and not args:
@@ -50,7 +52,7 @@ def market_query(state: State, head: str, args: list[str]) -> Any | None:
         taken = market.get_taken_offer(_offer_id_arg(args[0]))
         if taken is None:
             raise errors.NotFound(f"offer {args[0]} has not been accepted")
-        return {**asdict(taken), "offer_id": taken.offer_id.hex()}
+        return {**plain(taken), "offer_id": taken.offer_id.hex()}
     return None
 
 
@@ -59,13 +61,6 @@ def _offer_id_arg(text: str) -> bytes:
     if len(text) != 2 * OFFER_ID_BYTES or text.strip("0123456789abcdef"):
         raise errors.BadQuery(f"offer id {text!r} is not 64 lowercase hex digits")
     return bytes.fromhex(text)
-
-
-def u64_arg(text: str, what: str) -> int:
-    """A decimal query argument that fits a 64-bit signed integer (code 100 otherwise)."""
-    if not (text.isascii() and text.isdigit()) or int(text) > codec.MAX_INT:
-        raise errors.BadQuery(f"{what} {text!r} is not a non-negative 64-bit integer")
-    return int(text)
 
 
 def _levels(orders: list[Order]) -> list[dict[str, int]]:
@@ -103,7 +98,7 @@ def best_prices(state: State, market: Market, slot: int, buyer_zone: str) -> dic
     """Best ask for a buyer in ``buyer_zone`` across all zones (by effective price) and the zone's best bid."""
     _require_zone(state, buyer_zone)
     best_ask: dict[str, Any] | None = None
-    for zone in sorted(state.zone_dsos()):
+    for zone in sorted(gov.zone_dsos(state)):
         head = next(iter(market.iter_book(slot, zone, ASK)), None)
         if head is None:
             continue
@@ -120,24 +115,25 @@ def best_prices(state: State, market: Market, slot: int, buyer_zone: str) -> dic
 
 
 def fee_matrix(state: State, market: Market) -> dict[str, Any]:
-    zones = sorted(state.zone_dsos())
+    zones = sorted(gov.zone_dsos(state))
     return {
         "zones": zones,
         "fees": [{"from": a, "to": b, "fee_per_kwh": market.fee(a, b)} for a in zones for b in zones],
-        "components": [asdict(component) for component in market.iter_fees()],
+        "components": [plain(component) for component in market.iter_fees()],
     }
 
 
 def _require_zone(state: State, zone: str) -> None:
-    if zone not in state.zone_dsos():
+    if zone not in gov.zone_dsos(state):
         raise errors.NotFound(f"zone {zone} is not served by any DSO")
 
 
 def _order(order: Order) -> dict[str, Any]:
-    out = asdict(order)
+    out: dict[str, Any] = plain(order)
     out["accept_origins"] = list(order.accept_origins)
     return out
 
 
 def _trade(trade: Trade) -> dict[str, Any]:
-    return asdict(trade)
+    out: dict[str, Any] = plain(trade)
+    return out

@@ -8,9 +8,7 @@ for a whole order always covers what its parts pay, however it is filled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from abci_app.ledger.wire import Record
+from abci_app.ledger.wire import I64, Record
 
 BID, ASK = "bid", "ask"
 SIDES = (BID, ASK)
@@ -29,11 +27,10 @@ def amount(quantity_wh: int, per_kwh: int) -> int:
     return quantity_wh * per_kwh // 1000
 
 
-@dataclass(frozen=True)
-class Order(Record):
+class Order(Record, frozen=True):
     """An open order (closed orders are deleted; their history is in events and trades)."""
 
-    id: int
+    id: I64
     """Sequential order id; also the order's time priority (lower is earlier)."""
     owner: str
     """Account id of the participant."""
@@ -41,15 +38,15 @@ class Order(Record):
     """bid | ask."""
     zone: str
     """The owner's grid zone."""
-    slot: int
+    slot: I64
     """Delivery slot start, unix seconds."""
-    price: int
+    price: I64
     """Limit price per kWh: for a bid the most it pays including the grid fee, for an ask the least it receives."""
-    quantity_wh: int
+    quantity_wh: I64
     """Quantity ordered."""
-    remaining_wh: int
+    remaining_wh: I64
     """Quantity not yet filled."""
-    valid_until: int
+    valid_until: I64
     """Last block time (unix seconds) at which the order may trade."""
     tif: str
     """limit | ioc | fok | post_only."""
@@ -59,11 +56,11 @@ class Order(Record):
     """Asks: the energy's origin; bids: empty."""
     accept_origins: tuple[str, ...]
     """Bids: origins accepted (empty: any); asks: empty."""
-    collateral_per_kwh: int
+    collateral_per_kwh: I64
     """Collateral rate in force when the order was placed."""
-    locked: int
+    locked: I64
     """Money currently locked for this order (price and collateral of the remaining quantity)."""
-    placed_at: int
+    placed_at: I64
     """Block time of placement."""
 
     def required_lock(self, remaining_wh: int) -> int:
@@ -74,53 +71,51 @@ class Order(Record):
         return collateral
 
 
-@dataclass(frozen=True)
-class Trade(Record):
+class Trade(Record, frozen=True):
     """A matched quantity: the buyer has paid, the delivery obligation awaits settlement."""
 
-    id: int
-    slot: int
+    id: I64
+    slot: I64
     buyer: str
     seller: str
     buyer_zone: str
     seller_zone: str
-    quantity_wh: int
-    price: int
+    quantity_wh: I64
+    price: I64
     """Energy price per kWh the seller receives."""
-    fee_per_kwh: int
+    fee_per_kwh: I64
     """Grid fee per kWh the buyer pays on top (zone of the seller to zone of the buyer)."""
-    value: int
+    value: I64
     """Money paid for the energy: amount(quantity_wh, price)."""
-    fee: int
+    fee: I64
     """Money paid in grid fees (sum of the DSOs' shares)."""
-    bid_order: int
-    ask_order: int
+    bid_order: I64
+    ask_order: I64
     origin: str
     mechanism: str
     """continuous | call | direct."""
-    height: int
-    time: int
+    height: I64
+    time: I64
 
 
-@dataclass(frozen=True)
-class Position(Record):
+class Position(Record, frozen=True):
     """One participant's open quantities and trades in one slot: the delivery obligation."""
 
-    slot: int
+    slot: I64
     account: str
-    bid_open_wh: int
+    bid_open_wh: I64
     """Remaining quantity of open bids."""
-    ask_open_wh: int
+    ask_open_wh: I64
     """Remaining quantity of open asks."""
-    bought_wh: int
-    sold_wh: int
-    paid: int
+    bought_wh: I64
+    sold_wh: I64
+    paid: I64
     """Money paid for energy bought (grid fees excluded)."""
-    received: int
+    received: I64
     """Money received for energy sold."""
-    fees_paid: int
+    fees_paid: I64
     """Grid fees paid."""
-    collateral: int
+    collateral: I64
     """Stability collateral locked for this slot's trades until settlement."""
 
     @property
@@ -128,40 +123,37 @@ class Position(Record):
         return not (self.bid_open_wh or self.ask_open_wh or self.bought_wh or self.sold_wh or self.collateral)
 
 
-@dataclass(frozen=True)
-class Clearing(Record):
+class Clearing(Record, frozen=True):
     """The last price formed in a slot and zone."""
 
-    slot: int
+    slot: I64
     zone: str
-    price: int
+    price: I64
     """Call auction: the uniform clearing price; continuous: the last trade's energy price."""
-    volume_wh: int
+    volume_wh: I64
     """Call auction: volume cleared; continuous: the slot's volume traded so far with sellers of this zone."""
     mechanism: str
-    height: int
+    height: I64
 
 
-@dataclass(frozen=True)
-class GridFee(Record):
+class GridFee(Record, frozen=True):
     """One DSO's component of the fee for energy from one zone to another."""
 
     from_zone: str
     to_zone: str
     dso: str
-    fee_per_kwh: int
+    fee_per_kwh: I64
 
 
-@dataclass(frozen=True)
-class TakenOffer(Record):
+class TakenOffer(Record, frozen=True):
     """An off-chain offer that an ``accept_offer`` has consumed: it cannot be accepted again."""
 
     offer_id: bytes
     maker: str
     taker: str
-    quantity_wh: int
+    quantity_wh: I64
     """Energy the acceptance took (the rest of the offer lapses)."""
-    trade: int
+    trade: I64
     """The trade the acceptance created."""
-    height: int
-    time: int
+    height: I64
+    time: I64
