@@ -40,6 +40,7 @@ from dashboard.chain import NOT_FOUND, Node, NodeUnreachable, QueryFailed, RpcEr
 from dashboard.config import DashboardConfig
 from dashboard.follower import BlockInfo, Follower
 from dashboard.live import Event, LiveState
+from dashboard.units import Currency
 
 log = logging.getLogger("gridledger.dashboard")
 
@@ -88,6 +89,7 @@ class Runtime:
         self.ctx = views.Context(primary=nodes[0], nodes=nodes, live=self.live, results=config.results)
         self.follower = Follower(nodes[0], self._on_block, self._on_status)
         self._tasks: list[asyncio.Task[None]] = []
+        self.currency: Currency | None = None
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.follower.run(), name="dashboard-follower"))
@@ -127,7 +129,15 @@ class Runtime:
                 record.mempool = await self.ctx.primary.mempool_size()
             except (NodeUnreachable, RpcError) as exc:
                 log.debug("mempool size unavailable: %s", exc)
-        self.live.hub.publish(Event("block", views.block_event(self.ctx, record, resync)))
+        self.live.hub.publish(Event("block", views.block_event(self.ctx, record, resync, await self._currency())))
+
+    async def _currency(self) -> Currency | None:
+        """The chain's currency and exponent: fixed at genesis, so read once."""
+        if self.currency is None:
+            with contextlib.suppress(NodeUnreachable, RpcError, QueryFailed):
+                params = await self.ctx.primary.query_value("/params")
+                self.currency = Currency(params["currency"], params["currency_exponent"])
+        return self.currency
 
     async def _on_status(self, connected: bool, reason: str) -> None:
         self.live.connected, self.live.error = connected, reason

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from dashboard.follower import BlockInfo, Trade
 
 HISTORY_BLOCKS = 300
-RECENT_TRADES = 50
+RECENT_TRADES = 20
 SUBSCRIBER_QUEUE = 64
 
 T = TypeVar("T")

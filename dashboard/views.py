@@ -18,7 +18,7 @@ from typing import Any
 
 from dashboard import units
 from dashboard.chain import NOT_FOUND, Node, NodeUnreachable, QueryFailed, RpcError
-from dashboard.follower import BlockInfo
+from dashboard.follower import BlockInfo, Trade
 from dashboard.live import BlockRecord, LiveState
 from dashboard.names import Names
 from dashboard.units import DAY_S, Currency
@@ -142,21 +142,27 @@ async def status(ctx: Context) -> dict[str, Any]:
             "time_utc": units.utc(last.time_ns // 1_000_000_000) if last else "", "node": ctx.primary.url}
 
 
-def block_event(ctx: Context, record: BlockRecord, resync: bool) -> dict[str, Any]:
-    """What every open page receives when a block commits."""
+def block_event(ctx: Context, record: BlockRecord, resync: bool, currency: Currency | None) -> dict[str, Any]:
+    """What every open page receives when a block commits (``currency``: None until the first answer)."""
     info = record.info
-    names = ctx.names
     return {
         "height": info.height, "time": info.time_ns // 1_000_000_000,
         "time_utc": units.utc(info.time_ns // 1_000_000_000), "txs": info.txs, "failed_txs": info.failed_txs,
         "changed": info.changed_market, "resync": resync, "trade_slots": list(info.trade_slots),
         "settled_slots": list(info.settled_slots),
-        "trades": [{"id": t.id, "slot": t.slot, "slot_label": units.slot_label(t.slot),
-                    "seller": names.label(t.seller), "buyer": names.label(t.buyer), "seller_zone": t.seller_zone,
-                    "buyer_zone": t.buyer_zone, "quantity_fmt": units.energy(t.quantity_wh)}
-                   for t in info.trades],
+        "trades": [live_trade(ctx.names, currency, info, t) for t in info.trades],
         **_timing(ctx.live, record),
     }
+
+
+def live_trade(names: Names, currency: Currency | None, info: BlockInfo, trade: Trade) -> dict[str, Any]:
+    """A trade as the Market page's live list shows it, straight from a block's ``trade`` event."""
+    return {"id": trade.id, "height": info.height, "time_utc": units.utc(info.time_ns // 1_000_000_000),
+            "slot": trade.slot, "slot_label": units.slot_label(trade.slot),
+            "seller": _party(names, trade.seller), "buyer": _party(names, trade.buyer),
+            "route": f"{trade.seller_zone} → {trade.buyer_zone}", "quantity_fmt": units.energy(trade.quantity_wh),
+            "price_fmt": currency.price(trade.price) if currency else str(trade.price),
+            "mechanism": trade.mechanism}
 
 
 def _timing(live: LiveState, record: BlockRecord) -> dict[str, Any]:
@@ -251,6 +257,7 @@ async def market(ctx: Context, zone_text: str | None, slot_text: str | None) -> 
         "effective_asks": _effective_asks(chain, books, zone),
         "best_ask": _quote(cur, best.get("best_ask")), "best_bid": _quote(cur, best.get("best_bid")),
         "trades": [trade_row(chain, ctx.names, t) for t in slot_trades],
+        "recent_trades": [live_trade(ctx.names, cur, info, t) for info, t in reversed(ctx.live.trades)],
         "trade_count": len(trades.get("trades", [])),
         "clearing": [{"zone": z, "price_fmt": cur.price(c["price"]), "volume_fmt": units.energy(c["volume_wh"]),
                       "mechanism": c["mechanism"], "height": c["height"]}

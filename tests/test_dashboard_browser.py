@@ -215,6 +215,7 @@ def test_book_trades_and_price_chart_update_live_without_a_reload(setup: Setup, 
     assert traded["code"] == 0, traded
     trade_row = row_with(market, "trades", "alice", "bob", "1.000 kWh", "0.240000 EUR/kWh")
     expect(trade_row).to_have_count(1)
+    expect(row_with(market, "live-trades", slot_label(slot), "alice", "bob", "0.240000 EUR/kWh")).to_have_count(1)
     expect(row_with(market, "asks", "0.240000 EUR/kWh", "1.000 kWh")).to_have_count(1)
     expect(market.locator("#bids tbody")).to_contain_text("No bids in this book.")
     expect(row_with(market, "clearing", "zone-a", "0.240000 EUR/kWh")).to_have_count(1)

@@ -5,7 +5,15 @@ import {
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { ...readParams(), view: null };
+const state = { ...readParams(), view: null, live: [] };
+const LIVE_SHOWN = 20;
+
+function renderLive() {
+  fillTable($("live-trades"), state.live, [
+    (t) => t.time_utc, (t) => t.slot_label, (t) => party(t.seller), (t) => party(t.buyer), (t) => t.route,
+    (t) => t.quantity_fmt, (t) => t.price_fmt,
+  ], "No trades since the dashboard started.", (t) => t.id);
+}
 
 const depth = lineChart($("depth-chart"), () => ({
   scales: { x: { time: false } },
@@ -66,6 +74,8 @@ function render(view) {
     (a) => ({ text: a.effective_fmt, cls: "ask" }), (a) => a.zone, (a) => a.price_fmt, (a) => a.fee_fmt,
     (a) => a.quantity_fmt, (a) => a.cumulative_fmt,
   ], "No asks in any zone for this slot.");
+  state.live = view.recent_trades;
+  renderLive();
   const fresh = fillTable($("trades"), view.trades, [
     (t) => String(t.id), (t) => t.time_utc, (t) => party(t.seller), (t) => party(t.buyer), (t) => t.route,
     (t) => t.quantity_fmt, (t) => t.price_fmt, (t) => t.fee_fmt, (t) => t.origin, (t) => t.mechanism,
@@ -114,6 +124,12 @@ for (const [id, step] of [["prev-slot", -1], ["next-slot", 1]]) {
 }
 
 subscribe((block) => {
+  if (block.trades.length) {
+    // Shown at once from the event itself; the slot's own tables follow with the re-read below.
+    const ids = new Set(block.trades.map((t) => t.id));
+    state.live = [...block.trades.slice().reverse(), ...state.live.filter((t) => !ids.has(t.id))].slice(0, LIVE_SHOWN);
+    renderLive();
+  }
   const view = state.view;
   // The book changes only with transactions or block events (expiry, auctions, settlement);
   // the gate's state also changes with time alone.
