@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import re
+import statistics
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -521,8 +522,9 @@ async def network(ctx: Context) -> dict[str, Any]:
         "validators": rows, "total_power": total_power,
         "nodes": reports, "agreement": await agreement(ctx.nodes, reports),
         "mempool": history[-1].mempool if history else None,
-        "mean_interval_s": sum(intervals) / len(intervals) if intervals else None,
-        "mean_latency_s": sum(latencies) / len(latencies) if latencies else None,
+        # Medians: one long pause (a halted chain, a back-dated genesis) must not hide the usual pace.
+        "median_interval_s": statistics.median(intervals) if intervals else None,
+        "median_latency_s": statistics.median(latencies) if latencies else None,
         "chart": {"x": [p["time"] for p in points], "interval_s": [p["interval_s"] for p in points],
                   "latency_s": [p["latency_s"] for p in points], "mempool": [p["mempool"] for p in points],
                   "txs": [p["txs"] for p in points]},

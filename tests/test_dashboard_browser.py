@@ -284,7 +284,7 @@ def test_network_page_follows_heights_signatures_and_agreement(setup: Setup, bro
     expect(page.locator("#blocks tbody tr").first).not_to_have_attribute("data-key", str(first), timeout=15_000)
     assert int(page.locator("#blocks tbody tr").first.get_attribute("data-key") or "0") > first
     assert int(page.locator("#timing-chart").get_attribute("data-points") or "0") >= 3
-    expect(page.locator("#summary")).to_contain_text("Mean commit latency")
+    expect(page.locator("#summary")).to_contain_text("Median commit latency")
     assert not_reloaded(page)
     screenshot(page, "network")
     assert not foreign, foreign

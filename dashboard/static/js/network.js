@@ -28,7 +28,8 @@ const seconds = (v) => (v === null || v === undefined ? "—" : `${v.toFixed(3)}
 function render(view) {
   facts($("summary"), [
     ["Height", String(view.height)], ["Last block (UTC)", view.time_utc],
-    ["Mean block interval", seconds(view.mean_interval_s)], ["Mean commit latency", seconds(view.mean_latency_s)],
+    ["Median block interval", seconds(view.median_interval_s)],
+    ["Median commit latency", seconds(view.median_latency_s)],
     ["Mempool", view.mempool === null ? "—" : `${view.mempool} tx`],
     ["Validators", `${view.validators.length} (total power ${view.total_power})`],
   ]);
