@@ -113,3 +113,26 @@ UNLABELLED_JS = """
 """
 
 OVERFLOW_JS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def page_shots(base: str, out: Path, pages: dict[str, str], viewport: dict[str, int] | None = None) -> list[Path]:
+    """Viewport screenshots ``out/dashboard-<name>.png`` of a running dashboard (the README's images)."""
+    from playwright.sync_api import expect
+
+    out.mkdir(parents=True, exist_ok=True)
+    taken = []
+    with chromium(viewport or {"width": 1280, "height": 860}) as context:
+        page = context.new_page()
+        for name, path in pages.items():
+            page.goto(base.rstrip("/") + path)
+            expect(page.locator("#chain-status")).to_contain_text("Live", timeout=20_000)
+            page.wait_for_timeout(2_000)  # the page's first view and chart drawn
+            taken.append(out / f"dashboard-{name}.png")
+            page.screenshot(path=str(taken[-1]))
+    return taken
+
+
+if __name__ == "__main__":
+    # python -m tests.dashboard_browser http://127.0.0.1:8080 docs/img market=/market prices=/prices?zone=north-1 ...
+    shots = page_shots(sys.argv[1], Path(sys.argv[2]), dict(arg.split("=", 1) for arg in sys.argv[3:]))
+    print("\n".join(str(path) for path in shots))

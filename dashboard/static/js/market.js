@@ -16,8 +16,8 @@ function renderLive() {
 }
 
 const depth = lineChart($("depth-chart"), () => ({
-  scales: { x: { time: false } },
-  axes: [{ label: "price per kWh" }, { label: "cumulative kWh" }],
+  scales: { x: { time: false }, y: { range: (u, min, max) => [0, (max || 1) * 1.1] } },
+  axes: [{ label: "price per kWh", values: (u, splits) => splits.map((v) => v.toFixed(4)) }, { label: "cumulative kWh" }],
   series: [
     {},
     { label: "bids (all-in)", stroke: COLORS.bid, fill: "rgba(11,97,48,0.12)", width: 2,
