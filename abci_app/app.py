@@ -59,7 +59,7 @@ class LedgerApplication:
         self.pending_hash = b""
         self.pending_digests: list[bytes] = []
         self.txs = TxCache()
-        self.check: CheckState | None = CheckState(self.committed) if self.committed.height else None
+        self.check: CheckState | None = CheckState(self.committed, self.txs.verifier) if self.committed.height else None
 
     def close(self) -> None:
         self.committed.close()
@@ -89,7 +89,7 @@ class LedgerApplication:
         self.pending = overlay
         self.pending_height = initial_height - 1
         self.pending_hash = next_app_hash(initial_height - 1, EMPTY_HASH, overlay.writes)
-        self.check = CheckState(overlay)
+        self.check = CheckState(overlay, self.txs.verifier)
         validators = genesis_validators(State(overlay))
         if validators and req.validators and _validator_set(req.validators) != _validator_set(validators):
             log.warning("genesis.json validators differ from the app_state operators; the operators' keys win")
@@ -227,7 +227,7 @@ class LedgerApplication:
         for digest in self.pending_digests:
             self.txs.discard(digest)
         self.pending_digests = []
-        self.check = CheckState(self.committed)
+        self.check = CheckState(self.committed, self.txs.verifier)
         return abci.ResponseCommit(retain_height=0)
 
     # -- queries --------------------------------------------------------------------------------

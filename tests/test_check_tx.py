@@ -11,10 +11,12 @@ from abci_app.ledger import errors
 from abci_app.ledger import tx as txmod
 from abci_app.ledger.modules.bank import Deposit, Transfer
 from abci_app.ledger.modules.market.msgs import CancelOrder
+from abci_app.ledger.modules.settlement import SubmitReadings
 from abci_app.ledger.tx import TxCache
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.harness import Chain
-from tests.market_harness import COLLATERAL, acceptance, market_chain, offer, order, put_debt
+from tests.market_harness import COLLATERAL, SLOT, acceptance, market_chain, offer, order, put_debt
+from tests.settlement_harness import reading
 
 TEN_EUR = 10_000_000
 
@@ -169,3 +171,29 @@ def test_cache_is_bounded_least_recent_first_out(chain: Chain) -> None:
     assert len(cache) == 2
     assert cache.get(decoded[1].digest) is None
     assert cache.get(decoded[0].digest) is decoded[0] and cache.get(third.digest) is third
+
+
+def test_invalid_reading_not_signed_by_its_meter() -> None:
+    """A registered meter's key never changes: a reading it did not sign can never apply."""
+    chain = market_chain()
+    forged = reading(chain, "carol", SLOT, 0, 10, key_name="alice")
+    response = check(chain, chain.sign("alice", SubmitReadings(readings=(forged,))))
+    assert response.code == errors.BadReadingSignature.code
+
+
+def test_readings_decided_by_the_block_are_admitted() -> None:
+    """A slot that has not ended at the last block may have ended at the next; a meter may be registered meanwhile."""
+    chain = market_chain()
+    early = reading(chain, "carol", SLOT + 900, 0, 10)
+    unknown = reading(chain, "nobody", SLOT, 0, 10)
+    assert check(chain, chain.sign("alice", SubmitReadings(readings=(early, unknown)))).code == 0
+
+
+def test_a_reading_checked_at_admission_is_not_verified_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    chain = market_chain()
+    chain.block(dt=900)
+    slot_end = chain.time - chain.time % 900
+    raw = chain.sign("dso", SubmitReadings(readings=(reading(chain, "carol", slot_end, 0, 0),)))
+    assert check(chain, raw).code == 0
+    monkeypatch.setattr(txmod.crypto, "_verify", lambda *args: pytest.fail("a verified signature was checked again"))
+    assert chain.block([raw]).tx_results[0].code == 0

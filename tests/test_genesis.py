@@ -302,17 +302,20 @@ def test_invalid_zone_listed_twice() -> None:
     refused(app_state)
 
 
+VALIDATOR_KEYS = [seeded_key(f"validator-{index}").pubkey for index in range(3)]
+
+
 def test_basic_consensus_keys_become_the_validator_set() -> None:
     app_state = doc()
     for index, operator in enumerate(app_state["operators"][:3]):
-        operator["consensus_pubkey"] = base64.b64encode(bytes([index + 1]) * 32).decode()
+        operator["consensus_pubkey"] = base64.b64encode(VALIDATOR_KEYS[index]).decode()
     chain = Chain(app_state=app_state)
     chain.block()
     req = abci.RequestInitChain(chain_id="x", app_state_bytes=json.dumps(app_state).encode(), initial_height=1)
     validators = LedgerApplication(MemoryBackend()).init_chain(req).validators
-    assert sorted((v.pub_key.ed25519, v.power) for v in validators) == [(bytes([i]) * 32, 10) for i in (1, 2, 3)]
+    assert sorted((v.pub_key.ed25519, v.power) for v in validators) == sorted((key, 10) for key in VALIDATOR_KEYS)
     operators = {op["name"]: op["consensus_pubkey"] for op in chain.query("/operators")["operators"]}
-    assert operators["dso-a"] == base64.b64encode(b"\x01" * 32).decode() and operators["lpd-b"] == ""
+    assert operators["dso-a"] == base64.b64encode(VALIDATOR_KEYS[0]).decode() and operators["lpd-b"] == ""
 
 
 @pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"short").decode(), 7])
@@ -327,3 +330,18 @@ def test_invalid_duplicate_consensus_pubkey() -> None:
     for operator in app_state["operators"][:2]:
         operator["consensus_pubkey"] = base64.b64encode(b"\x09" * 32).decode()
     refused(app_state)
+
+
+def test_invalid_participants_without_an_lpd() -> None:
+    """Settlement needs a balancing party: a genesis with participants but no LPD cannot run its rules."""
+    app_state = doc()
+    app_state["operators"] = [op for op in app_state["operators"] if op["role"] != "lpd"]
+    with pytest.raises(GenesisError, match="need an LPD operator"):
+        load(app_state)
+
+
+def test_invalid_operator_power_above_the_maximum() -> None:
+    app_state = doc()
+    app_state["operators"][0]["power"] = 1 << 62
+    with pytest.raises(GenesisError, match="power must be at most"):
+        load(app_state)

@@ -89,8 +89,8 @@ def main() -> None:
 
     # FinalizeBlock + Commit with signatures already verified in CheckTx (a validator's usual case).
     finalize_warm = run_blocks(app, txs, args.block)
-    # FinalizeBlock + Commit on a node that never saw the transactions (signatures verified here).
-    txmod._verified = txmod._VerifiedCache()
+    # FinalizeBlock + Commit on a node that never saw the transactions (a fresh application, so an
+    # empty transaction cache: every signature is verified here).
     finalize_cold = run_blocks(make_app(keys), txs, args.block)
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

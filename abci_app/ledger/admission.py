@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from abci_app.ledger import errors
+from abci_app.ledger import crypto, errors
 from abci_app.ledger.execute import authenticate, get_chain
 from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.msg import AdmitContext
@@ -45,7 +45,8 @@ class Pending:
 class CheckState:
     """CheckTx's view: committed state (read only) plus each account's pending nonce and reservations."""
 
-    def __init__(self, kv: KV) -> None:
+    def __init__(self, kv: KV, verifier: crypto.Verifier) -> None:
+        self.verifier = verifier
         self.rebase(kv)
 
     def rebase(self, kv: KV) -> None:
@@ -75,7 +76,9 @@ def admit(check: CheckState, tx: SignedTx) -> None:
         raise errors.StaleNonce(f"nonce {tx.nonce} is not above the nonce {pending.nonce} of a transaction "
                                 "already waiting in this node's mempool")
     route = ROUTE_BY_TYPE[tx.msg.TYPE]
-    debit = route.admit(AdmitContext(state=check.state, signer=signer, params=check.params, time=check.time), tx.msg)
+    ctx = AdmitContext(state=check.state, signer=signer, params=check.params, time=check.time,
+                       chain_id=check.chain_id, verifier=check.verifier)
+    debit = route.admit(ctx, tx.msg)
     reserved = pending.reserved if pending is not None else 0
     # Rule: the free balance covers the most that all of the signer's pending transactions may take.
     if reserved + debit > signer.free:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from msgspec.structs import replace
 
-from abci_app.ledger import errors
+from abci_app.ledger import crypto, errors
 from abci_app.ledger.events import Event
 from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.auth.records import Account
@@ -30,6 +30,9 @@ from abci_app.ledger.tx import SignedTx, TxCache, decode_tx
 from abci_app.ledger.wire import I64, Record
 
 CHAIN_KEY = b"chain"
+MAX_NONCE_STEP = 1 << 32
+"""Largest gap between an account's last nonce and the next (2^32 transactions of the largest gap still leave
+2^31 of them to go before the signed 64-bit range ends)."""
 
 
 class Chain(Record, frozen=True):
@@ -78,6 +81,10 @@ def authenticate(state: State, tx: SignedTx) -> Account:
     # Rule: nonces strictly increase per account; (account, nonce) is never reused.
     if tx.nonce <= account.nonce:
         raise errors.StaleNonce(f"nonce {tx.nonce} is not above the account's last nonce {account.nonce}")
+    # Rule: a nonce skips at most MAX_NONCE_STEP: one transaction with nonce 2^63-1 would freeze the account.
+    if tx.nonce - account.nonce > MAX_NONCE_STEP:
+        raise errors.ValueOutOfRange(f"nonce {tx.nonce} is more than {MAX_NONCE_STEP} above the account's last "
+                                     f"nonce {account.nonce}")
     return account
 
 
@@ -99,7 +106,8 @@ def run_tx(kv: Overlay, raw: bytes, height: int, time: int, txs: TxCache | None 
     signer = replace(signer, nonce=tx.nonce)
     auth.put_account(State(kv), signer)
     scratch = kv.branch()
-    ctx = TxContext(state=State(scratch), signer=signer, height=height, time=time, chain_id=chain.chain_id)
+    ctx = TxContext(state=State(scratch), signer=signer, height=height, time=time, chain_id=chain.chain_id,
+                    verifier=txs.verifier if txs is not None else crypto.Verifier())
     try:
         HANDLERS[tx_type](ctx, tx.msg)
     except errors.LedgerError as exc:

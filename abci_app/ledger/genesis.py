@@ -64,6 +64,9 @@ def _apply(state: State, doc: dict[str, Any]) -> None:
     operators = init_operators(state, doc.get("operators", []))
     if doc.get("participants") and not any(op.role == "dso" for op in operators.values()):
         raise GenesisError("participants need a DSO operator")
+    # Settlement needs a balancing party: a chain with participants has an LPD from the start.
+    if doc.get("participants") and not any(op.role == "lpd" for op in operators.values()):
+        raise GenesisError("participants need an LPD operator (the balancing party of settlement)")
     init_participants(state, doc.get("participants", []), operators)
     init_meters(state, doc.get("meters", []), _genesis_time(state))
     init_grid_fees(state, doc.get("grid_fees", []), operators)

@@ -39,6 +39,8 @@ class TxContext:
     time: int
     """Block header time, unix seconds: the only clock."""
     chain_id: str
+    verifier: crypto.Verifier = field(default_factory=crypto.Verifier)
+    """Strict signature checks with the application's memory of valid signatures."""
     events: list[Event] = field(default_factory=list)
 
 
@@ -56,6 +58,9 @@ class AdmitContext:
     params: Params
     time: int
     """Header time of the last committed block: expiry is judged against it."""
+    chain_id: str
+    verifier: crypto.Verifier
+    """Strict signature checks with the application's memory of valid signatures."""
 
 
 Admit = Callable[[AdmitContext, Any], int]
@@ -102,8 +107,19 @@ def require_account_id(name: str, value: str) -> None:
 
 
 def require_pubkey(name: str, value: bytes) -> None:
+    """A key that signs something here (cheap: length, canonical encoding, not of small order)."""
     if len(value) != crypto.PUBKEY_BYTES:
         raise errors.MalformedBody(f"{name} must be a 32-byte Ed25519 public key")
+    if not crypto.is_strong_point(value):
+        raise errors.MalformedBody(f"{name} is a weak Ed25519 key (small order or non-canonical encoding)")
+
+
+def require_new_key(name: str, value: bytes) -> None:
+    """A key that enters the state (an account's, a meter's, a validator's): also a point on the curve."""
+    require_pubkey(name, value)
+    # Rule: no key enters the state that anyone could sign for, or that nobody can sign with.
+    if not crypto.is_strong_pubkey(value):
+        raise errors.MalformedBody(f"{name} is not an Ed25519 public key (not a point on the curve)")
 
 
 def require_text(name: str, value: str, limit: int = MAX_TEXT) -> None:

@@ -44,7 +44,7 @@ ROUTES: tuple[Route, ...] = (
     Route(market_msgs.CancelOrder, admit_freely, market.handle_cancel_order),
     Route(market_msgs.SetGridFees, market.admit_set_grid_fees, market.handle_set_grid_fees),
     Route(market_msgs.AcceptOffer, market.admit_accept_offer, market.handle_accept_offer),
-    Route(settlement_msgs.SubmitReadings, admit_freely, settlement.handle_submit_readings),
+    Route(settlement_msgs.SubmitReadings, settlement.admit_submit_readings, settlement.handle_submit_readings),
 )
 
 ROUTE_BY_TYPE: dict[str, Route] = {route.msg.TYPE: route for route in ROUTES}

@@ -91,8 +91,11 @@ class MemoryBackend:
         return value
 
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        for key in list(self._data.irange(start, stop, inclusive=(True, False))):
-            yield key, self._data[key]
+        # Lazy, as LevelDB's iterator is: a scan that stops at the first match reads one key.
+        # The backend changes only at Commit, never while a block scans it.
+        data = self._data
+        for key in data.irange(start, stop, inclusive=(True, False)):
+            yield key, data[key]
 
     def write(self, writes: list[tuple[bytes, bytes | None]]) -> None:
         for key, value in writes:
@@ -111,6 +114,8 @@ class KV(Protocol):
 
 
 _ABSENT = object()
+SMALL_OVERLAY = 64
+"""Up to this many writes, a range scan filters the writes instead of building a sorted index."""
 
 
 class Overlay:
@@ -173,9 +178,10 @@ class Overlay:
     # -- ranges --------------------------------------------------------------------------
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         """Merge the parent's range with the buffered writes, in key order."""
-        if self._sorted is None:
-            self._sorted = SortedList(self.writes)
-        mine = list(self._sorted.irange(start, stop, inclusive=(True, False)))
+        mine = self._written_keys(start, stop)
+        if not mine:
+            yield from self.parent.iterate(start, stop)
+            return
         index = 0
         for key, value in self.parent.iterate(start, stop):
             while index < len(mine) and mine[index] < key:
@@ -188,6 +194,15 @@ class Overlay:
                 yield key, value
         for key in mine[index:]:
             yield from self._written(key)
+
+    def _written_keys(self, start: bytes, stop: bytes | None) -> list[bytes]:
+        """The keys this overlay wrote in [start, stop), sorted (a snapshot: the caller may write on)."""
+        if self._sorted is None:
+            if len(self.writes) <= SMALL_OVERLAY:
+                # A transaction's own overlay: a few writes, cheaper to filter than to index.
+                return sorted(k for k in self.writes if start <= k and (stop is None or k < stop))
+            self._sorted = SortedList(self.writes)
+        return list(self._sorted.irange(start, stop, inclusive=(True, False)))
 
     def _written(self, key: bytes) -> Iterator[tuple[bytes, bytes]]:
         value = self.writes[key]

@@ -91,6 +91,8 @@ class TxCache:
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
         self._txs: OrderedDict[bytes, SignedTx] = OrderedDict()
+        self.verifier = crypto.Verifier(capacity)
+        """Parsed keys and valid signatures (of transactions, and of the readings and offers inside them)."""
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -130,7 +132,8 @@ def decode_tx(raw: bytes, chain_id: str, max_bytes: int, cache: TxCache | None =
     # Rule: the signature verifies over the sign bytes under the signer key.
     message = _sign_bytes(envelope.version, envelope.chain_id, envelope.msg_type, envelope.body, envelope.signer,
                           envelope.nonce)
-    if not crypto.verify(envelope.signer, envelope.signature, message):
+    verify = cache.verifier.verify if cache is not None else crypto.verify
+    if not verify(envelope.signer, envelope.signature, message):
         raise errors.BadSignature("signature does not verify for the signer's public key")
     tx = SignedTx(msg=msg, signer=envelope.signer, nonce=envelope.nonce, account=crypto.account_id(envelope.signer),
                   size=len(raw), digest=digest)

@@ -7,7 +7,7 @@ from typing import ClassVar
 from abci_app.ledger import codec, errors
 from abci_app.ledger.modules.auth.records import OPERATOR_ROLES
 from abci_app.ledger.modules.gov.records import ParamChange, ValidatorChange
-from abci_app.ledger.msg import Msg, require_amount, require_name, require_pubkey, require_text
+from abci_app.ledger.msg import Msg, require_amount, require_name, require_new_key, require_text
 from abci_app.ledger.params import check_param_change
 from abci_app.ledger.wire import I64
 
@@ -49,6 +49,18 @@ class CastVote(Msg, frozen=True):
 
 
 VALIDATOR_ACTIONS = ("add", "remove", "power")
+MAX_POWER = 1_000_000
+"""Largest voting power of one operator."""
+MAX_TOTAL_POWER = 1_000_000_000
+"""Largest total operator power: far inside CometBFT's limit of (2^63 - 1) / 8 on the validator set, and small
+enough that no tally (3 x yes power) comes near the signed 64-bit range."""
+
+
+def require_power(power: int) -> None:
+    # Rule: an operator's power is 1 to MAX_POWER (0 only by removal).
+    require_amount("power", power)
+    if power > MAX_POWER:
+        raise errors.ValueOutOfRange(f"power must be at most {MAX_POWER}, got {power}")
 
 
 class ProposeValidator(Msg, frozen=True):
@@ -73,12 +85,12 @@ class ProposeValidator(Msg, frozen=True):
         if change.action == "remove" and change.power != 0:
             raise errors.MalformedBody("remove has power 0")
         if change.action == "power":
-            require_amount("power", change.power)
+            require_power(change.power)
 
 
 def _check_new_operator(change: ValidatorChange) -> None:
     check_operator_fields(change.role, change.name, change.account_pubkey, change.zones, change.power)
-    require_pubkey("consensus_pubkey", change.consensus_pubkey)
+    require_new_key("consensus_pubkey", change.consensus_pubkey)
 
 
 def check_operator_fields(role: str, name: str, account_pubkey: bytes, zones: tuple[str, ...], power: int) -> None:
@@ -87,8 +99,8 @@ def check_operator_fields(role: str, name: str, account_pubkey: bytes, zones: tu
     if role not in OPERATOR_ROLES:
         raise errors.MalformedBody("only DSO and LPD operators run validators: role must be dso or lpd")
     require_name("name", name)
-    require_pubkey("account_pubkey", account_pubkey)
-    require_amount("power", power)
+    require_new_key("account_pubkey", account_pubkey)
+    require_power(power)
     for zone in zones:
         require_name("zone", zone)
     # Rule: one encoding per set of zones.

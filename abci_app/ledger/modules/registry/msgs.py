@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from abci_app.ledger import errors
 from abci_app.ledger.modules.auth.records import PARTICIPANT_ROLES
-from abci_app.ledger.msg import Msg, require_account_id, require_amount, require_name, require_pubkey
+from abci_app.ledger.msg import Msg, require_account_id, require_amount, require_name, require_new_key
 from abci_app.ledger.wire import I64
 
 MAX_CAPACITY_W = 100_000_000  # 100 MW: far above any single grid connection
@@ -24,7 +24,7 @@ class RegisterParticipant(Msg, frozen=True):
     """Grid zone the participant is connected in (served by the signing DSO)."""
 
     def validate_basic(self) -> None:
-        require_pubkey("pubkey", self.pubkey)
+        require_new_key("pubkey", self.pubkey)
         if self.role not in PARTICIPANT_ROLES:
             raise errors.MalformedBody(f"role must be one of {', '.join(PARTICIPANT_ROLES)}")
         require_name("zone", self.zone)
@@ -51,7 +51,7 @@ class RegisterMeter(Msg, frozen=True):
 
     def validate_basic(self) -> None:
         require_name("meter_id", self.meter_id)
-        require_pubkey("pubkey", self.pubkey)
+        require_new_key("pubkey", self.pubkey)
         require_account_id("owner", self.owner)
         require_amount("import_capacity_w", self.import_capacity_w, minimum=0)
         require_amount("export_capacity_w", self.export_capacity_w, minimum=0)

@@ -5,11 +5,29 @@ from __future__ import annotations
 from abci_app.ledger import crypto, errors
 from abci_app.ledger.events import event
 from abci_app.ledger.modules.registry import keeper as registry
+from abci_app.ledger.modules.registry.records import Meter
 from abci_app.ledger.modules.settlement import keeper
 from abci_app.ledger.modules.settlement.msgs import Reading, SubmitReadings, reading_sign_bytes
 from abci_app.ledger.modules.settlement.records import LastReading, SlotReading
-from abci_app.ledger.msg import TxContext
+from abci_app.ledger.msg import AdmitContext, TxContext
 from abci_app.ledger.params import get_params
+
+
+def admit_submit_readings(ctx: AdmitContext, msg: SubmitReadings) -> int:
+    """Readings of registered meters must carry the meter's signature (a meter's key never changes)."""
+    for reading in msg.readings:
+        meter = registry.get_meter(ctx.state, reading.meter_id)
+        if meter is not None:
+            _check_reading_signature(ctx.verifier, ctx.chain_id, meter, reading)
+    return 0
+
+
+def _check_reading_signature(verifier: crypto.Verifier, chain_id: str, meter: Meter, reading: Reading) -> None:
+    signed = reading_sign_bytes(chain_id, reading.meter_id, reading.timestamp, reading.import_register_wh,
+                                reading.export_register_wh)
+    # Rule: only the meter's own signature makes a reading valid.
+    if not verifier.verify(meter.pubkey, reading.signature, signed):
+        raise errors.BadReadingSignature(f"reading of meter {meter.id} at {reading.timestamp} is not signed by it")
 
 
 def handle_submit_readings(ctx: TxContext, msg: SubmitReadings) -> None:
@@ -24,11 +42,7 @@ def _apply_reading(ctx: TxContext, reading: Reading) -> None:
     # Rule: readings come from registered, active meters.
     if meter is None or not meter.active:
         raise errors.UnknownMeter(f"meter {reading.meter_id} is not registered or deactivated")
-    signed = reading_sign_bytes(ctx.chain_id, reading.meter_id, reading.timestamp, reading.import_register_wh,
-                                reading.export_register_wh)
-    # Rule: only the meter's own signature makes a reading valid.
-    if not crypto.verify(meter.pubkey, reading.signature, signed):
-        raise errors.BadReadingSignature(f"reading of meter {meter.id} at {reading.timestamp} is not signed by it")
+    _check_reading_signature(ctx.verifier, ctx.chain_id, meter, reading)
     # Rule: readings are taken at slot ends.
     if reading.timestamp % params.slot_length_s != 0:
         raise errors.ReadingNotAtSlotEnd(f"{reading.timestamp} is not a multiple of {params.slot_length_s}")
