@@ -14,7 +14,7 @@ from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.modules.gov.msgs import MAX_TOTAL_POWER, CastVote, ProposeParams, ProposeValidator
 from abci_app.ledger.modules.gov.records import Operator, ParamChange, Proposal, ValidatorChange, Vote
 from abci_app.ledger.msg import AdmitContext, Msg, TxContext, require_operator
-from abci_app.ledger.params import Params, get_params, put_params
+from abci_app.ledger.params import Params, check_params_consistent, get_params, put_params
 from abci_app.ledger.state import State
 
 
@@ -36,6 +36,8 @@ def admit_vote(ctx: AdmitContext, msg: CastVote) -> int:
 
 def handle_propose_params(ctx: TxContext, msg: ProposeParams) -> None:
     require_operator(ctx.signer, "propose")
+    # Rule: the changed parameters are consistent with each other and with the rest (checked again at passing).
+    check_params_consistent(apply_param_changes(get_params(ctx.state), msg.changes))
     period = get_params(ctx.state).voting_period_s
     proposal = Proposal(
         id=gov.next_proposal_id(ctx.state), proposer=ctx.signer.id, kind="params", changes=msg.changes,
@@ -169,7 +171,13 @@ def handle_vote(ctx: TxContext, msg: CastVote) -> None:
 def _enact(ctx: TxContext, proposal: Proposal, total: int) -> Proposal:
     """Apply a proposal that has just passed; one that no longer applies is marked failed."""
     if proposal.kind == "params":
-        put_params(ctx.state, apply_param_changes(get_params(ctx.state), proposal.changes))
+        changed = apply_param_changes(get_params(ctx.state), proposal.changes)
+        try:
+            check_params_consistent(changed)
+        except errors.LedgerError as exc:
+            ctx.events.append(event("proposal.failed", id=proposal.id, reason=exc.log))
+            return replace(proposal, status="failed")
+        put_params(ctx.state, changed)
     else:
         (change,) = proposal.validator_change
         try:
