@@ -216,6 +216,14 @@ def _quote(cur: Currency, quote: Mapping[str, Any] | None) -> dict[str, Any] | N
     return out
 
 
+def _clearing(cur: Currency, zone: str, clearing: Mapping[str, Any]) -> dict[str, Any]:
+    """A zone's last price formed; after a call auction also each origin's price and competitive interval."""
+    classes = [f"{c['origin']}: {cur.price(c['price'])} (competitive {cur.price(c['low'])} to "
+               f"{cur.price(c['high'])}), {units.energy(c['volume_wh'])}" for c in clearing.get("classes") or ()]
+    return {"zone": zone, "price_fmt": cur.price(clearing["price"]), "volume_fmt": units.energy(clearing["volume_wh"]),
+            "mechanism": clearing["mechanism"], "height": clearing["height"], "classes": classes}
+
+
 def trade_row(chain: Chain, names: Names, trade: Mapping[str, Any]) -> dict[str, Any]:
     cur = chain.currency
     return {"id": trade["id"], "slot": trade["slot"], "slot_label": units.slot_label(trade["slot"]),
@@ -260,9 +268,7 @@ async def market(ctx: Context, zone_text: str | None, slot_text: str | None) -> 
         "trades": [trade_row(chain, ctx.names, t) for t in slot_trades],
         "recent_trades": [live_trade(ctx.names, cur, info, t) for info, t in reversed(ctx.live.trades)],
         "trade_count": len(trades.get("trades", [])),
-        "clearing": [{"zone": z, "price_fmt": cur.price(c["price"]), "volume_fmt": units.energy(c["volume_wh"]),
-                      "mechanism": c["mechanism"], "height": c["height"]}
-                     for z, c in zip(zones, clearings, strict=True) if c],
+        "clearing": [_clearing(cur, z, c) for z, c in zip(zones, clearings, strict=True) if c],
         "fees": {"zones": zones, "rows": [{"from": a, "fees": [cur.price(chain.fees.get((a, b), 0)) for b in zones]}
                                           for a in zones]},
     }

@@ -256,6 +256,106 @@ def test_app_hash_disagreement_and_unreachable_nodes() -> None:
     assert (result["agree"], result["compared"], result["nodes"]) == (False, 2, 3)
 
 
+# -- views over canned query answers --------------------------------------------------------------
+SLOT = 1_767_229_200  # 2026-01-01 01:00Z
+
+
+class CannedNode:
+    """The app's answers by path, as a node at height 61 gives them (docs/queries.md shapes)."""
+
+    url = "http://canned"
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+
+    async def query(self, path: str) -> Any:
+        from dashboard.chain import Answer, QueryFailed
+
+        if path.startswith("/trades/slot/") and path not in self.answers:
+            return Answer({"trades": []}, 61)  # a slot without trades lists none
+        if path not in self.answers:
+            raise QueryFailed(path, 101, f"nothing under {path}", 61)
+        return Answer(self.answers[path], 61)
+
+    async def query_value(self, path: str) -> Any:
+        return (await self.query(path)).value
+
+    async def query_or_none(self, path: str) -> Any:
+        return self.answers.get(path)
+
+
+def canned_market() -> CannedNode:
+    fees = [{"from": a, "to": b, "fee_per_kwh": 10_000 if a == b else 30_000}
+            for a in ("zone-a", "zone-b") for b in ("zone-a", "zone-b")]
+    trade = {**TRADE, "id": 1, "slot": SLOT, "height": 60, "time": SLOT - 600, "seller": seeded_key("carol").account,
+             "buyer": seeded_key("dave").account, "price": 200_000, "quantity_wh": 3_000}
+    return CannedNode({
+        "/chain": {"chain_id": "c", "height": 61, "time": SLOT - 900, "initial_height": 1},
+        "/params": {"currency": "EUR", "currency_exponent": 6, "slot_length_s": 900, "gate_closure_lead_s": 300,
+                    "matching_mode": 1, "settlement_window_s": 3600},
+        "/fees": {"zones": ["zone-a", "zone-b"], "fees": fees, "components": []},
+        "/slots": {"slots": [SLOT], "closed_through": SLOT - 900},
+        f"/book/{SLOT}/zone-a": {"bids": [{"price": 260_000, "quantity_wh": 4_000, "orders": 2}],
+                                 "asks": [{"price": 240_000, "quantity_wh": 2_000, "orders": 1}]},
+        f"/book/{SLOT}/zone-b": {"bids": [], "asks": [{"price": 220_000, "quantity_wh": 1_000, "orders": 1},
+                                                      {"price": 230_000, "quantity_wh": 500, "orders": 1}]},
+        f"/best/{SLOT}/zone-a": {"best_ask": {"zone": "zone-a", "price": 240_000, "fee_per_kwh": 10_000,
+                                              "effective_price": 250_000, "quantity_wh": 2_000, "order": 1,
+                                              "origin": "solar"}, "best_bid": None},
+        f"/trades/slot/{SLOT}": {"slot": SLOT, "trades": [trade]},
+        f"/clearing/{SLOT}/zone-b": {"slot": SLOT, "zone": "zone-b", "price": 200_000, "volume_wh": 3_000,
+                                     "mechanism": "call", "height": 60, "classes": [
+                                         {"origin": "wind", "price": 200_000, "low": 190_000, "high": 210_000,
+                                          "volume_wh": 3_000}]},
+    })
+
+
+def canned_context(node: CannedNode) -> views.Context:
+    ctx = views.Context(primary=node, nodes=[node], live=LiveState())  # type: ignore[arg-type]
+    ctx.names = names.Names({seeded_key("carol").account: "carol"})
+    return ctx
+
+
+def test_market_view_book_effective_asks_clearing_and_fees() -> None:
+    view = asyncio.run(views.market(canned_context(canned_market()), "zone-a", None))
+    assert view["slot"] == SLOT and view["gate_open"] and view["matching"] == "call auction at gate closure"
+    assert [(b["price_fmt"], b["cumulative_fmt"]) for b in view["bids"]] == [("0.260000 EUR/kWh", "4.000 kWh")]
+    # zone-b's 0.22 + 0.03 fee ties zone-a's 0.24 + 0.01: the local ask comes first.
+    assert [(a["zone"], a["effective_fmt"]) for a in view["effective_asks"]] == [
+        ("zone-a", "0.250000 EUR/kWh"), ("zone-b", "0.250000 EUR/kWh"), ("zone-b", "0.260000 EUR/kWh")]
+    assert view["best_ask"]["fee_fmt"] == "0.010000 EUR/kWh"
+    (clearing,) = view["clearing"]
+    assert clearing["zone"] == "zone-b" and clearing["classes"] == [
+        "wind: 0.200000 EUR/kWh (competitive 0.190000 EUR/kWh to 0.210000 EUR/kWh), 3.000 kWh"]
+    assert view["trades"][0]["seller"]["label"] == "carol" and view["trades"][0]["buyer"]["label"].endswith("…")
+    assert view["fees"]["rows"][0] == {"from": "zone-a", "fees": ["0.010000 EUR/kWh", "0.030000 EUR/kWh"]}
+
+
+@pytest.mark.parametrize("zone, slot, status", [("zone-x", None, 404), ("zone-a", "1767229201", 400),
+                                                ("zone-a", "soon", 400)])
+def test_invalid_market_view_arguments(zone: str, slot: str | None, status: int) -> None:
+    with pytest.raises(views.ViewError) as refused:
+        asyncio.run(views.market(canned_context(canned_market()), zone, slot))
+    assert refused.value.status == status
+
+
+def test_prices_view_is_volume_weighted_per_seller_zone() -> None:
+    node = canned_market()
+    second = {**node.answers[f"/trades/slot/{SLOT}"]["trades"][0], "id": 2, "price": 260_000, "quantity_wh": 1_000,
+              "seller_zone": "zone-a"}
+    node.answers[f"/trades/slot/{SLOT}"]["trades"].append(second)
+    ctx = canned_context(node)
+    everything = asyncio.run(views.prices(ctx, "2026-01-01", None))
+    (row,) = everything["rows"]
+    assert (row["trades"], row["volume_fmt"], row["vwap_fmt"]) == (2, "4.000 kWh", "0.215000 EUR/kWh")
+    # 96 slots of 15 minutes; 01:00 is the day's fifth.
+    assert len(everything["chart"]["x"]) == 96 and everything["chart"]["volume_kwh"][4] == 4.0
+    only_b = asyncio.run(views.prices(ctx, "2026-01-01", "zone-b"))
+    assert only_b["rows"][0]["vwap_fmt"] == "0.200000 EUR/kWh"
+    with pytest.raises(views.ViewError):
+        asyncio.run(views.prices(ctx, "yesterday", None))
+
+
 # -- experiment runs ---------------------------------------------------------------------------------
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a5d2ab8d0000000049454e44ae426082")

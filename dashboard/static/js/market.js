@@ -84,6 +84,7 @@ function render(view) {
   if (fresh) announce(`${fresh} new trade(s) in slot ${view.slot_label}`);
   fillTable($("clearing"), view.clearing, [
     (c) => c.zone, (c) => c.price_fmt, (c) => c.volume_fmt, (c) => c.mechanism, (c) => String(c.height),
+    (c) => c.classes.join("; ") || "—",
   ], "No price formed in this slot yet.");
   const fees = $("fees");
   const head = document.createElement("tr");
