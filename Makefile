@@ -15,12 +15,15 @@ COMETBFT    := $(COMET_DIR)/bin/cometbft
 ABCI_CLI    := $(COMET_DIR)/bin/abci-cli
 DEPS_STAMP  := $(VENV)/.deps-stamp
 PROTO_STAMP := abci_app/pb/.stamp
+FRONTEND    := dashboard/frontend
+FRONTEND_STAMP := $(FRONTEND)/node_modules/.stamp
+CHROMIUM    := /usr/bin/chromium
 # Never let `go` fetch a different toolchain: only the Go module proxy is reachable.
 GO_ENV      := GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
 .PHONY: setup run test lint unit e2e bench clean distclean testnet testnet-down
 
-setup: $(DEPS_STAMP) $(COMETBFT) $(ABCI_CLI) $(PROTO_STAMP)
+setup: $(DEPS_STAMP) $(COMETBFT) $(ABCI_CLI) $(PROTO_STAMP) $(FRONTEND_STAMP)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +50,18 @@ $(PROTO_STAMP): config/versions.env tools/gen_proto.py $(DEPS_STAMP)
 	$(GO_ENV) $(PY) tools/gen_proto.py --version $(COMETBFT_VERSION) --out abci_app/pb
 	touch $@
 
+# The dashboard's chart library, exactly as pinned in its package-lock.json, served by the
+# app itself (no CDN). Without npm the dashboard runs with tables only (and says so).
+$(FRONTEND_STAMP): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix $(FRONTEND) --no-audit --no-fund --ignore-scripts && touch $@; \
+	else echo "warning: npm not found: the dashboard's charts are not installed" >&2; fi
+
+# Browser tests drive Debian's Chromium (never a browser build downloaded by a driver).
+$(CHROMIUM):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
 run: setup
 	$(VENV)/bin/gridledger demo
 
@@ -61,13 +76,13 @@ testnet-down:
 	$(VENV)/bin/gridledger testnet down --dir $(TESTNET_DIR)
 
 lint: setup
-	$(VENV)/bin/ruff check abci_app node cli tests tools
+	$(VENV)/bin/ruff check abci_app node cli tests tools dashboard
 	$(VENV)/bin/mypy
 
 unit: setup
 	$(PY) -m pytest -m "not e2e"
 
-e2e: setup
+e2e: setup $(CHROMIUM)
 	$(PY) -m pytest -m e2e
 
 # The fault suite (tests/test_faults_e2e.py) builds network namespaces with iproute2's `ip`.
@@ -77,7 +92,7 @@ $(NETNS_STAMP): | $(VENV)/bin/python
 		|| echo "iproute2 could not be installed: the fault suite will skip"
 	touch $@
 
-test: setup lint $(NETNS_STAMP)
+test: setup lint $(NETNS_STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: setup

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from cli.bench import bench_app
+from cli.dashboard import dashboard
 from cli.experiment import experiment_app
 from cli.keys import keys_app
 from cli.node import node_app
@@ -39,6 +40,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(p2p_app, name="p2p")
 app.add_typer(scenario_app, name="scenario")
+app.command("dashboard")(dashboard)
 
 EXIT_USAGE = 2
 DEMO_HINT = """
@@ -79,6 +81,7 @@ def demo(
     p2p_port: int = typer.Option(26656, help="CometBFT p2p port on 127.0.0.1."),
     abci_port: int = typer.Option(26658, help="ABCI port on 127.0.0.1."),
     rpc_host: str = typer.Option("127.0.0.1", help="Interface the RPC listens on (0.0.0.0 in a container)."),
+    dashboard_listen: str = typer.Option("127.0.0.1:8080", help="Where the demo's dashboard listens; 'off': none."),
 ) -> None:
     """Start a single-validator local chain with demo operators and participants.
 
@@ -91,11 +94,29 @@ def demo(
     except FileNotFoundError as exc:
         fail(str(exc))
     typer.echo(DEMO_HINT.format(home=home, rpc=ports.rpc_url, cwd=Path.cwd()), err=True)
+    dashboard = _demo_dashboard(home, dashboard_listen)
     code = supervisor.run(supervisor.NodeSpec(
         home=home, abci_address=f"tcp://127.0.0.1:{abci_port}",
-        rpc_laddr=f"tcp://{rpc_host}:{rpc_port}", p2p_laddr=f"tcp://127.0.0.1:{p2p_port}",
+        rpc_laddr=f"tcp://{rpc_host}:{rpc_port}", p2p_laddr=f"tcp://127.0.0.1:{p2p_port}", dashboard=dashboard,
     ))
     raise typer.Exit(code)
+
+
+def _demo_dashboard(home: Path, listen: str) -> bool:
+    """The demo home's [dashboard] block (docs/dashboard.md): the supervisor serves it."""
+    from dashboard.config import ConfigError, parse_listen
+
+    settings = cometbft.read_node_settings(home)
+    settings.pop("dashboard", None)
+    if listen != "off":
+        try:
+            address = parse_listen(listen)
+        except ConfigError as exc:
+            fail(str(exc))
+        settings["dashboard"] = {"listen": listen}
+        typer.echo(f"dashboard: {address.url()}  (market, prices, settlement, network)\n", err=True)
+    cometbft.write_node_settings(home, settings)
+    return listen != "off"
 
 
 def main() -> None:

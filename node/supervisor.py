@@ -20,6 +20,11 @@ not stop consensus. The supervisor logs it and restarts it after a back-off
 (ending by the supervisor's SIGTERM before its handler is installed is no failure:
 it holds no state).
 
+The dashboard (``python -m dashboard``, docs/dashboard.md) runs when
+gridledger.toml has a ``[dashboard]`` block: started after CometBFT, stopped
+first, read-only like the p2p host, so its death is logged and consensus goes
+on (it is not restarted).
+
 Before CometBFT starts, the events of the app's last 64 committed blocks are
 re-indexed (``cometbft reindex-event``): CometBFT indexes a block's transactions
 asynchronously after committing it, so an abrupt stop can lose the newest index
@@ -104,6 +109,8 @@ class NodeSpec:
     extra_args: list[str] = field(default_factory=list)
     p2p: bool = False
     """Run the libp2p host (the home holds p2p.toml)."""
+    dashboard: bool = False
+    """Serve the dashboard (the home's gridledger.toml has a [dashboard] block; docs/dashboard.md)."""
 
     @classmethod
     def from_home(cls, home: Path, *, abci_address: str | None = None, rpc_laddr: str | None = None,
@@ -114,7 +121,7 @@ class NodeSpec:
         return cls(home=home, abci_address=abci_address or config.get("proxy_app", "tcp://127.0.0.1:26658"),
                    rpc_laddr=rpc_laddr, p2p_laddr=p2p_laddr,
                    app_metrics=app_metrics if app_metrics is not None else settings.get("app_metrics") or None,
-                   p2p=node_host.enabled(home))
+                   p2p=node_host.enabled(home), dashboard="dashboard" in settings)
 
     def rpc_url(self) -> str:
         """Where processes on this machine reach the node's RPC (a wildcard listener via loopback)."""
@@ -138,6 +145,12 @@ class NodeSpec:
             if value is not None:
                 argv += [flag, value]
         return [*argv, *self.extra_args]
+
+    def dashboard_argv(self) -> list[str] | None:
+        """The web dashboard of this node (it reads the rest of its options from the home)."""
+        if not self.dashboard:
+            return None
+        return [sys.executable, "-m", "dashboard", "--home", str(self.home), "--node", self.rpc_url()]
 
     def p2p_argv(self) -> list[str] | None:
         """The libp2p host publishing this node's market feed; None when the home does not enable it."""
@@ -217,6 +230,8 @@ class Supervisor:
         self.p2p: subprocess.Popen[str] | None = None
         """The running p2p host; None while it waits for a restart (or is not enabled)."""
         self.p2p_restarts = 0
+        self.dashboard: subprocess.Popen[str] | None = None
+        """The running dashboard; like the p2p host it holds no state, so its death never stops the node."""
         self._p2p_started = 0.0
         self._p2p_restart_at: float | None = None
         self._p2p_failures = 0
@@ -270,6 +285,10 @@ class Supervisor:
         if self.spec.p2p_argv() is not None:
             self.sink("[supervisor] starting the p2p host")
             self._start_p2p()
+        dashboard_argv = self.spec.dashboard_argv()
+        if dashboard_argv is not None:
+            self.sink("[supervisor] starting the dashboard")
+            self.dashboard = self._spawn(dashboard_argv, "[dashboard]")
 
     def _reindex(self) -> None:
         """Re-index CometBFT's events of the app's newest blocks (see the module doc); never fatal."""
@@ -337,6 +356,9 @@ class Supervisor:
                 code = EXIT_COMETBFT_DIED
                 break
             self._tend_p2p()
+            if self.dashboard is not None and _exited(self.dashboard):
+                self.sink(f"[supervisor] dashboard exited with {self.dashboard.wait()}; consensus goes on")
+                self.dashboard = None
             self._wake.wait(self._next_check())
             self._wake.clear()
         exits = self.shutdown()
@@ -355,7 +377,8 @@ class Supervisor:
         grace = self.grace
         exits: list[ChildExit] = []
         self._p2p_restart_at = None
-        for name, proc in (("p2p host", self.p2p), ("CometBFT", self.comet), ("ABCI app", self.app)):
+        for name, proc in (("dashboard", self.dashboard), ("p2p host", self.p2p), ("CometBFT", self.comet),
+                           ("ABCI app", self.app)):
             if proc is None:
                 continue
             stopped_by_us = proc.poll() is None
@@ -370,7 +393,7 @@ class Supervisor:
                     proc.wait()
                     killed = True
                 self.sink(f"[supervisor] {name} stopped (exit {proc.returncode})")
-            exits.append(ChildExit(name, proc.returncode, killed, stateless=proc is self.p2p))
+            exits.append(ChildExit(name, proc.returncode, killed, stateless=proc in (self.p2p, self.dashboard)))
         return exits
 
 
