@@ -333,7 +333,7 @@ def _settlement_row(cur: Currency, total: Mapping[str, Any]) -> dict[str, Any]:
     return {"slot": total["slot"], "slot_label": units.slot_label(total["slot"]),
             "participants": total["participants"], "shortfall_fmt": units.energy(total["shortfall_wh"]),
             "surplus_fmt": units.energy(total["surplus_wh"]), "charges_fmt": cur.money(total["charges"]),
-            "credits_fmt": cur.money(total["credits"]), "debt_fmt": cur.money(total["debt"]),
+            "credits_fmt": cur.money(total["credits_due"]), "debt_fmt": cur.money(total["debt"]),
             "complete": total["complete"], "height": total["height"]}
 
 
@@ -345,7 +345,8 @@ def report_row(cur: Currency, names: Names, report: Mapping[str, Any]) -> dict[s
             "delivered_fmt": units.energy(report["measured_wh"]),
             "imported_fmt": units.energy(report["imported_wh"]), "exported_fmt": units.energy(report["exported_wh"]),
             "deviation_wh": report["deviation_wh"], "deviation_fmt": units.energy(report["deviation_wh"]),
-            "charge_fmt": cur.money(report["balancing_charge"]), "credit_fmt": cur.money(report["balancing_credit"]),
+            "charge_fmt": cur.money(report["charged"]),
+            "credit_fmt": cur.money(report["balancing_credit_due"] + report["feed_in_due"]),
             "collateral_used_fmt": cur.money(report["collateral_used"]),
             "debt_added_fmt": cur.money(report["debt_added"]), "height": report["height"]}
 

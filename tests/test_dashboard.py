@@ -494,3 +494,27 @@ def test_readme_dashboard_commands_exist_in_the_cli() -> None:
     for command in commands:
         for option in re.findall(r"(--[a-z-]+)", command):
             assert option in help_text, f"README uses {option}, which `gridledger dashboard` lacks"
+
+
+def test_settlement_rows_read_the_ledgers_own_answer() -> None:
+    """The settlement page's rows from a real /settlement answer (the cloudy-slot example of
+    docs/settlement.md: carol sold 2 kWh at 0.22 EUR, delivered 1 kWh, is charged 0.60 EUR)."""
+    from tests.market_harness import market_chain, order, place
+    from tests.settlement_harness import DEADLINE, SLOT, SLOT_END, Registers, advance_to
+
+    chain = market_chain()
+    place(chain, "carol", order("ask", 2_000, 220_000))
+    place(chain, "dave", order("bid", 2_000, 300_000))
+    registers = Registers()  # every meter reports (a silent one would be billed its substitute)
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"carol": (0, 1_000), "dave": (2_000, 0)})
+    advance_to(chain, DEADLINE + 1)
+    answer = chain.query(f"/settlement/{SLOT}")
+    cur = Currency("EUR", 6)
+    slot_row = views._settlement_row(cur, answer)
+    assert (slot_row["participants"], slot_row["complete"]) == (5, True)
+    rows = {row["participant"]["label"]: row
+            for row in (views.report_row(cur, names.Names({chain.id("carol"): "carol", chain.id("dave"): "dave"}),
+                                         report) for report in answer["reports"])}
+    assert (rows["carol"]["deviation_fmt"], rows["carol"]["charge_fmt"]) == ("-1.000 kWh", "0.600000 EUR")
+    assert rows["dave"]["credit_fmt"] == "0.000000 EUR"
