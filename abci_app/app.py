@@ -31,7 +31,8 @@ from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.params import get_params
 from abci_app.ledger.query import run_query
 from abci_app.ledger.state import State
-from abci_app.ledger.store import EMPTY_HASH, Backend, CommittedStore, Overlay, next_app_hash
+from abci_app.ledger.merkle import Trie
+from abci_app.ledger.store import Backend, CommittedStore, Overlay
 from abci_app.ledger.tx import TxCache, decode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from abci_app.pb.tendermint.crypto import keys_pb2
@@ -57,6 +58,7 @@ class LedgerApplication:
         self.pending: Overlay | None = None
         self.pending_height = 0
         self.pending_hash = b""
+        self.pending_trie: Trie | None = None
         self.pending_digests: list[bytes] = []
         self.txs = TxCache()
         self.check: CheckState | None = CheckState(self.committed, self.txs.verifier) if self.committed.height else None
@@ -88,7 +90,8 @@ class LedgerApplication:
             raise
         self.pending = overlay
         self.pending_height = initial_height - 1
-        self.pending_hash = next_app_hash(initial_height - 1, EMPTY_HASH, overlay.writes)
+        self.pending_trie = self.committed.trie_after(None, overlay.writes)
+        self.pending_hash = self.pending_trie.root_hash
         self.check = CheckState(overlay, self.txs.verifier)
         validators = genesis_validators(State(overlay))
         if validators and req.validators and _validator_set(req.validators) != _validator_set(validators):
@@ -168,20 +171,22 @@ class LedgerApplication:
     # -- blocks -----------------------------------------------------------------------------
     def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
         base = self.pending if self.pending is not None else self.committed
-        previous_hash = self.pending_hash if self.pending is not None else self.committed.app_hash
         block = Overlay(base)
         height, time = self._block_header(block, req)
         block_events = begin_block(block, height, time)
         results = [self._deliver(block, raw, height, time) for raw in req.txs]
         digests = [hashlib.sha256(raw).digest() for raw in req.txs]
         updates = [validator_update(pubkey, power) for pubkey, power in gov.take_validator_updates(State(block))]
-        app_hash = next_app_hash(height, previous_hash, block.writes)
+        # The root of the state tree after this block, from its writes (Commit persists the nodes).
+        trie = self.committed.trie_after(self.pending_trie if self.pending is not None else None, block.writes)
+        app_hash = trie.root_hash
         if self.pending is None:
             self.pending = block
         else:
             block.merge_into(self.pending)
         self.pending_height = height
         self.pending_hash = app_hash
+        self.pending_trie = trie
         self.pending_digests += digests
         return abci.ResponseFinalizeBlock(
             events=_events(block_events),
@@ -221,8 +226,9 @@ class LedgerApplication:
     def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
         if self.pending is None:
             raise RuntimeError("Commit without a finalized block")
-        self.committed.commit(self.pending, self.pending_height, self.pending_hash)
+        self.committed.commit(self.pending, self.pending_height, self.pending_trie)
         self.pending = None
+        self.pending_trie = None
         # Included transactions cannot be rechecked or included again: their cache entries are done.
         for digest in self.pending_digests:
             self.txs.discard(digest)
