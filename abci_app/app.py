@@ -27,11 +27,11 @@ from abci_app.ledger.admission import CheckState, admit
 from abci_app.ledger.events import Event
 from abci_app.ledger.execute import Chain, TxResult, begin_block, get_chain, put_chain, run_tx
 from abci_app.ledger.genesis import GenesisError, load_genesis
+from abci_app.ledger.merkle import Trie
 from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.params import get_params
 from abci_app.ledger.query import run_query
 from abci_app.ledger.state import State
-from abci_app.ledger.merkle import Trie
 from abci_app.ledger.store import Backend, CommittedStore, Overlay
 from abci_app.ledger.tx import TxCache, decode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci

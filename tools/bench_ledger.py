@@ -23,8 +23,8 @@ import time
 from abci_app.app import LedgerApplication
 from abci_app.ledger import tx as txmod
 from abci_app.ledger.crypto import SigningKey, verify
-from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.merkle import META
+from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.store import MemoryBackend
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 

@@ -81,6 +81,13 @@ def leaf_hash(key: bytes, value: bytes) -> bytes:
     return hashlib.sha256(_LEAF_TAG + len(key).to_bytes(4, "big") + key + value).digest()
 
 
+def _leaf_prefix(key: bytes) -> bytes:
+    return _LEAF_TAG + len(key).to_bytes(4, "big")
+
+
+_LEAF_PREFIXES = [_LEAF_TAG + length.to_bytes(4, "big") for length in range(256)]
+
+
 def inner_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_INNER_TAG + left + right).digest()
 
@@ -293,7 +300,7 @@ class Trie:
         return found
 
     def resolved(self, node: Node) -> Leaf | Inner:
-        return self.load(node) if type(node) is Stub else node  # type: ignore[return-value, arg-type]
+        return self.load(node) if type(node) is Stub else node  # type: ignore[return-value]
 
     def left(self, node: Inner) -> Leaf | Inner:
         child = node.left
@@ -330,9 +337,10 @@ class Trie:
             del keys[start:stop]
         if not keys:
             return self
-        sha256, get = _sha256, writes.__getitem__
+        sha256, get, lengths = _sha256, writes.__getitem__, _LEAF_PREFIXES
         hashes = [None if (value := get(key)) is None
-                  else sha256(b"\x00" + len(key).to_bytes(4, "big") + key + value).digest() for key in keys]
+                  else sha256((lengths[len(key)] if len(key) < 256 else _leaf_prefix(key)) + key + value).digest()
+                  for key in keys]
         gone: set[bytes] = set()
         root = _apply(self, keys, hashes, gone)
         return Trie(self._reader, self._scan, root, self.removed | gone if gone else self.removed, self.stats)
@@ -348,7 +356,7 @@ class Trie:
         stack = [root] if type(root) is Inner and root.size > SMALL_KEYS and not root.saved else []
         pop, push, add, pack, small = stack.pop, stack.append, writes.append, _RECORD.pack, SMALL_KEYS
         while stack:
-            node: Inner = pop()  # type: ignore[assignment]
+            node: Inner = pop()
             left, right = node.left, node.right
             left_leaf, right_leaf = type(left) is Leaf, type(right) is Leaf
             add((TRIE_NODE + (node.pos or pos_of(node)),
@@ -406,11 +414,11 @@ def _apply(trie: Trie, keys: list[bytes], hashes: list[bytes | None], removed: s
                 return node
             if left is None or right is None:
                 # An inner node with an empty side is replaced by the other side.
-                if node.size > small:  # type: ignore[union-attr]
+                if node.size > small:
                     removed.add(TRIE_NODE + (node.pos or pos_of(node)))  # type: ignore[union-attr, arg-type]
                 return left if right is None else right
             size = left.size + right.size
-            if node.size > small >= size:  # type: ignore[union-attr]  # small now: its record goes
+            if node.size > small >= size:  # small now: its record goes
                 removed.add(TRIE_NODE + (node.pos or pos_of(node)))  # type: ignore[union-attr, arg-type]
             # Same place: a stored node's record is overwritten at commit.
             return Inner(node.bit, node.pkey, left, right, sha256(b"\x01" + left.hash + right.hash).digest(),  # type: ignore[union-attr]
@@ -470,7 +478,12 @@ def _build(keys: list[bytes], hashes: list[bytes], lo: int, hi: int) -> Leaf | I
     previous = keys[lo]
     for index in range(lo + 1, hi):
         key = keys[index]
-        bit = common_bits(previous, key)
+        if len(key) == len(previous):  # common_bits, inlined: this loop runs for every inserted key
+            x = int.from_bytes(previous, "big") ^ int.from_bytes(key, "big")
+            byte = len(key) - 1 - (x.bit_length() - 1) // 8
+            bit = 9 * byte + 9 - (previous[byte] ^ key[byte]).bit_length()
+        else:
+            bit = common_bits(previous, key)
         while open_ and open_[-1][0] > bit:  # deeper splits end at the previous key
             split, pkey, left = open_.pop()
             node = Inner(split, pkey, left, node, sha256(b"\x01" + left.hash + node.hash).digest(),
