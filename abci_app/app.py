@@ -30,12 +30,13 @@ from abci_app.ledger.genesis import GenesisError, load_genesis
 from abci_app.ledger.merkle import Trie
 from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.params import get_params
+from abci_app.ledger.proofs import PROOF_TYPE, RAW_PATH, answer_raw
 from abci_app.ledger.query import run_query
 from abci_app.ledger.state import State
 from abci_app.ledger.store import Backend, CommittedStore, Overlay
 from abci_app.ledger.tx import TxCache, decode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci
-from abci_app.pb.tendermint.crypto import keys_pb2
+from abci_app.pb.tendermint.crypto import keys_pb2, proof_pb2
 
 log = logging.getLogger("gridledger.app")
 
@@ -244,6 +245,11 @@ class LedgerApplication:
                 raise errors.BadQuery(f"only the last committed height {height} can be queried")
             if height == 0:
                 raise errors.NotFound("no block has been committed yet")
+            if req.path.startswith(RAW_PATH):
+                return self._raw_query(req, height)
+            if req.prove:
+                raise errors.BadQuery(f"proofs are given for {RAW_PATH} paths (the state's own keys and values), "
+                                      "not for JSON answers; see docs/queries.md")
             if req.path.startswith(NEXT_NONCE_PATH):
                 value = self._next_nonce(req.path[len(NEXT_NONCE_PATH) :])
             else:
@@ -255,6 +261,22 @@ class LedgerApplication:
             return abci.ResponseQuery(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",
                                       codespace=errors.LedgerError.codespace, height=height)
         return abci.ResponseQuery(code=0, value=value, height=height, key=req.path.encode())
+
+    def _raw_query(self, req: abci.RequestQuery, height: int) -> abci.ResponseQuery:
+        """A state key or key range as stored, with a proof against the app hash of ``height`` if asked.
+
+        The proof is checked against the app hash in the header of block
+        ``height + 1`` (docs/queries.md, "Proofs").
+        """
+        answer = answer_raw(self.committed, req.path)
+        response = abci.ResponseQuery(code=0, value=answer.value, key=answer.key, height=height)
+        if not answer.found:
+            response.code, response.codespace = errors.NotFound.code, errors.LedgerError.codespace
+            response.log = f"key {answer.key.hex()} not found"
+        if req.prove:
+            response.proof_ops.CopyFrom(proof_pb2.ProofOps(ops=[
+                proof_pb2.ProofOp(type=PROOF_TYPE, key=answer.proof.lo, data=answer.proof.op_data())]))
+        return response
 
     def _next_nonce(self, account_id: str) -> bytes:
         """Node-local hint: the next nonce counting this node's pending mempool transactions.
