@@ -32,6 +32,7 @@ from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.params import get_params
 from abci_app.ledger.proofs import PROOF_TYPE, RAW_PATH, answer_raw
 from abci_app.ledger.query import run_query
+from abci_app.ledger.snapshots import Apply, Offer, Restorer, SnapshotStore
 from abci_app.ledger.state import State
 from abci_app.ledger.store import Backend, CommittedStore, Overlay
 from abci_app.ledger.tx import TxCache, decode_tx
@@ -54,8 +55,11 @@ def _version() -> str:
 class LedgerApplication:
     """Answers every ABCI call; one instance per node, one call at a time."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, snapshots: SnapshotStore | None = None) -> None:
         self.committed = CommittedStore(backend)
+        self.snapshots = snapshots
+        """Where this node keeps the snapshots it offers (None: it offers none, but can still restore one)."""
+        self.restorer = Restorer(self.committed, on_restored=self._restored)
         self.pending: Overlay | None = None
         self.pending_height = 0
         self.pending_hash = b""
@@ -65,6 +69,8 @@ class LedgerApplication:
         self.check: CheckState | None = CheckState(self.committed, self.txs.verifier) if self.committed.height else None
 
     def close(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.close()
         self.committed.close()
 
     # -- info and genesis ----------------------------------------------------------
@@ -235,6 +241,8 @@ class LedgerApplication:
             self.txs.discard(digest)
         self.pending_digests = []
         self.check = CheckState(self.committed, self.txs.verifier)
+        if self.snapshots is not None:
+            self.snapshots.after_commit(self.committed)  # a background thread, from a LevelDB snapshot
         return abci.ResponseCommit(retain_height=0)
 
     # -- queries --------------------------------------------------------------------------------
@@ -290,23 +298,45 @@ class LedgerApplication:
         answer = {"account": account_id, "next_nonce": next_nonce}
         return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
 
-    # -- snapshots (state sync is not offered yet) --------------------------------------------
+    # -- state sync (abci_app/ledger/snapshots.py) ----------------------------------------------
     def list_snapshots(self, req: abci.RequestListSnapshots) -> abci.ResponseListSnapshots:
-        return abci.ResponseListSnapshots()
+        if self.snapshots is None:
+            return abci.ResponseListSnapshots()
+        return abci.ResponseListSnapshots(snapshots=[
+            abci.Snapshot(height=s.height, format=s.format, chunks=s.chunks, hash=s.hash, metadata=s.metadata)
+            for s in self.snapshots.list()])
 
     def offer_snapshot(self, req: abci.RequestOfferSnapshot) -> abci.ResponseOfferSnapshot:
-        return abci.ResponseOfferSnapshot(result=abci.ResponseOfferSnapshot.REJECT)
+        snapshot = req.snapshot
+        result = self.restorer.offer(snapshot.height, snapshot.format, snapshot.chunks, snapshot.hash,
+                                     snapshot.metadata, req.app_hash)
+        return abci.ResponseOfferSnapshot(result=_OFFER[result])
 
     def load_snapshot_chunk(self, req: abci.RequestLoadSnapshotChunk) -> abci.ResponseLoadSnapshotChunk:
-        return abci.ResponseLoadSnapshotChunk()
+        chunk = self.snapshots.chunk(req.height, req.format, req.chunk) if self.snapshots is not None else b""
+        return abci.ResponseLoadSnapshotChunk(chunk=chunk)
 
     def apply_snapshot_chunk(self, req: abci.RequestApplySnapshotChunk) -> abci.ResponseApplySnapshotChunk:
-        return abci.ResponseApplySnapshotChunk(result=abci.ResponseApplySnapshotChunk.ABORT)
+        outcome = self.restorer.apply(req.index, req.chunk, req.sender)
+        return abci.ResponseApplySnapshotChunk(result=_APPLY[outcome.result], refetch_chunks=outcome.refetch,
+                                               reject_senders=outcome.reject_senders)
+
+    def _restored(self) -> None:
+        """A snapshot is the committed state now: CheckTx admits against it; blocks go on from it."""
+        self.check = CheckState(self.committed, self.txs.verifier)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _chain_id_and_limit(self) -> tuple[str, int]:
         view = self.pending if self.pending is not None else Overlay(self.committed)
         return get_chain(view).chain_id, get_params(State(view)).max_tx_bytes
+
+
+_OFFER = {Offer.ACCEPT: abci.ResponseOfferSnapshot.ACCEPT, Offer.ABORT: abci.ResponseOfferSnapshot.ABORT,
+          Offer.REJECT: abci.ResponseOfferSnapshot.REJECT,
+          Offer.REJECT_FORMAT: abci.ResponseOfferSnapshot.REJECT_FORMAT}
+_APPLY = {Apply.ACCEPT: abci.ResponseApplySnapshotChunk.ACCEPT, Apply.ABORT: abci.ResponseApplySnapshotChunk.ABORT,
+          Apply.RETRY: abci.ResponseApplySnapshotChunk.RETRY,
+          Apply.REJECT_SNAPSHOT: abci.ResponseApplySnapshotChunk.REJECT_SNAPSHOT}
 
 
 def genesis_validators(state: State) -> list[abci.ValidatorUpdate]:

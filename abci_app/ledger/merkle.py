@@ -262,9 +262,9 @@ class Trie:
         return EMPTY_ROOT if self.root is None else self.root.hash
 
     def unloaded(self) -> Trie:
-        """This (persisted) version with every node dropped from memory, to be reloaded on use."""
+        """This (persisted) version with its stored nodes dropped from memory, to be reloaded on use."""
         root = self.root
-        if type(root) is Inner:
+        if type(root) is Inner and root.size > SMALL_KEYS:
             if not root.saved:
                 raise ValueError("only a persisted version can be unloaded")
             root = Stub(root.bit, root.hash, root.size, b"", None)

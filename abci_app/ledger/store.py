@@ -15,6 +15,7 @@ computes the next version of the tree from the block's write set
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from collections.abc import Iterator, Mapping
@@ -286,6 +287,9 @@ class CommittedStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        if backend.get(META_RESTORING) is not None:
+            # A state-sync restore was cut short: what it wrote is no state at all.
+            self.wipe()
         height = backend.get(META_HEIGHT)
         self.height: int = struct.unpack(">q", height)[0] if height is not None else 0
         self.app_hash: bytes = backend.get(META_APP_HASH) or b""
@@ -336,6 +340,35 @@ class CommittedStore:
         self.app_hash = trie.root_hash
         stats = trie.stats
         self.trie = trie.unloaded() if stats.loaded + stats.created > MAX_CACHED_NODES else trie
+
+    # -- state sync (abci_app/ledger/snapshots.py) ---------------------------------------------
+    def wipe(self) -> None:
+        """Delete every key (state, tree, height): an empty store, as before genesis."""
+        while True:
+            batch: list[tuple[bytes, bytes | None]] = [
+                (key, None) for key, _ in itertools.islice(self.backend.iterate(b"", None), 10_000)]
+            if not batch:
+                break
+            self.backend.write(batch)
+        self.height, self.app_hash = 0, b""
+        self.trie = Trie.open(self.backend.get, self.scan)
+
+    def begin_restore(self) -> None:
+        """Start restoring a snapshot into an empty store (marked, so a crash midway is wiped on restart)."""
+        self.wipe()
+        self.backend.write([(META_RESTORING, b"1")])
+
+    def restore_entries(self, entries: list[tuple[bytes, bytes]]) -> None:
+        """Write a chunk's entries (greater than every key written before) with the tree nodes they make."""
+        trie = self.trie.update(dict(entries))
+        self.backend.write([*entries, *trie.persist()])
+        self.trie = trie.unloaded()  # the next chunk reloads only the right edge
+
+    def finish_restore(self, height: int) -> None:
+        """The restored state is complete at ``height``: record it as committed."""
+        self.backend.write([(META_HEIGHT, struct.pack(">q", height)), (META_APP_HASH, self.trie.root_hash),
+                            (META_RESTORING, None)])
+        self.height, self.app_hash = height, self.trie.root_hash
 
     def close(self) -> None:
         self.backend.close()
