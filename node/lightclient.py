@@ -266,6 +266,19 @@ def verify_signed_header(signed_header: dict[str, Any], validators: Sequence[Val
                           trusted_total)
 
 
+def trust_point(rpc: CometRpc, chain_id: str) -> tuple[int, str]:
+    """(height, block hash) of the latest block of a trusted RPC server, for CometBFT's [statesync].
+
+    The block's commit is verified first (against the server's own validator
+    set): a server of another chain, or one that cannot show a valid commit,
+    is refused before a node is configured to trust it.
+    """
+    latest = rpc.call("commit")["signed_header"]
+    height = int(latest["header"]["height"])
+    verify_signed_header(latest, fetch_validators(rpc, height), chain_id)
+    return height, str(latest["commit"]["block_id"]["hash"]).upper()
+
+
 def fetch_validators(rpc: CometRpc, height: int) -> list[Validator]:
     """The validator set at ``height`` from /validators, every page."""
     entries: list[dict[str, Any]] = []
