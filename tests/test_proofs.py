@@ -17,6 +17,7 @@ from abci_app.ledger.modules.bank.keys import journal_prefix
 from abci_app.ledger.proofs import (
     ENTRY,
     HASH,
+    LEAF,
     PROOF_TYPE,
     ProofError,
     decode_range_answer,
@@ -66,6 +67,37 @@ def test_basic() -> None:
     _, _, entries = checked(response, chain.app.committed.app_hash)
     account = Account.decode(entries[0][1])
     assert account.balance == chain.account("alice")["balance"]
+
+
+def op_codes(program: bytes) -> list[int]:
+    """The operations of a proof program, in order."""
+    codes, at = [], 0
+    while at < len(program):
+        code = program[at]
+        codes.append(code)
+        at += 1
+        if code in (LEAF, ENTRY):
+            for _ in range(2 if code == LEAF else 1):
+                at += 4 + int.from_bytes(program[at : at + 4], "big")
+        elif code == HASH:
+            at += 32
+    return codes
+
+
+def test_a_proven_key_needs_no_neighbours() -> None:
+    chain = busy_chain()
+    _, _, program, _ = _account_proof(chain)
+    codes = op_codes(program)
+    assert codes.count(ENTRY) == 1 and LEAF not in codes
+
+
+def test_an_absent_key_opens_its_neighbours() -> None:
+    chain = busy_chain()
+    between = min(chain.id(name) for name in ("alice", "bob", "carol")) + "0"  # above one account, below the next
+    response = raw(chain, f"/raw/{account_key(between).hex()}")
+    assert response.code == errors.NotFound.code
+    _, _, program = parse_op_data(response.proof_ops.ops[0].key, response.proof_ops.ops[0].data)
+    assert op_codes(program).count(LEAF) == 2 and ENTRY not in op_codes(program)
 
 
 def test_absent_key_is_proven_absent() -> None:
@@ -190,7 +222,7 @@ def test_invalid_existing_key_passed_off_as_absent() -> None:
     at = program.index(bytes([ENTRY]) + len(lo).to_bytes(4, "big") + lo)
     end = at + 5 + len(lo)
     hidden = program[:at] + bytes([HASH]) + leaf_hash(lo, value) + program[end:]
-    with pytest.raises(ProofError, match="hidden"):
+    with pytest.raises(ProofError, match="needs a leaf next to the range"):
         verify_range(chain.app.committed.app_hash, lo, hi, hidden, [])
 
 

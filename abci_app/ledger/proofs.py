@@ -19,9 +19,11 @@ A leaf pushes SHA-256(0x00 || be32(len k) || k || v). The verifier checks that
 the program leaves exactly the app hash on the stack, and that the opened
 leaves are one run of neighbours in the tree (no HASH between two leaves), in
 strictly increasing key order, with ENTRY exactly for the keys in [lo, hi); a
-HASH before the run needs the first leaf below ``lo``, a HASH after it the
-last leaf at or above ``hi``. The tree keeps keys in order, so nothing else
-can hide in the range. An empty tree has the empty program.
+HASH before the run needs the first leaf at or below ``lo``, a HASH after it
+the last leaf at or above ``hi`` or right before it (``hi`` = its key || 0x00).
+The tree keeps keys in order, so nothing else can hide in the range. A proven
+key needs no neighbours; an absent key or a range end without a key at it
+opens the neighbouring leaf. An empty tree has the empty program.
 
 In CometBFT terms: ``ProofOps`` with one ``ProofOp`` of type
 ``gridledger:trie:v1``, ``key`` = lo, ``data`` = be32(len hi) || hi || program.
@@ -78,8 +80,9 @@ def prove_range(store: CommittedStore, lo: bytes, hi: bytes, limit: int = MAX_RA
         entries = entries[:limit]
         hi = entries[-1][0] + b"\x00"
     trie = store.trie
-    before = _floor_below(trie, lo)
-    after = next(store.scan(hi, None), None)
+    # Neighbours are opened only where the range's ends are not keys of the answer themselves.
+    before = lo if entries and entries[0][0] == lo else _floor_below(trie, lo)
+    after = next(store.scan(hi, None), None) if not entries or entries[-1][0] + b"\x00" != hi else entries[-1]
     program = bytearray()
     if trie.root is not None:
         _emit(trie, trie.resolved(trie.root), before, after[0] if after else None, lo, hi, store, program)
@@ -215,9 +218,9 @@ def _check_run(opened: list[bytes | None], lo: bytes, hi: bytes) -> None:
     keys: list[bytes] = [key for key in opened[first : last + 1] if key is not None]
     if any(a >= b for a, b in itertools.pairwise(keys)):
         raise ProofError("the opened leaves are not in key order")
-    if first > 0 and keys[0] >= lo:
+    if first > 0 and keys[0] > lo:
         raise ProofError("a hidden subtree before the range may hold keys of the range")
-    if last < len(opened) - 1 and keys[-1] < hi:
+    if last < len(opened) - 1 and keys[-1] < hi and keys[-1] + b"\x00" != hi:
         raise ProofError("a hidden subtree after the range may hold keys of the range")
 
 
