@@ -18,6 +18,7 @@ from abci_app.ledger.proofs import (
     ENTRY,
     HASH,
     LEAF,
+    NODE,
     PROOF_TYPE,
     ProofError,
     decode_range_answer,
@@ -242,3 +243,12 @@ def test_invalid_statement_with_a_line_hidden() -> None:
 def test_key_range_holds_one_key() -> None:
     lo, hi = key_range(b"acct/x")
     assert lo < b"acct/x\x00" <= hi and not lo < b"acct/x0" < hi
+
+
+def test_proof_format_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "queries.md").read_text()
+    assert PROOF_TYPE in doc and "/raw/<hex key>" in doc and "/raw/<hex lo>/<hex hi>" in doc
+    for name, code in (("LEAF", LEAF), ("ENTRY", ENTRY), ("HASH", HASH), ("NODE", NODE)):
+        assert f"`0x{code:02x}` {name}" in doc, name

@@ -228,3 +228,11 @@ def test_node_without_snapshot_store_offers_none() -> None:
 def test_invalid_snapshot_settings(tmp_path: Path, interval: int, keep: int, chunk_bytes: int) -> None:
     with pytest.raises(ValueError):
         SnapshotStore(tmp_path, interval=interval, keep=keep, chunk_bytes=chunk_bytes)
+
+
+def test_snapshot_settings_are_documented() -> None:
+    from abci_app.ledger.snapshots import DEFAULT_CHUNK_BYTES, DEFAULT_INTERVAL, DEFAULT_KEEP
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "operators.md").read_text()
+    assert f"interval = {DEFAULT_INTERVAL} " in doc and f"keep = {DEFAULT_KEEP} " in doc
+    assert f"chunk_bytes = {DEFAULT_CHUNK_BYTES}" in doc
