@@ -76,6 +76,7 @@ test: setup lint
 bench: setup
 	$(PY) tools/bench_ledger.py
 	$(PY) tools/bench_market.py --book 10000 --orders 2000
+	$(PY) tools/bench_auction.py --orders 1000 --books 5
 
 clean:
 	rm -rf abci_app/pb .pytest_cache .mypy_cache .ruff_cache

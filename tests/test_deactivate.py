@@ -8,6 +8,7 @@ from abci_app.ledger import errors
 from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter
 from tests.harness import Chain, events_of, rejected, seeded_key
+from tests.market_harness import SLOT, market_chain, order, place
 
 
 def register_meter(chain: Chain, dso: str, owner: str, meter_id: str) -> None:
@@ -96,3 +97,18 @@ def test_invalid_participant_already_deactivated(chain: Chain) -> None:
 def test_invalid_meter_already_deactivated(chain: Chain) -> None:
     assert chain.deliver("dso", Deactivate(kind="meter", target="m-a")).code == 0
     rejected(chain, "dso", Deactivate(kind="meter", target="m-a"), errors.UnknownMeter, spends_nonce=True)
+
+
+def test_deactivation_cancels_the_participants_open_orders() -> None:
+    """A deactivated participant's resting orders must not keep trading: they are cancelled, their locks freed."""
+    chain = market_chain()
+    bid = place(chain, "bob", order("bid", 1_000, 260_000))
+    assert chain.account("bob")["locked"] > 0
+    result = chain.deliver("dso", Deactivate(kind="participant", target=chain.id("bob")))
+    assert result.code == 0, result.log
+    cancelled = events_of(result, "order.cancelled")
+    assert [(e["id"], e["reason"]) for e in cancelled] == [(str(bid), "deactivated")]
+    assert chain.account("bob")["locked"] == 0
+    # An ask that would have crossed the bid now rests: nobody trades with the deactivated account.
+    place(chain, "alice", order("ask", 1_000, 200_000))
+    assert chain.query(f"/trades/slot/{SLOT}")["trades"] == []

@@ -330,3 +330,18 @@ def test_invalid_duplicate_consensus_pubkey() -> None:
     for operator in app_state["operators"][:2]:
         operator["consensus_pubkey"] = base64.b64encode(b"\x09" * 32).decode()
     refused(app_state)
+
+
+def test_invalid_participants_without_an_lpd() -> None:
+    """Settlement needs a balancing party: a genesis with participants but no LPD cannot run its rules."""
+    app_state = doc()
+    app_state["operators"] = [op for op in app_state["operators"] if op["role"] != "lpd"]
+    with pytest.raises(GenesisError, match="need an LPD operator"):
+        load(app_state)
+
+
+def test_invalid_operator_power_above_the_maximum() -> None:
+    app_state = doc()
+    app_state["operators"][0]["power"] = 1 << 62
+    with pytest.raises(GenesisError, match="power must be at most"):
+        load(app_state)

@@ -91,8 +91,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.check_events(events)
 
     def check_events(self, events: list[abci.Event]) -> None:
-        cleared: dict[tuple[str, str], int] = {}
-        call_prices: dict[tuple[str, str], set[int]] = defaultdict(set)
+        cleared: dict[tuple[str, str, str], int] = {}
+        call_prices: dict[tuple[str, str, str], set[int]] = defaultdict(set)
         for raw in events:
             attrs = attributes(raw)
             if raw.type == "order.placed":
@@ -110,17 +110,19 @@ class MarketMachine(RuleBasedStateMachine):
                 assert int(attrs["value"]) == int(attrs["quantity_wh"]) * price // 1000
                 hyp_event(f"trade ({attrs['mechanism']})")
                 if attrs["mechanism"] == "call":
-                    assert attrs["buyer_zone"] == attrs["seller_zone"]
-                    call_prices[(attrs["slot"], attrs["seller_zone"])].add(price)
+                    # Zones clear together; each (seller zone, origin) class has one price.
+                    call_prices[(attrs["slot"], attrs["seller_zone"], attrs["origin"])].add(price)
             elif raw.type == "offer.accepted":
                 # First acceptance wins: an offer is accepted at most once, for at most its quantity.
                 assert attrs["offer_id"] not in self.accepted_offers, attrs
                 self.accepted_offers.add(attrs["offer_id"])
                 assert 0 < int(attrs["quantity_wh"]) <= int(attrs["offer_quantity_wh"])
             elif raw.type == "market.cleared":
-                cleared[(attrs["slot"], attrs["zone"])] = int(attrs["price"])
+                for item in attrs["prices"].split(","):
+                    origin, class_price = item.split(":")
+                    cleared[(attrs["slot"], attrs["zone"], origin)] = int(class_price)
             hyp_event(f"event {raw.type}")
-        # Pay-as-clear: every trade of one zone's clearing is at the cleared price.
+        # Pay-as-clear: every trade of one zone's and origin's clearing is at the cleared price.
         for slot_zone, prices in call_prices.items():
             assert prices == {cleared[slot_zone]}, (slot_zone, prices, cleared)
 

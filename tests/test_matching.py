@@ -11,13 +11,9 @@ import pytest
 
 from abci_app.ledger import errors
 from abci_app.ledger.modules.market.matching import (
-    CallResult,
     Fill,
-    Pairing,
     accepts,
-    clearing_price,
     crosses,
-    match_call,
     match_continuous,
 )
 from abci_app.ledger.modules.market.records import Order, amount
@@ -132,83 +128,3 @@ def test_continuous_reads_only_filled_orders_plus_one_per_zone() -> None:
     # zone a asks are worth 250000 to zone a, zone b asks 260000: all three fills come from zone a.
     assert [f.resting_id for f in fills] == [1, 2, 3]
     assert reads == {A: 4, B: 1}
-
-
-# -- call auction: clearing price -----------------------------------------------------------------------
-def test_clearing_price_flat_overlap_midpoint() -> None:
-    # docs/market.md: ask 2000 at 240000, bid 4000 at 260000 all-in (250000 energy in zone a)
-    assert clearing_price([mk(2, "bid", 260_000, 4_000)], [mk(1, "ask", 240_000, 2_000)], 10_000) == (245_000, 2_000)
-
-
-def test_clearing_price_midpoint_rounds_down() -> None:
-    # bid energy limit 200200 - 1 = 200199; interval [200000, 200199]; (200000 + 200199) // 2
-    assert clearing_price([mk(2, "bid", 200_200, 1_000)], [mk(1, "ask", 200_000, 1_000)], 1) == (200_099, 1_000)
-
-
-def test_clearing_price_single_price_when_one_price_maximises() -> None:
-    # energy limits of the bids: 250000, 230000, 210000.
-    # p:      200000 210000 220000 230000 240000 250000
-    # S(p):     1000   1000   2000   2000   3000   3000
-    # D(p):     3000   3000   2000   2000   1000   1000
-    # volume:   1000   1000   2000   2000   1000   1000  -> [220000, 230000], P = 225000
-    asks = [mk(1, "ask", 200_000, 1_000), mk(2, "ask", 220_000, 1_000), mk(3, "ask", 240_000, 1_000)]
-    bids = [mk(4, "bid", 260_000, 1_000), mk(5, "bid", 240_000, 1_000), mk(6, "bid", 220_000, 1_000)]
-    assert clearing_price(bids, asks, 10_000) == (225_000, 2_000)
-    assert match_call(bids, asks, 10_000) == CallResult(225_000, 2_000, (Pairing(4, 1, 1_000), Pairing(5, 2, 1_000)))
-
-
-def test_clearing_price_one_candidate() -> None:
-    # ask and bid energy limit equal: volume only at 250000.
-    assert clearing_price([mk(2, "bid", 260_000, 500)], [mk(1, "ask", 250_000, 1_000)], 10_000) == (250_000, 500)
-
-
-def test_clearing_price_no_crossing() -> None:
-    assert clearing_price([mk(2, "bid", 259_900, 1_000)], [mk(1, "ask", 250_000, 1_000)], 10_000) is None
-    assert match_call([mk(2, "bid", 259_900, 1_000)], [mk(1, "ask", 250_000, 1_000)], 10_000) is None
-
-
-def test_clearing_price_bid_below_the_fee() -> None:
-    # A bid whose all-in limit is under the zone fee has a negative energy limit and never trades.
-    assert clearing_price([mk(2, "bid", 5_000, 1_000)], [mk(1, "ask", 100, 1_000)], 10_000) is None
-
-
-# -- call auction: pairing ----------------------------------------------------------------------------------
-def test_match_call_rations_asks_at_the_margin_by_time() -> None:
-    asks = [mk(1, "ask", 200_000, 1_000), mk(2, "ask", 200_000, 1_000)]
-    bids = [mk(3, "bid", 300_000, 1_500)]
-    # [200000, 290000] -> 245000
-    assert match_call(bids, asks, 10_000) == CallResult(245_000, 1_500, (Pairing(3, 1, 1_000), Pairing(3, 2, 500)))
-
-
-def test_match_call_rations_bids_at_the_margin_by_time() -> None:
-    asks = [mk(1, "ask", 200_000, 1_500)]
-    bids = [mk(2, "bid", 300_000, 1_000), mk(3, "bid", 300_000, 1_000)]
-    assert match_call(bids, asks, 10_000) == CallResult(245_000, 1_500, (Pairing(2, 1, 1_000), Pairing(3, 1, 500)))
-
-
-def test_match_call_cheaper_asks_first_whatever_their_time() -> None:
-    asks = [mk(1, "ask", 210_000, 1_000), mk(2, "ask", 200_000, 1_000)]
-    # Sorted as the book gives them: cheapest first.
-    ordered = sorted(asks, key=lambda a: (a.price, a.id))
-    bids = [mk(3, "bid", 300_000, 1_000)]
-    # volume 1000 on [200000, 290000] -> 245000; the 200000 ask is served.
-    assert match_call(bids, ordered, 10_000) == CallResult(245_000, 1_000, (Pairing(3, 2, 1_000),))
-
-
-def test_match_call_origin_restriction_can_leave_volume_short() -> None:
-    asks = [mk(1, "ask", 200_000, 1_000, origin="solar"), mk(2, "ask", 210_000, 1_000, origin="wind")]
-    bids = [mk(3, "bid", 300_000, 2_000, accept=("wind",))]
-    # volume 2000 on [210000, 290000] -> 250000; the bid takes only the wind ask.
-    assert clearing_price(bids, asks, 10_000) == (250_000, 2_000)
-    assert match_call(bids, asks, 10_000) == CallResult(250_000, 1_000, (Pairing(3, 2, 1_000),))
-
-
-def test_match_call_nothing_acceptable() -> None:
-    asks = [mk(1, "ask", 200_000, 1_000, origin="solar")]
-    assert match_call([mk(2, "bid", 300_000, 1_000, accept=("wind",))], asks, 10_000) is None
-
-
-def test_match_call_never_pairs_an_owner_with_itself() -> None:
-    asks = [mk(1, "ask", 200_000, 1_000, owner="me"), mk(2, "ask", 200_000, 1_000)]
-    bids = [mk(3, "bid", 300_000, 1_000, owner="me")]
-    assert match_call(bids, asks, 10_000) == CallResult(245_000, 1_000, (Pairing(3, 2, 1_000),))

@@ -187,15 +187,24 @@ def test_invalid_malformed_body(chain: Chain, signer: str, msg: PlaceOrder) -> N
 @pytest.mark.parametrize("msg", [
     order("bid", 0, 250_000),
     order("bid", -100, 250_000),
-    order("bid", 1_000, 0),
     order("bid", 1_000, -250_000),
     order("bid", 1_000, 250_000, slot=-900),
     order("bid", 1_000, 250_000, valid_until=-1),
     order("bid", 10**13, 10**7),  # quantity x price above 2^63 - 1
-], ids=["quantity-zero", "quantity-negative", "price-zero", "price-negative", "slot-negative",
+], ids=["quantity-zero", "quantity-negative", "price-negative", "slot-negative",
         "valid-until-negative", "money-overflow"])
 def test_invalid_value_out_of_range_stateless(chain: Chain, msg: PlaceOrder) -> None:
     market_rejected(chain, "bob", msg, errors.ValueOutOfRange, spends_nonce=False)
+
+
+def test_basic_price_zero_at_the_default_floor(chain: Chain) -> None:
+    """The price floor is a parameter, 0 by default: a PV glut can be offered for nothing."""
+    place(chain, "alice", order("ask", 1_000, 0))
+
+
+def test_invalid_price_below_the_floor() -> None:
+    chain = market_chain(min_price_per_kwh=10_000)
+    market_rejected(chain, "alice", order("ask", 1_000, 9_900), errors.ValueOutOfRange)
 
 
 # -- rule 1: who may trade ----------------------------------------------------------------------------------

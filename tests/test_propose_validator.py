@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from abci_app.ledger import errors
+from abci_app.ledger.genesis import GenesisError, load_genesis
 from abci_app.ledger.modules.gov import CastVote, ProposeValidator
+from abci_app.ledger.modules.gov.msgs import MAX_POWER, MAX_TOTAL_POWER
 from abci_app.ledger.modules.gov.records import ValidatorChange
+from abci_app.ledger.state import State
+from abci_app.ledger.store import MemoryBackend, Overlay
 from tests.harness import Chain, default_app_state, events_of, rejected, seeded_key
 
 # Real Ed25519 keys: weak keys (small order, not on the curve) are refused where a key enters the state.
@@ -145,7 +150,9 @@ def test_invalid_guard_removes_more_than_a_third(chain: Chain) -> None:
 
 def test_invalid_last_validator() -> None:
     state = validator_app_state()
-    state["operators"] = state["operators"][:1]
+    # dso-a is the only validator; an LPD (needed by settlement) runs no validator node.
+    lpd = next(op for op in state["operators"] if op["name"] == "lpd-a")
+    state["operators"] = [state["operators"][0], {**lpd, "consensus_pubkey": ""}]
     state["participants"] = [p for p in state["participants"] if p["dso"] == "dso-a"]
     chain = Chain(app_state=state)
     chain.block()
@@ -178,3 +185,28 @@ def test_failed_when_no_longer_applicable(chain: Chain) -> None:
     assert events_of(results[-1], "proposal.failed")[0]["reason"] == "an operator named dso-e exists"
     assert chain.query("/proposal/2")["status"] == "failed"
     assert validators(chain)["dso-e"] == 10
+
+
+@pytest.mark.parametrize("power", [MAX_POWER + 1, 1 << 62])
+def test_invalid_power_above_the_maximum(chain: Chain, power: int) -> None:
+    rejected(chain, "dso", add(power=power), errors.ValueOutOfRange, spends_nonce=False)
+    rejected(chain, "dso", change("power", "dso-a", power), errors.ValueOutOfRange, spends_nonce=False)
+
+
+def test_invalid_total_power_above_the_maximum() -> None:
+    """Operators near the per-operator maximum: an addition that would pass the total is refused."""
+    state = validator_app_state()
+    for operator in state["operators"]:
+        operator["power"] = MAX_POWER
+    chain = Chain(app_state=state)
+    chain.block()
+    assert sum(op["power"] for op in chain.query("/operators")["operators"]) == 4 * MAX_POWER
+    assert MAX_TOTAL_POWER // MAX_POWER >= 5  # one more fits ...
+    assert chain.deliver("dso", add(power=MAX_POWER)).code == 0
+    # ... but a genesis above the total is refused outright.
+    crowded = validator_app_state()
+    extra = [{"name": f"lpd-{i}", "role": "lpd", "pubkey": seeded_key(f"extra-{i}").pubkey.hex(), "zones": [],
+              "power": MAX_POWER} for i in range(MAX_TOTAL_POWER // MAX_POWER)]
+    crowded["operators"] += extra
+    with pytest.raises(GenesisError, match="total operator power"):
+        load_genesis(State(Overlay(MemoryBackend())), json.dumps(crowded).encode())

@@ -89,9 +89,9 @@ def test_params(chain: Chain) -> None:
         "currency": "EUR", "currency_exponent": 6, "max_tx_bytes": 65_536, "voting_period_s": 86_400,
         "max_meters_per_participant": 16, "slot_length_s": 900, "gate_closure_lead_s": 300,
         "max_slot_ahead_s": 172_800, "tick_size": 100, "min_quantity_wh": 100, "max_price_per_kwh": 10_000_000,
-        "max_open_orders": 200, "collateral_per_kwh": 20_000, "matching_mode": 0,
+        "max_open_orders": 200, "collateral_per_kwh": 20_000, "matching_mode": 0, "min_price_per_kwh": 0,
         "settlement_window_s": 3_600, "balancing_buy_price": 600_000, "balancing_sell_price": 50_000,
-        "settlement_batch": 200,
+        "settlement_batch": 200, "supplier_tariff": 300_000, "feed_in_tariff": 80_000,
     }
 
 

@@ -376,3 +376,10 @@ def test_process_proposal_accepts_stateful_failures(chain: Chain) -> None:
     assert process(chain, txs) == ACCEPT
     codes = [r.code for r in chain.block(txs).tx_results]
     assert codes == [errors.InsufficientFunds.code, errors.UnknownSigner.code, errors.SelfTransfer.code]
+
+
+def test_invalid_nonce_jump_that_would_freeze_the_account(chain: Chain) -> None:
+    """Nonce 2^63-1 would leave no nonce above it: a nonce may skip at most 2^32."""
+    rejected_raw(chain, chain.sign("alice", transfer(chain), nonce=(1 << 63) - 1), errors.ValueOutOfRange)
+    assert deliver_raw(chain, chain.sign("alice", transfer(chain), nonce=1 << 32)).code == 0
+    assert chain.account("alice")["nonce"] == 1 << 32

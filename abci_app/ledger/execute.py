@@ -30,6 +30,9 @@ from abci_app.ledger.tx import SignedTx, TxCache, decode_tx
 from abci_app.ledger.wire import I64, Record
 
 CHAIN_KEY = b"chain"
+MAX_NONCE_STEP = 1 << 32
+"""Largest gap between an account's last nonce and the next (2^32 transactions of the largest gap still leave
+2^31 of them to go before the signed 64-bit range ends)."""
 
 
 class Chain(Record, frozen=True):
@@ -78,6 +81,10 @@ def authenticate(state: State, tx: SignedTx) -> Account:
     # Rule: nonces strictly increase per account; (account, nonce) is never reused.
     if tx.nonce <= account.nonce:
         raise errors.StaleNonce(f"nonce {tx.nonce} is not above the account's last nonce {account.nonce}")
+    # Rule: a nonce skips at most MAX_NONCE_STEP: one transaction with nonce 2^63-1 would freeze the account.
+    if tx.nonce - account.nonce > MAX_NONCE_STEP:
+        raise errors.ValueOutOfRange(f"nonce {tx.nonce} is more than {MAX_NONCE_STEP} above the account's last "
+                                     f"nonce {account.nonce}")
     return account
 
 

@@ -31,7 +31,7 @@ from abci_app.ledger.modules.bank.genesis import init_supply
 from abci_app.ledger.modules.gov.genesis import init_operators
 from abci_app.ledger.modules.market.genesis import init_grid_fees
 from abci_app.ledger.modules.registry.genesis import init_meters, init_participants
-from abci_app.ledger.params import params_from_genesis, put_params
+from abci_app.ledger.params import check_params_consistent, params_from_genesis, put_params
 from abci_app.ledger.state import State
 
 SECTIONS = ("params", "operators", "participants", "meters", "grid_fees")
@@ -60,10 +60,15 @@ def _apply(state: State, doc: dict[str, Any]) -> None:
     unknown = set(doc) - set(SECTIONS)
     if unknown:
         raise GenesisError(f"unknown app_state keys: {sorted(unknown)}")
-    put_params(state, params_from_genesis(doc.get("params", {})))
+    params = params_from_genesis(doc.get("params", {}))
+    check_params_consistent(params)
+    put_params(state, params)
     operators = init_operators(state, doc.get("operators", []))
     if doc.get("participants") and not any(op.role == "dso" for op in operators.values()):
         raise GenesisError("participants need a DSO operator")
+    # Settlement needs a balancing party: a chain with participants has an LPD from the start.
+    if doc.get("participants") and not any(op.role == "lpd" for op in operators.values()):
+        raise GenesisError("participants need an LPD operator (the balancing party of settlement)")
     init_participants(state, doc.get("participants", []), operators)
     init_meters(state, doc.get("meters", []), _genesis_time(state))
     init_grid_fees(state, doc.get("grid_fees", []), operators)

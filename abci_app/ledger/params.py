@@ -14,6 +14,16 @@ from abci_app.ledger.state import State
 from abci_app.ledger.wire import I64, Record
 
 PARAMS_KEY = b"params"
+MAX_PRICE = 1_000_000_000
+"""Upper bound of every price-like parameter, in money per kWh (1,000 EUR/kWh at exponent 6).
+
+Worst case it is derived from (docs/state.md, "Arithmetic bounds"): a participant has at most
+MAX_METERS meters of at most 10^8 W each, so at most 2.4 x 10^11 Wh in a slot of a day; every
+money amount of one participant and slot (energy, route fees of up to two DSO components, the
+balancing charge, the supplier tariff, collateral) then stays below 2.4 x 10^8 kWh x 5 x MAX_PRICE
+= 1.2 x 10^18, under 2^63 - 1 = 9.2 x 10^18."""
+MAX_METERS = 100
+"""Upper bound of ``max_meters_per_participant``."""
 
 
 class Params(Record, frozen=True):
@@ -42,6 +52,8 @@ class Params(Record, frozen=True):
     """Smallest order quantity in Wh."""
     max_price_per_kwh: I64 = 10_000_000
     """Highest limit price (money per kWh; 10 EUR/kWh at exponent 6)."""
+    min_price_per_kwh: I64 = 0
+    """Lowest limit price and call-auction price (money per kWh); 0 lets a midday PV glut clear at zero."""
     max_open_orders: I64 = 200
     """Open orders one account may hold at a time."""
     collateral_per_kwh: I64 = 20_000
@@ -57,6 +69,11 @@ class Params(Record, frozen=True):
     """Price per kWh the LPD pays a party for a surplus."""
     settlement_batch: I64 = 200
     """Participants settled per block at most; a larger slot settles over several blocks."""
+    supplier_tariff: I64 = 300_000
+    """Price per kWh of energy a participant without a trade in the slot imports: the LPD supplies it as the
+    default supplier."""
+    feed_in_tariff: I64 = 80_000
+    """Price per kWh the LPD pays for energy a participant without a trade in the slot exports."""
 
     # Parameters fixed at genesis: changing them later would reinterpret stored amounts and slots.
     IMMUTABLE: ClassVar[tuple[str, ...]] = ("currency", "currency_exponent", "slot_length_s")
@@ -64,19 +81,22 @@ class Params(Record, frozen=True):
     BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
         "max_tx_bytes": (256, 1 << 20),
         "voting_period_s": (60, 365 * 86_400),
-        "max_meters_per_participant": (1, 1_000),
+        "max_meters_per_participant": (1, MAX_METERS),
         "gate_closure_lead_s": (0, 86_400),
         "max_slot_ahead_s": (3_600, 31 * 86_400),
-        "tick_size": (1, 1_000_000_000),
+        "tick_size": (1, MAX_PRICE),
         "min_quantity_wh": (1, 1_000_000_000),
-        "max_price_per_kwh": (1, 1_000_000_000_000),
+        "max_price_per_kwh": (1, MAX_PRICE),
+        "min_price_per_kwh": (0, MAX_PRICE),
         "max_open_orders": (1, 10_000),
-        "collateral_per_kwh": (0, 1_000_000_000_000),
+        "collateral_per_kwh": (0, MAX_PRICE),
         "matching_mode": (0, 1),
         "settlement_window_s": (60, 7 * 86_400),
-        "balancing_buy_price": (0, 1_000_000_000_000),
-        "balancing_sell_price": (0, 1_000_000_000_000),
+        "balancing_buy_price": (0, MAX_PRICE),
+        "balancing_sell_price": (0, MAX_PRICE),
         "settlement_batch": (1, 100_000),
+        "supplier_tariff": (0, MAX_PRICE),
+        "feed_in_tariff": (0, MAX_PRICE),
     }
     # Slot lengths a chain may choose at genesis: whole minutes that divide a day.
     SLOT_LENGTHS: ClassVar[tuple[int, ...]] = tuple(s for s in range(300, 86_401, 60) if 86_400 % s == 0)
@@ -123,3 +143,15 @@ def params_from_genesis(overrides: dict[str, Any]) -> Params:
             check_param_change(name, value)
         params = replace(params, **{name: value})
     return params
+
+
+def check_params_consistent(params: Params) -> None:
+    """Rules between parameters (genesis, a proposal when sent, and again when it passes)."""
+    # Rule: the price floor is not above the cap.
+    if params.min_price_per_kwh > params.max_price_per_kwh:
+        raise errors.ValueOutOfRange(f"min_price_per_kwh {params.min_price_per_kwh} is above max_price_per_kwh "
+                                     f"{params.max_price_per_kwh}")
+    # Rule: the LPD never buys surplus dearer than it sells shortfall, so netting deviations cannot lose money.
+    if params.balancing_sell_price > params.balancing_buy_price:
+        raise errors.ValueOutOfRange(f"balancing_sell_price {params.balancing_sell_price} is above "
+                                     f"balancing_buy_price {params.balancing_buy_price}")

@@ -7,7 +7,7 @@ import binascii
 from typing import Any
 
 from abci_app.ledger import crypto, errors
-from abci_app.ledger.modules.gov.handlers import check_new_operator, create_operator
+from abci_app.ledger.modules.gov.handlers import check_new_operator, check_total_power, create_operator
 from abci_app.ledger.modules.gov.msgs import check_operator_fields
 from abci_app.ledger.modules.gov.records import Operator
 from abci_app.ledger.msg import require_amount, require_new_key
@@ -28,6 +28,7 @@ def init_operators(state: State, entries: list[dict[str, Any]]) -> dict[str, Ope
         check_operator_fields(entry["role"], entry["name"], account_pubkey, zones, power)
         require_amount("balance", balance, minimum=0)
         check_new_operator(state, entry["name"], account_pubkey, consensus_pubkey, zones)
+        check_total_power(state, power)
         created[entry["name"]] = create_operator(state, entry["role"], entry["name"], account_pubkey,
                                                  consensus_pubkey, zones, power, balance)
     return created

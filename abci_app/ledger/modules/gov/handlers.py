@@ -11,10 +11,10 @@ from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.auth.records import Account
 from abci_app.ledger.modules.gov import keeper as gov
-from abci_app.ledger.modules.gov.msgs import CastVote, ProposeParams, ProposeValidator
+from abci_app.ledger.modules.gov.msgs import MAX_TOTAL_POWER, CastVote, ProposeParams, ProposeValidator
 from abci_app.ledger.modules.gov.records import Operator, ParamChange, Proposal, ValidatorChange, Vote
 from abci_app.ledger.msg import AdmitContext, Msg, TxContext, require_operator
-from abci_app.ledger.params import Params, get_params, put_params
+from abci_app.ledger.params import Params, check_params_consistent, get_params, put_params
 from abci_app.ledger.state import State
 
 
@@ -36,6 +36,8 @@ def admit_vote(ctx: AdmitContext, msg: CastVote) -> int:
 
 def handle_propose_params(ctx: TxContext, msg: ProposeParams) -> None:
     require_operator(ctx.signer, "propose")
+    # Rule: the changed parameters are consistent with each other and with the rest (checked again at passing).
+    check_params_consistent(apply_param_changes(get_params(ctx.state), msg.changes))
     period = get_params(ctx.state).voting_period_s
     proposal = Proposal(
         id=gov.next_proposal_id(ctx.state), proposer=ctx.signer.id, kind="params", changes=msg.changes,
@@ -66,6 +68,7 @@ def check_validator_change(state: State, change: ValidatorChange) -> None:
     """Stateful rules of a validator change; raise a typed error if it cannot apply."""
     if change.action == "add":
         check_new_operator(state, change.name, change.account_pubkey, change.consensus_pubkey, change.zones)
+        check_total_power(state, change.power)
         return
     operator = gov.get_operator_by_name(state, change.name)
     # Rule: remove and power name a current validator.
@@ -74,6 +77,7 @@ def check_validator_change(state: State, change: ValidatorChange) -> None:
     new_power = 0 if change.action == "remove" else change.power
     removed = operator.power - new_power
     total = gov.total_validator_power(state)
+    check_total_power(state, new_power - operator.power)
     # Rule: one step never removes more than 1/3 of the validator power, nor the last validator.
     if new_power == 0 and total == operator.power:
         raise errors.ValidatorSetGuard("the last validator cannot be removed")
@@ -96,6 +100,13 @@ def check_new_operator(state: State, name: str, account_pubkey: bytes, consensus
     # Rule: each zone has exactly one DSO.
     if taken:
         raise errors.WrongZone(f"zones {taken} are served by another DSO")
+
+
+def check_total_power(state: State, added: int) -> None:
+    total = gov.total_operator_power(state) + added
+    # Rule: the total operator power stays within MAX_TOTAL_POWER.
+    if total > MAX_TOTAL_POWER:
+        raise errors.ValueOutOfRange(f"total operator power would be {total}, the limit is {MAX_TOTAL_POWER}")
 
 
 def create_operator(state: State, role: str, name: str, account_pubkey: bytes, consensus_pubkey: bytes,
@@ -160,7 +171,13 @@ def handle_vote(ctx: TxContext, msg: CastVote) -> None:
 def _enact(ctx: TxContext, proposal: Proposal, total: int) -> Proposal:
     """Apply a proposal that has just passed; one that no longer applies is marked failed."""
     if proposal.kind == "params":
-        put_params(ctx.state, apply_param_changes(get_params(ctx.state), proposal.changes))
+        changed = apply_param_changes(get_params(ctx.state), proposal.changes)
+        try:
+            check_params_consistent(changed)
+        except errors.LedgerError as exc:
+            ctx.events.append(event("proposal.failed", id=proposal.id, reason=exc.log))
+            return replace(proposal, status="failed")
+        put_params(ctx.state, changed)
     else:
         (change,) = proposal.validator_change
         try:

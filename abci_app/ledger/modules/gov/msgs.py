@@ -49,6 +49,18 @@ class CastVote(Msg, frozen=True):
 
 
 VALIDATOR_ACTIONS = ("add", "remove", "power")
+MAX_POWER = 1_000_000
+"""Largest voting power of one operator."""
+MAX_TOTAL_POWER = 1_000_000_000
+"""Largest total operator power: far inside CometBFT's limit of (2^63 - 1) / 8 on the validator set, and small
+enough that no tally (3 x yes power) comes near the signed 64-bit range."""
+
+
+def require_power(power: int) -> None:
+    # Rule: an operator's power is 1 to MAX_POWER (0 only by removal).
+    require_amount("power", power)
+    if power > MAX_POWER:
+        raise errors.ValueOutOfRange(f"power must be at most {MAX_POWER}, got {power}")
 
 
 class ProposeValidator(Msg, frozen=True):
@@ -73,7 +85,7 @@ class ProposeValidator(Msg, frozen=True):
         if change.action == "remove" and change.power != 0:
             raise errors.MalformedBody("remove has power 0")
         if change.action == "power":
-            require_amount("power", change.power)
+            require_power(change.power)
 
 
 def _check_new_operator(change: ValidatorChange) -> None:
@@ -88,7 +100,7 @@ def check_operator_fields(role: str, name: str, account_pubkey: bytes, zones: tu
         raise errors.MalformedBody("only DSO and LPD operators run validators: role must be dso or lpd")
     require_name("name", name)
     require_new_key("account_pubkey", account_pubkey)
-    require_amount("power", power)
+    require_power(power)
     for zone in zones:
         require_name("zone", zone)
     # Rule: one encoding per set of zones.

@@ -150,9 +150,10 @@ def _check_price_and_quantity(params: Params, price: int, quantity_wh: int) -> N
     # Rule: prices are whole ticks.
     if price % params.tick_size != 0:
         raise errors.PriceOffTick(f"price {price} is not a multiple of the tick size {params.tick_size}")
-    # Rule: prices stay under the market's price cap.
-    if price > params.max_price_per_kwh:
-        raise errors.ValueOutOfRange(f"price above the cap of {params.max_price_per_kwh} per kWh")
+    # Rule: prices stay between the market's price floor and cap.
+    if not params.min_price_per_kwh <= price <= params.max_price_per_kwh:
+        raise errors.ValueOutOfRange(f"price {price} is outside [{params.min_price_per_kwh}, "
+                                     f"{params.max_price_per_kwh}] per kWh")
     # Rule: quantities are at least the minimum unit.
     if quantity_wh < params.min_quantity_wh:
         raise errors.QuantityTooSmall(f"quantity below the minimum of {params.min_quantity_wh} Wh")

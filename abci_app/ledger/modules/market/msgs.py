@@ -41,7 +41,7 @@ class PlaceOrder(Msg, frozen=True):
         if self.side not in SIDES:
             raise errors.MalformedBody("side must be bid or ask")
         require_amount("quantity_wh", self.quantity_wh)
-        require_amount("price", self.price)
+        require_amount("price", self.price, minimum=0)
         require_amount("slot", self.slot, minimum=0)
         require_amount("valid_until", self.valid_until, minimum=0)
         if self.tif not in TIME_IN_FORCE:

@@ -123,17 +123,35 @@ class Position(Record, frozen=True):
         return not (self.bid_open_wh or self.ask_open_wh or self.bought_wh or self.sold_wh or self.collateral)
 
 
+class ClassClearing(Record, frozen=True):
+    """The call auction's price of one origin's energy sold in one zone."""
+
+    origin: str
+    price: I64
+    """Seller price per kWh: the midpoint of the competitive interval, rounded down."""
+    low: I64
+    """Lowest competitive price."""
+    high: I64
+    """Highest competitive price."""
+    volume_wh: I64
+    """Energy of this origin sold in the zone."""
+
+
 class Clearing(Record, frozen=True):
     """The last price formed in a slot and zone."""
 
     slot: I64
     zone: str
     price: I64
-    """Call auction: the uniform clearing price; continuous: the last trade's energy price."""
+    """Call auction: the price of the zone's most traded origin (``classes`` has every origin's);
+    continuous: the last trade's energy price."""
     volume_wh: I64
-    """Call auction: volume cleared; continuous: the slot's volume traded so far with sellers of this zone."""
+    """Call auction: volume sold by the zone's sellers; continuous: the slot's volume traded so far with sellers
+    of this zone."""
     mechanism: str
     height: I64
+    classes: tuple[ClassClearing, ...] = ()
+    """Call auction: each origin offered in the zone, traded or not; continuous: empty."""
 
 
 class GridFee(Record, frozen=True):

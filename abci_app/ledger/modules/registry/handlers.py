@@ -14,6 +14,8 @@ from abci_app.ledger.modules.auth import keeper as auth
 from abci_app.ledger.modules.auth.records import Account
 from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.modules.gov.records import Operator
+from abci_app.ledger.modules.market.handlers import close_order
+from abci_app.ledger.modules.market.keeper import Market
 from abci_app.ledger.modules.registry import keeper as registry
 from abci_app.ledger.modules.registry.msgs import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.modules.registry.records import Meter
@@ -108,6 +110,10 @@ def handle_deactivate(ctx: TxContext, msg: Deactivate) -> None:
         if not account.active:
             raise errors.InactiveAccount(f"participant {msg.target} is already deactivated")
         auth.put_account(ctx.state, replace(account, active=False))
+        # A deactivated participant trades no more: its open orders are cancelled and their locks released.
+        market = Market(ctx.state)
+        for order_id in market.open_order_ids(account.id):
+            close_order(market, market.require_order(order_id), "order.cancelled", "deactivated", ctx.events)
     else:
         meter = registry.get_meter(ctx.state, msg.target)
         # Rule: the meter exists.
