@@ -60,7 +60,7 @@ TRIE_ROOT = META + b"trie_root"
 META_END = META[:-1] + bytes([META[-1] + 1])
 EMPTY_ROOT = bytes(32)
 HASH_BYTES = 32
-SMALL_KEYS = 16
+SMALL_KEYS = 32
 """Subtrees of at most this many keys have no store records (a storage choice: hashes do not depend on it)."""
 
 _LEAF_TAG = b"\x00"
@@ -448,9 +448,11 @@ def _apply(trie: Trie, keys: list[bytes], hashes: list[bytes | None], removed: s
                      *zip(keys[at:hi], hashes[at:hi], strict=True)]
         return build_pairs(pairs)
 
+    deletes = None in hashes
+
     def build(lo: int, hi: int) -> Node | None:
         """A new subtree of the insertions among writes ``lo:hi`` (deletions of absent keys do nothing)."""
-        if None in hashes[lo:hi]:
+        if deletes and None in hashes[lo:hi]:
             return build_pairs(list(zip(keys[lo:hi], hashes[lo:hi], strict=True)))
         return _build(keys, hashes, lo, hi) if hi > lo else None  # type: ignore[arg-type]
 
