@@ -70,7 +70,14 @@ unit: setup
 e2e: setup
 	$(PY) -m pytest -m e2e
 
-test: setup lint
+# The fault suite (tests/test_faults_e2e.py) builds network namespaces with iproute2's `ip`.
+NETNS_STAMP := $(VENV)/.netns-tools-stamp
+$(NETNS_STAMP): | $(VENV)/bin/python
+	command -v ip >/dev/null || { apt-get update && apt-get install -y --no-install-recommends iproute2; } \
+		|| echo "iproute2 could not be installed: the fault suite will skip"
+	touch $@
+
+test: setup lint $(NETNS_STAMP)
 	$(PY) -m pytest
 
 bench: setup

@@ -7,24 +7,65 @@ dispatches to an application object and encodes: no ledger logic lives here.
 
 Access to the application is serialised by one lock, so the four connections
 are served concurrently while the state machine sees one call at a time.
-A connection that sends malformed bytes is logged and closed; the others go on.
+
+CometBFT stops itself when any of its four connections breaks or answers with
+an ABCI ``Exception`` (its socket client treats both as fatal), so one bad
+request must never cost a connection:
+
+* a frame that is well delimited but not a ``Request`` strict protobuf
+  accepts gets an answer and the connection goes on: a ``Query`` whose path
+  is not UTF-8 (CometBFT's RPC lets anyone send one) gets a ``ResponseQuery``
+  with code 100 (``BadQuery``); anything else gets an ``Exception`` response;
+* an exception raised by the application in ``Query`` or ``CheckTx`` (which
+  only read state) becomes a code 1 answer of that call, in ``ProcessProposal``
+  a rejection and in ``PrepareProposal`` an empty proposal, not an ``Exception``;
+* only a stream that cannot be resynchronised (an over-long length prefix, a
+  frame above the size limit, a stream ending inside a frame, a frame that
+  does not arrive within ``frame_timeout`` seconds) is closed.
+
+Resources are capped: at most ``max_connections`` connections are served (the
+next is closed at once), and the payloads of large frames held in memory at
+one time, over all connections, are bounded by ``max_buffered_bytes``: a large
+frame reserves its declared length before its body is read and waits for room
+(its socket is not read meanwhile, so TCP pushes back on the sender).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from google.protobuf.message import DecodeError
-
-from abci_app.framing import MAX_FRAME_BYTES, FrameError, frame, read_frame
+from abci_app.framing import (
+    MAX_FRAME_BYTES,
+    FrameError,
+    Undecodable,
+    decode_request,
+    frame,
+    read_body,
+    read_length,
+)
+from abci_app.ledger.errors import BadQuery, LedgerError
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 
 log = logging.getLogger("gridledger.abci")
+
+# CometBFT needs four connections; the rest leaves room for abci-cli and monitoring.
+MAX_CONNECTIONS = 16
+# Room for two frames of the largest size at once (a FinalizeBlock and a ProcessProposal).
+MAX_BUFFERED_BYTES = 2 * MAX_FRAME_BYTES
+# Frames up to this size skip the reservation: queries and transactions are never
+# queued behind large frames, and at most MAX_CONNECTIONS of them are held at once.
+SMALL_FRAME_BYTES = 64 * 1024
+# CometBFT writes a whole frame at once (its client flushes within 20 ms);
+# a frame still incomplete after this long comes from a stalled or hostile peer.
+FRAME_TIMEOUT_S = 30.0
+# Flush our responses once this many bytes wait, even without a Flush request.
+_WRITE_FLUSH_BYTES = 1 << 20
 
 
 class Application(Protocol):
@@ -69,6 +110,56 @@ _APP_CALLS = (
 )
 
 
+class ByteBudget:
+    """Bytes that frame payloads may hold at once, over all connections; first come, first served."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, size: int) -> AsyncIterator[None]:
+        """Hold ``size`` bytes of the budget for the duration of the block; wait for room first."""
+        if size > self.limit:
+            raise FrameError(f"frame of {size} bytes exceeds the buffer budget of {self.limit}")
+        if size == 0:
+            yield
+            return
+        if self._waiters or self.used + size > self.limit:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry = (size, waiter)
+            self._waiters.append(entry)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release(size)  # granted just as we were cancelled
+                else:
+                    with contextlib.suppress(ValueError):  # _grant may have dropped it already
+                        self._waiters.remove(entry)
+                    self._grant()
+                raise
+        else:
+            self.used += size
+        try:
+            yield
+        finally:
+            self._release(size)
+
+    def _release(self, size: int) -> None:
+        self.used -= size
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiters and self.used + self._waiters[0][0] <= self.limit:
+            size, waiter = self._waiters.popleft()
+            if waiter.done():  # cancelled: its task is being torn down
+                continue
+            self.used += size
+            waiter.set_result(None)
+
+
 class AbciServer:
     """Serve one application on a TCP or Unix socket address.
 
@@ -76,10 +167,18 @@ class AbciServer:
     ``proxy_app`` syntax).
     """
 
-    def __init__(self, app: Application, address: str, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(self, app: Application, address: str, max_frame_bytes: int = MAX_FRAME_BYTES,
+                 max_connections: int = MAX_CONNECTIONS, max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+                 frame_timeout: float = FRAME_TIMEOUT_S) -> None:
+        if max_buffered_bytes < max_frame_bytes:
+            raise ValueError("max_buffered_bytes must hold at least one frame of max_frame_bytes")
         self.app = app
         self.address = address
         self.max_frame_bytes = max_frame_bytes
+        self.max_connections = max_connections
+        self.frame_timeout = frame_timeout
+        self.budget = ByteBudget(max_buffered_bytes)
+        self.refused_connections = 0
         self._lock = threading.Lock()
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -124,17 +223,34 @@ class AbciServer:
                 await task
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or "local socket"
+        if len(self._connections) >= self.max_connections:
+            self.refused_connections += 1
+            log.warning("refusing ABCI connection from %s: %d connections open (the limit)",
+                        peer, len(self._connections))
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        peer = writer.get_extra_info("peername") or "local socket"
         log.debug("ABCI connection from %s", peer)
         try:
             await self._serve_requests(reader, writer)
-        except (FrameError, DecodeError, ValueError) as exc:
-            log.error("closing ABCI connection from %s: malformed request: %s", peer, exc)
+        except FrameError as exc:
+            log.error("closing ABCI connection from %s: malformed frame: %s", peer, exc)
+            with contextlib.suppress(ConnectionError, OSError):
+                response = abci.Response(exception=abci.ResponseException(error=f"malformed frame: {exc}"))
+                writer.write(frame(response.SerializeToString()))
+        except TimeoutError:
+            log.error("closing ABCI connection from %s: a frame did not arrive within %gs", peer, self.frame_timeout)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.warning("ABCI connection from %s broke: %s", peer, exc)
+        except asyncio.CancelledError:
+            # stop() cancels the connections; ending normally spares asyncio's connection callback
+            # (Python 3.11) a traceback about the cancelled task.
+            log.debug("ABCI connection from %s closed by stop()", peer)
         finally:
             self._connections.discard(task)
             writer.close()
@@ -143,17 +259,35 @@ class AbciServer:
 
     async def _serve_requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            payload = await read_frame(reader, self.max_frame_bytes)
-            if payload is None:
+            first = await reader.read(1)  # a connection may idle between frames for as long as it likes
+            if not first:
                 return
-            request = abci.Request()
-            request.ParseFromString(payload)
-            response = self.respond(request)
-            writer.write(frame(response.SerializeToString()))
+            async with asyncio.timeout(self.frame_timeout):
+                length = await read_length(reader, first)
+            if length > self.max_frame_bytes:
+                raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_bytes}")
+            async with self.budget.reserve(length if length > SMALL_FRAME_BYTES else 0):
+                async with asyncio.timeout(self.frame_timeout):
+                    payload = await read_body(reader, length)
+                response, kind = self.answer(payload)
+                writer.write(frame(response.SerializeToString()))
             # CometBFT's socket client buffers requests and sends Flush when it
             # waits for answers; drain then, and whenever our buffer grows.
-            if request.WhichOneof("value") == "flush" or writer.transport.get_write_buffer_size() > 1 << 20:
+            if kind == "flush" or writer.transport.get_write_buffer_size() > _WRITE_FLUSH_BYTES:
                 await writer.drain()
+
+    def answer(self, payload: bytes) -> tuple[abci.Response, str | None]:
+        """The response to one frame payload and the request's kind (``None`` if unknown); never raises."""
+        request = decode_request(payload)
+        if isinstance(request, Undecodable):
+            log.warning("undecodable ABCI request: %s", request.reason)
+            return answer_undecodable(request), request.kind
+        kind = request.WhichOneof("value")
+        if kind is None:
+            log.warning("ABCI request carries no known message")
+            error = "request carries no known message"
+            return abci.Response(exception=abci.ResponseException(error=error)), None
+        return self.respond(request), kind
 
     def respond(self, request: abci.Request) -> abci.Response:
         """Answer one decoded request (transport-independent, used by tests too)."""
@@ -170,12 +304,52 @@ class AbciServer:
             try:
                 with self._lock:
                     result = handler(getattr(request, kind))
-            except Exception as exc:  # an application bug, reported to CometBFT as ABCI says
+            except Exception as exc:  # an application bug
                 log.exception("application failed on %s", kind)
-                response.exception.error = f"{kind}: {type(exc).__name__}: {exc}"
-                return response
+                return _answer_failure(kind, exc)
             getattr(response, kind).CopyFrom(result)
         return response
+
+
+def _answer_failure(kind: str, exc: Exception) -> abci.Response:
+    """What CometBFT gets when the application raised (the traceback is logged).
+
+    Query and CheckTx only read state, so an error answer of the same call is
+    safe and keeps CometBFT running. A proposal the application cannot judge
+    is rejected, and one it cannot build is empty: both only cost a round,
+    never safety, whereas an ``Exception`` would stop CometBFT, and a block
+    crafted to make ProcessProposal raise would stop every validator. Every
+    other call (FinalizeBlock, Commit, Info, InitChain, ...) is answered with
+    an ABCI ``Exception``, which stops CometBFT: no answer can be invented
+    there, and stopping is better than diverging.
+    """
+    reason = f"internal error: {type(exc).__name__}"
+    if kind == "process_proposal":
+        return abci.Response(process_proposal=abci.ResponseProcessProposal(
+            status=abci.ResponseProcessProposal.REJECT))
+    if kind == "prepare_proposal":
+        return abci.Response(prepare_proposal=abci.ResponsePrepareProposal(txs=[]))
+    if kind == "query":
+        return abci.Response(query=abci.ResponseQuery(code=LedgerError.code, codespace=LedgerError.codespace,
+                                                      log=reason))
+    if kind == "check_tx":
+        return abci.Response(check_tx=abci.ResponseCheckTx(code=LedgerError.code, codespace=LedgerError.codespace,
+                                                           log=reason))
+    return abci.Response(exception=abci.ResponseException(error=f"{kind}: {type(exc).__name__}: {exc}"))
+
+
+def answer_undecodable(request: Undecodable) -> abci.Response:
+    """The response to a frame that strict protobuf refuses; the connection goes on."""
+    if request.kind == "query":
+        # Anyone can send this through CometBFT's RPC (``abci_query?path=0x<bytes>``).
+        path = bytes(request.lenient.path)
+        log_line = f"query path is not valid UTF-8: {path[:64].hex()}{'...' if len(path) > 64 else ''}"
+        return abci.Response(query=abci.ResponseQuery(code=BadQuery.code, codespace=BadQuery.codespace,
+                                                      log=log_line, height=request.lenient.height))
+    if request.kind == "echo":
+        message = bytes(request.lenient.message).decode("utf-8", errors="replace")
+        return abci.Response(echo=abci.ResponseEcho(message=message))
+    return abci.Response(exception=abci.ResponseException(error=f"undecodable request: {request.reason}"))
 
 
 def parse_tcp_address(address: str) -> tuple[str, int]:

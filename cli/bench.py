@@ -2,6 +2,7 @@
 
     gridledger bench app-state --accounts 200 > load-app-state.json
     gridledger bench load --nodes http://127.0.0.1:26657 --rate 100 --duration 30 --accounts 200 --mix 6:2:2
+    gridledger bench ceiling --nodes http://127.0.0.1:26657   # against CometBFT's kvstore nodes
 
 Exit codes: 0 the load ran (errors, if any, are in the summary and on stderr);
 2 usage error (bad mix, chain without the load accounts); 3 node unreachable.
@@ -19,8 +20,9 @@ import typer
 
 from cli.keys import Format
 from cli.output import NODE_UNREACHABLE, Output, fail, note
-from node.loadgen import LoadSettings, run_load
-from node.loadgen_accounts import DEFAULT_LABEL, LoadAccount, load_accounts, load_app_state
+from node.loadgen import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadSettings, run_load
+from node.loadgen_accounts import DEFAULT_LABEL, LoadAccount, OpenOrder, load_accounts, load_app_state
+from node.loadgen_ceiling import CeilingSettings, probe_ceiling
 from node.loadgen_workload import (
     KvWorkload,
     LedgerWorkload,
@@ -41,6 +43,11 @@ class AppKind(StrEnum):
     kvstore = "kvstore"
 
 
+class TransportKind(StrEnum):
+    ws = "ws"
+    http = "http"
+
+
 def _node_urls(text: str) -> tuple[str, ...]:
     urls = tuple(u.strip().rstrip("/") for u in text.split(",") if u.strip())
     if not urls:
@@ -57,11 +64,14 @@ def _query(rpc: CometRpc, path: str) -> Any:
         fail(f"{exc}")
 
 
-def _sync_nonces(rpc: CometRpc, accounts: list[LoadAccount]) -> None:
-    """Start from each account's next nonce on chain; from then on nonces are counted locally."""
+def _sync_accounts(rpc: CometRpc, accounts: list[LoadAccount], orders: bool) -> None:
+    """Start from each account's next nonce (and, for cancels, its open orders) on chain; then count locally."""
     for account in accounts:
         try:
             account.next_nonce = int(rpc.query_json(f"/next_nonce/{account.account_id}")["next_nonce"])
+            if orders:
+                account.open_orders = [OpenOrder(int(o["id"]), int(o["valid_until"]))
+                                       for o in rpc.query_json(f"/orders/{account.account_id}")["orders"]]
         except RpcError:
             fail(f"load account {account.index} ({account.account_id}) is not on this chain: start the chain "
                  f"from a genesis with `gridledger bench app-state --accounts {len(accounts)}`")
@@ -70,16 +80,17 @@ def _sync_nonces(rpc: CometRpc, accounts: list[LoadAccount]) -> None:
 
 
 def _ledger_workload(urls: tuple[str, ...], mix: Mix, accounts: list[LoadAccount], seed: int,
-                     chain_id: str | None) -> Workload:
+                     chain_id: str | None, duration_s: float) -> Workload:
     rpc = CometRpc(urls[0])
     try:
         chain = chain_id or _query(rpc, "/chain")["chain_id"]
-        note(f"reading the nonces of {len(accounts)} load accounts from {urls[0]}")
-        _sync_nonces(rpc, accounts)
+        note(f"reading the nonces{' and open orders' if mix.cancels else ''} of {len(accounts)} load accounts "
+             f"from {urls[0]}")
+        _sync_accounts(rpc, accounts, orders=mix.cancels > 0)
     finally:
         rpc.close()
     try:
-        return LedgerWorkload(chain, mix, accounts, seed=seed,
+        return LedgerWorkload(chain, mix, accounts, seed=seed, duration_s=duration_s,
                               market_params=market_params(urls[0]) if mix.needs_market else None)
     except MixError as exc:
         fail(str(exc))
@@ -94,7 +105,9 @@ def _figures(summary: dict[str, Any], outdir: Path) -> dict[str, Any]:
         "committed_tps": summary["committed_tps"], "latency_n": latency["n"], "latency_p50_s": latency["p50"],
         "latency_p90_s": latency["p90"], "latency_p99_s": latency["p99"], "latency_max_s": latency["max"],
         "fell_behind": summary["fell_behind"]["n"], "rejections": summary["rejections"],
-        "blocks": summary["blocks"]["count"], "errors": summary["errors"],
+        "blocks": summary["blocks"]["count"], "errors": summary["errors"], "warnings": summary["warnings"],
+        "seed": summary["notes"].get("seed"), "generator_cpu_share": summary["notes"].get("generator_cpu_share"),
+        "nonce_recoveries": summary["notes"].get("nonce_recoveries"),
     }
 
 
@@ -115,6 +128,11 @@ def load(
     drain_timeout: Annotated[float, typer.Option("--drain-timeout", help="Seconds to await outstanding commits "
                                                  "after sending.")] = 30.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the message mix.")] = 1,
+    transport: Annotated[TransportKind, typer.Option("--transport", help="ws: pipelined websockets (default); "
+                                                     "http: a pool of keep-alive connections.")] =
+        TransportKind(DEFAULT_TRANSPORT),
+    connections: Annotated[int, typer.Option("--connections", min=1, max=64, help="Connections per node.")] =
+        DEFAULT_CONNECTIONS,
     account_label: Annotated[str, typer.Option("--account-label", help="Label the load keys derive from "
                                                "(as given to bench app-state).")] = DEFAULT_LABEL,
     output: Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")] = Format.table,
@@ -129,7 +147,8 @@ def load(
     try:
         parsed_mix = Mix.parse(mix)
         settings = LoadSettings(nodes=urls, rate=rate, duration_s=duration, drain_timeout_s=drain_timeout,
-                                label=f"{app.value} @ {rate:g} tx/s")
+                                label=f"{app.value} @ {rate:g} tx/s", transport=transport.value,
+                                connections=connections)
     except ValueError as exc:
         fail(str(exc))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -139,11 +158,13 @@ def load(
     if app is AppKind.kvstore:
         workload = KvWorkload(tx_size or sample_tx_size(parsed_mix), stamp)
     else:
-        workload = _ledger_workload(urls, parsed_mix, load_keys, seed, chain_id)
+        workload = _ledger_workload(urls, parsed_mix, load_keys, seed, chain_id, duration + drain_timeout)
     result = run_load(settings, workload, load_keys, progress=note)
     summary = write_run(result, outdir)
     for message in summary["errors"]:
         note(f"error: {message}")
+    for message in summary["warnings"]:
+        note(f"warning: {message}")
     note(f"files in {outdir}")
     Output(output.value).record(_figures(summary, outdir))
 
@@ -160,3 +181,45 @@ def app_state(
     Example: gridledger bench app-state --accounts 200 > app_state.json
     """
     typer.echo(json.dumps(load_app_state(accounts, account_label), indent=2))
+
+
+@bench_app.command("ceiling")
+def ceiling(
+    nodes: Annotated[str, typer.Option("--nodes", help="Comma-separated RPC URLs of CometBFT nodes running the "
+                                       "built-in kvstore (`cometbft start --proxy_app kvstore`).")],
+    start_rate: Annotated[float, typer.Option("--start-rate", min=1, help="First offered rate (tx/s).")] = 500,
+    max_rate: Annotated[float, typer.Option("--max-rate", min=1, help="Stop doubling beyond this rate.")] = 8000,
+    step: Annotated[float, typer.Option("--step", min=0.5, help="Seconds per step.")] = 3,
+    accounts: Annotated[int, typer.Option("--accounts", min=1, max=9000, help="Sending accounts (kvstore txs need "
+                                          "no funds; they only bound the transactions in flight).")] = 1000,
+    tx_size: Annotated[int, typer.Option("--tx-size", min=8, help="Bytes per transaction.")] = 175,
+    transport: Annotated[TransportKind, typer.Option("--transport", help="ws or http.")] =
+        TransportKind(DEFAULT_TRANSPORT),
+    connections: Annotated[int, typer.Option("--connections", min=1, max=64, help="Connections per node.")] =
+        DEFAULT_CONNECTIONS,
+    output: Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")] = Format.table,
+) -> None:
+    """Measure the generator's own ceiling: a doubling ramp of offered rates against kvstore nodes.
+
+    Example: gridledger bench ceiling --nodes http://127.0.0.1:26657 --max-rate 4000
+    """
+    urls = _node_urls(nodes)
+    try:
+        settings = CeilingSettings(start_rate=start_rate, max_rate=max_rate, step_s=step)
+    except ValueError as exc:
+        fail(str(exc))
+    for url in urls:
+        rpc = CometRpc(url, timeout=5.0)
+        try:
+            rpc.status()
+        except (NodeUnreachable, RpcError):
+            fail(f"node {url} is unreachable (is it running? check --nodes)", NODE_UNREACHABLE)
+        finally:
+            rpc.close()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    result = probe_ceiling(urls, load_accounts(accounts, "ceiling"), tx_size, settings, transport.value,
+                           connections, stamp, progress=note)
+    note(f"ceiling: held {result.held_tps} tx/s offered, at most {result.ceiling_tps} accepted/s; "
+         f"ended by {result.limit}")
+    Output(output.value).records([{**vars(step), "ended_by": result.limit} for step in result.steps],
+                                 title="generator ceiling against kvstore")

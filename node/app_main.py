@@ -21,6 +21,7 @@ from typing import Any
 from abci_app.app import LedgerApplication
 from abci_app.ledger.snapshots import DEFAULT_CHUNK_BYTES, DEFAULT_INTERVAL, DEFAULT_KEEP, SnapshotStore
 from abci_app.ledger.store import LevelDBBackend
+from abci_app.pb.tendermint.abci import types_pb2 as abci
 from abci_app.server import AbciServer
 from node import metrics
 
@@ -39,8 +40,10 @@ async def serve(db: Path, address: str, metrics_address: str | None = None,
         log.info("Prometheus metrics on http://%s/metrics", metrics_address)
     server = AbciServer(app, address)
     await server.start()
-    # The supervisor (and tests) wait for this line before starting CometBFT.
-    print(f"ABCI server ready on {server.bound_address}", flush=True)
+    height = ledger.info(abci.RequestInfo()).last_block_height
+    # The supervisor (and tests) wait for this line before starting CometBFT; the supervisor
+    # re-indexes CometBFT's newest blocks up to this height first (node/supervisor.py).
+    print(f"ABCI server ready on {server.bound_address} at height {height}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

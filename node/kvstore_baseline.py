@@ -9,22 +9,15 @@ same machine gives the baseline every experiment report divides by.
 
 from __future__ import annotations
 
-import ctypes
+import os
 import signal
 import subprocess
 from pathlib import Path
 from typing import IO
 
-from node import cometbft
+from node import cometbft, parent_death_exec
 
 KVSTORE_PROXY_APP = "kvstore"
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """Child-side: get SIGTERM when the parent dies, so no CometBFT outlives the run."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class KvstoreNode:
@@ -39,13 +32,21 @@ class KvstoreNode:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
+    def argv(self) -> list[str]:
+        return [str(cometbft.binary()), "start", "--home", str(self.home), "--proxy_app", KVSTORE_PROXY_APP,
+                "--rpc.laddr", self.rpc_laddr, "--p2p.laddr", self.p2p_laddr, "--log_level", self.log_level]
+
     def start(self) -> None:
+        """Start CometBFT in its own session (a terminal's Ctrl-C reaches only us; we stop it in order).
+
+        It runs through ``parent_death_exec`` so that it gets SIGTERM if this
+        process dies without stopping it, even by SIGKILL: no CometBFT outlives
+        the run. (No ``preexec_fn``: Python code between fork and exec can
+        deadlock in a threaded process.)
+        """
         self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [str(cometbft.binary()), "start", "--home", str(self.home), "--proxy_app", KVSTORE_PROXY_APP,
-             "--rpc.laddr", self.rpc_laddr, "--p2p.laddr", self.p2p_laddr, "--log_level", self.log_level],
-            stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-        )
+        self.proc = subprocess.Popen(parent_death_exec.command(os.getpid(), self.argv()), stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

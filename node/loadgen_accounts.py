@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from abci_app.ledger.crypto import SigningKey
 
@@ -34,15 +34,28 @@ def derived_key(label: str, role: str, index: int = 0) -> SigningKey:
     return SigningKey.from_seed(hashlib.sha256(f"{label}/{role}/{index}".encode()).digest())
 
 
+class OpenOrder(NamedTuple):
+    """One of the account's own orders seen placed (from its ``order.placed`` event)."""
+
+    order_id: int
+    valid_until: int
+    """Unix seconds (block time) after which the order is gone and cannot be cancelled."""
+
+
 @dataclass
 class LoadAccount:
-    """One sending account; its nonce is managed here, never asked from a node."""
+    """One sending account.
+
+    Its nonces are counted here: ``next_nonce`` is the first nonce not yet
+    given to a pre-signed transaction. A node is asked only to start (``bench
+    load``) and to recover from a stale nonce (``/next_nonce/<account>``).
+    """
 
     index: int
     key: SigningKey
     next_nonce: int = 1
-    open_orders: list[int] = field(default_factory=list)
-    """Ids of this account's own orders seen placed and not yet cancelled."""
+    open_orders: list[OpenOrder] = field(default_factory=list)
+    """This account's own orders seen placed and not yet planned for cancelling, oldest first."""
 
     @property
     def account_id(self) -> str:

@@ -3,9 +3,13 @@
 Both applications of a comparison are set up by the same code: ``cometbft
 testnet`` writes N validator homes with one shared genesis, then every node
 gets its own free ports, the full list of its peers, the block settings under
-test and, for gridledger, the load ``app_state``. Only the application differs:
-gridledger nodes run under ``node.supervisor`` (app process + CometBFT),
-kvstore nodes are a bare ``cometbft start --proxy_app kvstore``.
+test, the throughput settings (``THROUGHPUT_SETTINGS`` merged with the
+preset's ``[cometbft]`` overrides) and, for gridledger, the load
+``app_state``. Only the application differs: gridledger nodes run under
+``node.supervisor`` (app process + CometBFT), kvstore nodes are a bare
+``cometbft start --proxy_app kvstore``. ``applied_settings`` reads the values
+back from every node's config.toml, so a report can show that both chains ran
+with the same ones.
 """
 
 from __future__ import annotations
@@ -26,6 +30,65 @@ APPS = ("gridledger", "kvstore")
 READY_TIMEOUT_S = 90.0
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One config.toml value chosen for throughput experiments, and why."""
+
+    section: str
+    key: str
+    value: Any
+    why: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}" if self.section else self.key
+
+
+# CometBFT options for throughput experiments, applied identically to gridledger
+# and kvstore. A preset may override any of them (and add others) in [cometbft].
+THROUGHPUT_SETTINGS = (
+    Setting("", "log_level", "error", "info logs a line per RPC request and per block step: CPU the nodes need"),
+    Setting("tx_index", "indexer", "null", "no tx indexing: the generator sees commits in NewBlock events"),
+    Setting("mempool", "size", 5000, "CometBFT's default; bounds the backlog past saturation, so a rate's "
+            "leftovers drain within the settle timeout"),
+    Setting("mempool", "cache_size", 20000, "above the mempool size: the cache only filters re-sent "
+            "duplicates (every load tx is unique)"),
+    Setting("mempool", "recheck", True, "CometBFT's default, kept on: the app's recheck cost is part of what "
+            "is measured"),
+    Setting("p2p", "flush_throttle_timeout", "10ms", "default 100ms delays tx and block-part gossip between "
+            "nodes on loopback"),
+    Setting("p2p", "send_rate", 20_480_000, "20 MB/s instead of 5 MB/s: block parts and gossiped txs never "
+            "wait for the rate limiter"),
+    Setting("p2p", "recv_rate", 20_480_000, "as send_rate"),
+    Setting("consensus", "create_empty_blocks", True, "blocks keep coming at timeout_commit without load, so "
+            "every run starts from the same rhythm"),
+    Setting("consensus", "create_empty_blocks_interval", "0s", "no extra wait for empty blocks"),
+    Setting("instrumentation", "prometheus", False, "no metrics server: nothing scrapes it during experiments"),
+    Setting("rpc", "pprof_laddr", "", "no profiler endpoint"),
+)
+
+
+def throughput_settings(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """THROUGHPUT_SETTINGS as config.toml sections, with a preset's overrides on top."""
+    sections: dict[str, dict[str, Any]] = {}
+    for setting in THROUGHPUT_SETTINGS:
+        sections.setdefault(setting.section, {})[setting.key] = setting.value
+    for section, values in (overrides or {}).items():
+        sections.setdefault(section, {}).update(values)
+    return sections
+
+
+def applied_settings(home: Path, chosen: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The values of the ``chosen`` keys as one node's config.toml holds them (``section.key`` -> value)."""
+    config = cometbft.read_config(home)
+    values: dict[str, Any] = {}
+    for section, keys in chosen.items():
+        table = config if section == "" else config.get(section, {})
+        for key in keys:
+            values[f"{section}.{key}" if section else key] = table.get(key)
+    return dict(sorted(values.items()))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -40,15 +103,18 @@ class ClusterSpec:
     timeout_commit: str
     chain_id: str = "gridledger-bench"
     app_state: dict[str, Any] | None = None
-    log_level: str = "error"
-    extra_config: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """More config.toml settings, e.g. {"mempool": {"size": 10000}}."""
+    extra_config: dict[str, dict[str, Any]] = field(default_factory=throughput_settings)
+    """config.toml settings beyond ports, peers and timeout_commit (default: THROUGHPUT_SETTINGS)."""
 
     def __post_init__(self) -> None:
         if self.app not in APPS:
             raise ValueError(f"app must be one of {', '.join(APPS)}, not {self.app!r}")
         if self.validators < 1:
             raise ValueError("at least one validator is needed")
+
+    @property
+    def log_level(self) -> str:
+        return str(self.extra_config.get("", {}).get("log_level", "error"))
 
 
 @dataclass(frozen=True)
@@ -92,16 +158,27 @@ class LocalCluster:
     def _settings(self, index: int, peers: str) -> dict[str, dict[str, Any]]:
         ports = self.ports[index]
         proxy = "kvstore" if self.spec.app == "kvstore" else f"tcp://127.0.0.1:{ports.abci}"
-        settings: dict[str, dict[str, Any]] = {
+        settings: dict[str, dict[str, Any]] = {}
+        for section, values in self.spec.extra_config.items():
+            settings.setdefault(section, {}).update(values)
+        # What makes the network a network comes last: no preset may override it.
+        for section, values in {
             "": {"proxy_app": proxy, "moniker": f"node{index}"},
             "rpc": {"laddr": f"tcp://127.0.0.1:{ports.rpc}"},
             "p2p": {"laddr": f"tcp://127.0.0.1:{ports.p2p}", "persistent_peers": peers,
                     "allow_duplicate_ip": True, "addr_book_strict": False, "pex": False},
             "consensus": {"timeout_commit": self.spec.timeout_commit},
-        }
-        for section, values in self.spec.extra_config.items():
+        }.items():
             settings.setdefault(section, {}).update(values)
         return settings
+
+    def applied_settings(self) -> dict[str, Any]:
+        """The experiment settings as every node's config.toml holds them; raises if two nodes differ."""
+        chosen = self.spec.extra_config
+        values = [applied_settings(home, chosen) for home in self.homes]
+        if any(v != values[0] for v in values[1:]):
+            raise RuntimeError(f"the nodes of {self.workdir} hold different settings: {values}")
+        return values[0]
 
     def start(self) -> None:
         for index, home in enumerate(self.homes):

@@ -24,6 +24,8 @@ from typing import Any
 
 from node.loadgen import BEHIND_TOLERANCE_S, BlockRecord, LoadResult, TxRecord
 
+SATURATED_BELOW = 0.8
+
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100) of unsorted values; None for no values."""
@@ -76,6 +78,16 @@ def block_stats(blocks: Sequence[BlockRecord]) -> dict[str, Any]:
     }
 
 
+def steady_committed_tps(records: Sequence[TxRecord], duration_s: float) -> float | None:
+    """Commits (code 0) seen between duration/4 and duration, per second of that window."""
+    start, end = duration_s / 4, duration_s
+    if end <= start:
+        return None
+    seen = sum(1 for r in records if r.result_code == 0 and r.commit_seen_s is not None
+               and start <= r.commit_seen_s < end)
+    return seen / (end - start)
+
+
 def summarize(result: LoadResult) -> dict[str, Any]:
     records, settings = result.records, result.settings
     sent = [r for r in records if r.submit_s is not None]
@@ -88,13 +100,25 @@ def summarize(result: LoadResult) -> dict[str, Any]:
     last_commit = max((r.commit_seen_s or 0.0 for r in committed), default=0.0)
     commit_window = last_commit - first_submit
     sizes = [float(r.size) for r in records]
+    steady = steady_committed_tps(records, settings.duration_s)
+    saturated = steady is not None and steady < SATURATED_BELOW * settings.rate
+    errors, warnings = list(result.errors), []
+    undrained = int(result.notes.get("undrained", 0))
+    if not result.drained and undrained:
+        message = (f"{undrained} accepted transactions were not seen committed within "
+                   f"{settings.drain_timeout_s:g}s after sending ended")
+        if saturated:
+            warnings.append(message + " (expected past saturation: the backlog outlives the drain)")
+        else:
+            errors.append(message)
     return {
         "workload": result.workload,
         "label": settings.label,
         "nodes": list(settings.nodes),
         "started_unix": result.started_unix,
         "duration_s": settings.duration_s,
-        "errors": list(result.errors),
+        "errors": errors,
+        "warnings": warnings,
         "drained": result.drained,
         "planned": len(records),
         "sent": len(sent),
@@ -103,6 +127,11 @@ def summarize(result: LoadResult) -> dict[str, Any]:
         "offered_tps": settings.rate,
         "achieved_tps": len(sent) / send_window if send_window > 0 else None,
         "committed_tps": len(committed) / commit_window if commit_window > 0 else None,
+        "steady_committed_tps": steady,
+        "saturated": saturated,
+        "transport": settings.transport,
+        "connections_per_node": settings.connections,
+        "resent_after_stale_nonce": sum(1 for r in records if r.retry_of is not None),
         "latency_s": distribution([r.latency_s for r in committed if r.latency_s is not None]),
         "check_latency_s": distribution([r.check_s - r.submit_s for r in sent
                                          if r.check_s is not None and r.submit_s is not None]),

@@ -20,6 +20,13 @@ not stop consensus. The supervisor logs it and restarts it after a back-off
 (ending by the supervisor's SIGTERM before its handler is installed is no failure:
 it holds no state).
 
+Before CometBFT starts, the events of the app's last 64 committed blocks are
+re-indexed (``cometbft reindex-event``): CometBFT indexes a block's transactions
+asynchronously after committing it, so an abrupt stop can lose the newest index
+entries for good and ``/tx?hash=`` would no longer find committed transactions
+(found by tests/test_faults_e2e.py; upstream tendermint#3211). Re-indexing is
+idempotent and takes well under a second; if it fails, CometBFT starts anyway.
+
 No orphans: the children run in their own session (a Ctrl-C in the terminal
 reaches only the supervisor, which then stops them in order) and get
 PR_SET_PDEATHSIG, so even a SIGKILLed supervisor takes them down.
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +58,11 @@ EXIT_COMETBFT_DIED = 11
 EXIT_START_FAILED = 12
 EXIT_SHUTDOWN_FAILED = 13
 READY_LINE = "ABCI server ready"
+# node.app_main ends its ready line with the app's last committed height.
+_READY_HEIGHT = re.compile(r"at height (\d+)\s*$")
+# Blocks whose CometBFT events are re-indexed at every start (see the module doc).
+REINDEX_BLOCKS = 64
+_REINDEX_TIMEOUT_S = 120.0
 _PR_SET_PDEATHSIG = 1
 # Without a signal to wake on (signal handlers only run between bytecodes), the
 # main loop re-checks at this interval; child exits and stop requests wake it at once.
@@ -66,7 +79,7 @@ P2P_HEALTHY_RUN_S = 60.0
 _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
-def _die_with(parent_pid: int) -> Callable[[], None]:
+def die_with(parent_pid: int) -> Callable[[], None]:
     """preexec_fn: ask the kernel for SIGTERM when the supervisor dies."""
 
     def arm() -> None:
@@ -135,6 +148,13 @@ class NodeSpec:
         """The libp2p host publishing this node's market feed; None when the home does not enable it."""
         return node_host.listen_argv(self.home, self.rpc_url()) if self.p2p else None
 
+    def reindex_argv(self, start: int, end: int) -> list[str] | None:
+        """Re-index CometBFT's events of blocks start..end; None when the home indexes nothing."""
+        if cometbft.read_config(self.home).get("tx_index", {}).get("indexer", "kv") == "null":
+            return None
+        return [str(cometbft.binary()), "reindex-event", "--home", str(self.home), "--start-height", str(start),
+                "--end-height", str(end)]
+
 
 def _exited(proc: subprocess.Popen[str]) -> bool:
     """True once the process has ended, even if its watcher thread has not recorded the code yet."""
@@ -169,17 +189,32 @@ class ChildExit:
         return ended_well and not self.killed
 
 
-def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None], on_ready: Callable[[], None] | None) -> None:
+_STDOUT_LOCK = threading.Lock()
+
+
+def write_line(line: str) -> None:
+    """The default sink: one write of the complete line under a lock.
+
+    ``print`` writes the text and the newline separately, so lines forwarded by
+    the per-child threads used to merge (``[app] a[cometbft] b``, then an empty line).
+    """
+    with _STDOUT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None],
+             on_ready: Callable[[str], None] | None) -> None:
     for line in stream:
         if on_ready is not None and READY_LINE in line:
-            on_ready()
+            on_ready(line)
         sink(f"{prefix} {line.rstrip()}")
 
 
 class Supervisor:
     def __init__(self, spec: NodeSpec, sink: Callable[[str], None] | None = None, grace: float = 15.0) -> None:
         self.spec = spec
-        self.sink = sink or (lambda line: print(line, flush=True))
+        self.sink = sink or write_line
         self.grace = grace
         """Seconds a child may take to stop after SIGTERM before it is killed."""
         self.app: subprocess.Popen[str] | None = None
@@ -192,14 +227,22 @@ class Supervisor:
         self._p2p_failures = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self.app_height: int | None = None
+        """The app's last committed height, from its ready line (None: it did not say)."""
 
     def _spawn(self, argv: list[str], prefix: str, ready: threading.Event | None = None) -> subprocess.Popen[str]:
+        # A child's output is forwarded, never interpreted: bytes that are not UTF-8 become U+FFFD
+        # instead of ending the forwarding thread (and then blocking the child on a full pipe).
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True, preexec_fn=_die_with(os.getpid()))
+                                encoding="utf-8", errors="replace", start_new_session=True,
+                                preexec_fn=die_with(os.getpid()))
         assert proc.stdout is not None
 
-        def on_ready() -> None:
+        def on_ready(line: str) -> None:
             assert ready is not None
+            match = _READY_HEIGHT.search(line)
+            if match is not None and not ready.is_set():
+                self.app_height = int(match.group(1))
             ready.set()
             self._wake.set()
 
@@ -226,11 +269,35 @@ class Supervisor:
                 raise TimeoutError(f"ABCI app did not start listening within {ready_timeout:g}s")
             self._wake.wait(_WAKE_CHECK_S)
             self._wake.clear()
+        self._reindex()
         self.sink(f"[supervisor] app listens on {self.spec.abci_address}; starting CometBFT")
         self.comet = self._spawn(self.spec.cometbft_argv(), "[cometbft]")
         if self.spec.p2p_argv() is not None:
             self.sink("[supervisor] starting the p2p host")
             self._start_p2p()
+
+    def _reindex(self) -> None:
+        """Re-index CometBFT's events of the app's newest blocks (see the module doc); never fatal."""
+        if not self.app_height:
+            return
+        start, end = max(1, self.app_height - REINDEX_BLOCKS + 1), self.app_height
+        argv = self.spec.reindex_argv(start, end)
+        if argv is None:
+            return
+        try:
+            result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, encoding="utf-8",
+                                    errors="replace", timeout=_REINDEX_TIMEOUT_S, start_new_session=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.sink(f"[supervisor] re-indexing blocks {start}..{end} failed ({exc}); starting CometBFT anyway")
+            return
+        # reindex-event reports some failures on stdout with exit code 0.
+        if result.returncode == 0 and "event re-index finished" in result.stdout:
+            self.sink(f"[supervisor] re-indexed CometBFT's events of blocks {start}..{end}")
+            return
+        output = (result.stdout + result.stderr).strip().splitlines()
+        reason = output[-1] if output else "no output"
+        self.sink(f"[supervisor] re-indexing blocks {start}..{end} failed (exit {result.returncode}: {reason}); "
+                  "starting CometBFT anyway")
 
     def _start_p2p(self) -> None:
         argv = self.spec.p2p_argv()

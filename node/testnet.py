@@ -236,6 +236,10 @@ class InitOptions:
     p2p: bool = False
     """Give every node a libp2p host. The CLI turns it on by default; off here keeps library callers'
     process trees (app + CometBFT) as they were."""
+    hosts: tuple[str, ...] = ()
+    """One address per node, in roster order, where it listens (p2p, RPC, metrics) and its peers dial it,
+    e.g. each node's own network namespace; empty: every node on 127.0.0.1. The ABCI socket stays on
+    the node's loopback."""
 
 
 @dataclass(frozen=True)
@@ -350,6 +354,8 @@ def _node_ports(options: InitOptions, index: int) -> cometbft.Ports:
 
 
 def _peer_host(options: InitOptions, name: str) -> str:
+    if options.hosts:
+        return options.hosts[int(name.removeprefix("node"))]
     return name if options.docker else "127.0.0.1"
 
 
@@ -394,6 +400,8 @@ def init_testnet(roster: Roster, options: InitOptions) -> Testnet:
         raise TestnetError(f"{out} exists and is not empty; choose a new --out (or delete it)")
     validators = roster.validators
     names = [f"node{i}" for i in range(len(validators))]
+    if options.hosts and len(options.hosts) != len(validators):
+        raise TestnetError(f"{len(options.hosts)} host addresses for {len(validators)} validators")
     try:
         for i, _ in enumerate(validators):
             _node_ports(options, i)
@@ -430,7 +438,7 @@ def _populate(out: Path, roster: Roster, options: InitOptions, names: list[str])
         ports = _node_ports(options, index)
         peers = tuple(f"{node_ids[other]}@{_peer_host(options, other)}:{_node_ports(options, j).p2p}"
                       for j, other in enumerate(names) if other != name)
-        host = "0.0.0.0" if options.docker else "127.0.0.1"
+        host = "0.0.0.0" if options.docker else _peer_host(options, name)
         network = cometbft.Network(ports=ports, p2p_host=host, local_host=host, peers=peers, same_host_peers=True)
         home = out / name
         cometbft.write_genesis(home, genesis)
@@ -443,7 +451,7 @@ def _populate(out: Path, roster: Roster, options: InitOptions, names: list[str])
         rpc_port = docker_host_port(index, ports.rpc) if options.docker else ports.rpc
         nodes.append(NodeInfo(name=name, moniker=op.name, role=op.role, power=op.power, home=name,
                               node_id=node_ids[name], consensus_pubkey=consensus[op.name], ports=ports.as_dict(),
-                              rpc_url=f"http://127.0.0.1:{rpc_port}",
+                              rpc_url=f"http://{options.hosts[index] if options.hosts else '127.0.0.1'}:{rpc_port}",
                               **p2p_fields.get(name, {})))
     testnet = Testnet(directory=out, chain_id=chain_id, docker=options.docker, nodes=tuple(nodes))
     testnet.save()

@@ -383,3 +383,11 @@ def test_invalid_nonce_jump_that_would_freeze_the_account(chain: Chain) -> None:
     rejected_raw(chain, chain.sign("alice", transfer(chain), nonce=(1 << 63) - 1), errors.ValueOutOfRange)
     assert deliver_raw(chain, chain.sign("alice", transfer(chain), nonce=1 << 32)).code == 0
     assert chain.account("alice")["nonce"] == 1 << 32
+
+
+def test_invalid_string_not_utf8(chain: Chain) -> None:
+    """A str of invalid UTF-8 inside the body is a malformed transaction (code 2), never an escaped exception."""
+    raw = chain.sign("alice", Transfer(recipient=chain.id("bob"), amount=1, memo="AB"))
+    bad = raw.replace(b"\xa2AB", b"\xa2\xc2\x28")
+    assert code_of(bad) == errors.MalformedTx.code
+    rejected_raw(chain, bad, errors.MalformedTx)

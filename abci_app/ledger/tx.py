@@ -153,7 +153,7 @@ def _parse(raw: bytes, chain_id: str) -> tuple[Envelope, Msg]:
     """
     try:
         envelope = _ENVELOPE.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # a str of invalid UTF-8 is not msgspec's error
         _refuse_encoding(raw, str(exc))
         raise errors.MalformedTx(f"not a transaction envelope: {exc}") from exc
     # Rule: the envelope is an array of seven fields of the right types.
@@ -164,7 +164,7 @@ def _parse(raw: bytes, chain_id: str) -> tuple[Envelope, Msg]:
     if msg_class is not None:
         try:
             msg = decoder(msg_class).decode(envelope.body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             problem = str(exc)
     canonical = msg is not None and msg.encode() == bytes(envelope.body) and ENCODER.encode(envelope) == raw
     if not canonical:

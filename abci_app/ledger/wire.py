@@ -54,7 +54,7 @@ class Record(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields
         """Decode bytes from outside the ledger; refuse anything not in canonical form."""
         try:
             record: Self = decoder(cls).decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 in a str escapes DecodeError
             raise WireError(f"{cls.__name__}: {exc}") from exc
         if ENCODER.encode(record) != data:
             raise WireError(f"{cls.__name__}: bytes are not in canonical form")
