@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from sortedcontainers import SortedDict, SortedList
 
-from abci_app.ledger.merkle import EMPTY_ROOT, META, META_END, Trie
+from abci_app.ledger.merkle import META, META_END, Trie
 from abci_app.ledger.wire import Record, decoder
 
 R = TypeVar("R", bound=Record)
@@ -36,7 +36,6 @@ META_APP_HASH = META + b"app_hash"
 META_RESTORING = META + b"restoring"
 """Present while a state-sync snapshot is being restored (abci_app/ledger/snapshots.py)."""
 
-EMPTY_HASH = EMPTY_ROOT
 MAX_CACHED_NODES = 2_000_000
 """Tree nodes kept in memory (about 300 bytes each) before the committed tree is dropped and reloaded on use."""
 
