@@ -27,14 +27,17 @@ from abci_app.ledger.admission import CheckState, admit
 from abci_app.ledger.events import Event
 from abci_app.ledger.execute import Chain, TxResult, begin_block, get_chain, put_chain, run_tx
 from abci_app.ledger.genesis import GenesisError, load_genesis
+from abci_app.ledger.merkle import Trie
 from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.params import get_params
+from abci_app.ledger.proofs import PROOF_TYPE, RAW_PATH, answer_raw
 from abci_app.ledger.query import run_query
+from abci_app.ledger.snapshots import Apply, Offer, Restorer, SnapshotStore
 from abci_app.ledger.state import State
-from abci_app.ledger.store import EMPTY_HASH, Backend, CommittedStore, Overlay, next_app_hash
+from abci_app.ledger.store import Backend, CommittedStore, Overlay
 from abci_app.ledger.tx import TxCache, decode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci
-from abci_app.pb.tendermint.crypto import keys_pb2
+from abci_app.pb.tendermint.crypto import keys_pb2, proof_pb2
 
 log = logging.getLogger("gridledger.app")
 
@@ -52,16 +55,22 @@ def _version() -> str:
 class LedgerApplication:
     """Answers every ABCI call; one instance per node, one call at a time."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, snapshots: SnapshotStore | None = None) -> None:
         self.committed = CommittedStore(backend)
+        self.snapshots = snapshots
+        """Where this node keeps the snapshots it offers (None: it offers none, but can still restore one)."""
+        self.restorer = Restorer(self.committed, on_restored=self._restored)
         self.pending: Overlay | None = None
         self.pending_height = 0
         self.pending_hash = b""
+        self.pending_trie: Trie | None = None
         self.pending_digests: list[bytes] = []
         self.txs = TxCache()
         self.check: CheckState | None = CheckState(self.committed, self.txs.verifier) if self.committed.height else None
 
     def close(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.close()
         self.committed.close()
 
     # -- info and genesis ----------------------------------------------------------
@@ -88,7 +97,8 @@ class LedgerApplication:
             raise
         self.pending = overlay
         self.pending_height = initial_height - 1
-        self.pending_hash = next_app_hash(initial_height - 1, EMPTY_HASH, overlay.writes)
+        self.pending_trie = self.committed.trie_after(None, overlay.writes)
+        self.pending_hash = self.pending_trie.root_hash
         self.check = CheckState(overlay, self.txs.verifier)
         validators = genesis_validators(State(overlay))
         if validators and req.validators and _validator_set(req.validators) != _validator_set(validators):
@@ -168,20 +178,22 @@ class LedgerApplication:
     # -- blocks -----------------------------------------------------------------------------
     def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
         base = self.pending if self.pending is not None else self.committed
-        previous_hash = self.pending_hash if self.pending is not None else self.committed.app_hash
         block = Overlay(base)
         height, time = self._block_header(block, req)
         block_events = begin_block(block, height, time)
         results = [self._deliver(block, raw, height, time) for raw in req.txs]
         digests = [hashlib.sha256(raw).digest() for raw in req.txs]
         updates = [validator_update(pubkey, power) for pubkey, power in gov.take_validator_updates(State(block))]
-        app_hash = next_app_hash(height, previous_hash, block.writes)
+        # The root of the state tree after this block, from its writes (Commit persists the nodes).
+        trie = self.committed.trie_after(self.pending_trie if self.pending is not None else None, block.writes)
+        app_hash = trie.root_hash
         if self.pending is None:
             self.pending = block
         else:
             block.merge_into(self.pending)
         self.pending_height = height
         self.pending_hash = app_hash
+        self.pending_trie = trie
         self.pending_digests += digests
         return abci.ResponseFinalizeBlock(
             events=_events(block_events),
@@ -221,13 +233,16 @@ class LedgerApplication:
     def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
         if self.pending is None:
             raise RuntimeError("Commit without a finalized block")
-        self.committed.commit(self.pending, self.pending_height, self.pending_hash)
+        self.committed.commit(self.pending, self.pending_height, self.pending_trie)
         self.pending = None
+        self.pending_trie = None
         # Included transactions cannot be rechecked or included again: their cache entries are done.
         for digest in self.pending_digests:
             self.txs.discard(digest)
         self.pending_digests = []
         self.check = CheckState(self.committed, self.txs.verifier)
+        if self.snapshots is not None:
+            self.snapshots.after_commit(self.committed)  # a background thread, from a LevelDB snapshot
         return abci.ResponseCommit(retain_height=0)
 
     # -- queries --------------------------------------------------------------------------------
@@ -238,6 +253,11 @@ class LedgerApplication:
                 raise errors.BadQuery(f"only the last committed height {height} can be queried")
             if height == 0:
                 raise errors.NotFound("no block has been committed yet")
+            if req.path.startswith(RAW_PATH):
+                return self._raw_query(req, height)
+            if req.prove:
+                raise errors.BadQuery(f"proofs are given for {RAW_PATH} paths (the state's own keys and values), "
+                                      "not for JSON answers; see docs/queries.md")
             if req.path.startswith(NEXT_NONCE_PATH):
                 value = self._next_nonce(req.path[len(NEXT_NONCE_PATH) :])
             else:
@@ -249,6 +269,22 @@ class LedgerApplication:
             return abci.ResponseQuery(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",
                                       codespace=errors.LedgerError.codespace, height=height)
         return abci.ResponseQuery(code=0, value=value, height=height, key=req.path.encode())
+
+    def _raw_query(self, req: abci.RequestQuery, height: int) -> abci.ResponseQuery:
+        """A state key or key range as stored, with a proof against the app hash of ``height`` if asked.
+
+        The proof is checked against the app hash in the header of block
+        ``height + 1`` (docs/queries.md, "Proofs").
+        """
+        answer = answer_raw(self.committed, req.path)
+        response = abci.ResponseQuery(code=0, value=answer.value, key=answer.key, height=height)
+        if not answer.found:
+            response.code, response.codespace = errors.NotFound.code, errors.LedgerError.codespace
+            response.log = f"key {answer.key.hex()} not found"
+        if req.prove:
+            response.proof_ops.CopyFrom(proof_pb2.ProofOps(ops=[
+                proof_pb2.ProofOp(type=PROOF_TYPE, key=answer.proof.lo, data=answer.proof.op_data())]))
+        return response
 
     def _next_nonce(self, account_id: str) -> bytes:
         """Node-local hint: the next nonce counting this node's pending mempool transactions.
@@ -262,23 +298,45 @@ class LedgerApplication:
         answer = {"account": account_id, "next_nonce": next_nonce}
         return json.dumps(answer, sort_keys=True, separators=(",", ":")).encode()
 
-    # -- snapshots (state sync is not offered yet) --------------------------------------------
+    # -- state sync (abci_app/ledger/snapshots.py) ----------------------------------------------
     def list_snapshots(self, req: abci.RequestListSnapshots) -> abci.ResponseListSnapshots:
-        return abci.ResponseListSnapshots()
+        if self.snapshots is None:
+            return abci.ResponseListSnapshots()
+        return abci.ResponseListSnapshots(snapshots=[
+            abci.Snapshot(height=s.height, format=s.format, chunks=s.chunks, hash=s.hash, metadata=s.metadata)
+            for s in self.snapshots.list()])
 
     def offer_snapshot(self, req: abci.RequestOfferSnapshot) -> abci.ResponseOfferSnapshot:
-        return abci.ResponseOfferSnapshot(result=abci.ResponseOfferSnapshot.REJECT)
+        snapshot = req.snapshot
+        result = self.restorer.offer(snapshot.height, snapshot.format, snapshot.chunks, snapshot.hash,
+                                     snapshot.metadata, req.app_hash)
+        return abci.ResponseOfferSnapshot(result=_OFFER[result])
 
     def load_snapshot_chunk(self, req: abci.RequestLoadSnapshotChunk) -> abci.ResponseLoadSnapshotChunk:
-        return abci.ResponseLoadSnapshotChunk()
+        chunk = self.snapshots.chunk(req.height, req.format, req.chunk) if self.snapshots is not None else b""
+        return abci.ResponseLoadSnapshotChunk(chunk=chunk)
 
     def apply_snapshot_chunk(self, req: abci.RequestApplySnapshotChunk) -> abci.ResponseApplySnapshotChunk:
-        return abci.ResponseApplySnapshotChunk(result=abci.ResponseApplySnapshotChunk.ABORT)
+        outcome = self.restorer.apply(req.index, req.chunk, req.sender)
+        return abci.ResponseApplySnapshotChunk(result=_APPLY[outcome.result], refetch_chunks=outcome.refetch,
+                                               reject_senders=outcome.reject_senders)
+
+    def _restored(self) -> None:
+        """A snapshot is the committed state now: CheckTx admits against it; blocks go on from it."""
+        self.check = CheckState(self.committed, self.txs.verifier)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _chain_id_and_limit(self) -> tuple[str, int]:
         view = self.pending if self.pending is not None else Overlay(self.committed)
         return get_chain(view).chain_id, get_params(State(view)).max_tx_bytes
+
+
+_OFFER = {Offer.ACCEPT: abci.ResponseOfferSnapshot.ACCEPT, Offer.ABORT: abci.ResponseOfferSnapshot.ABORT,
+          Offer.REJECT: abci.ResponseOfferSnapshot.REJECT,
+          Offer.REJECT_FORMAT: abci.ResponseOfferSnapshot.REJECT_FORMAT}
+_APPLY = {Apply.ACCEPT: abci.ResponseApplySnapshotChunk.ACCEPT, Apply.ABORT: abci.ResponseApplySnapshotChunk.ABORT,
+          Apply.RETRY: abci.ResponseApplySnapshotChunk.RETRY,
+          Apply.REJECT_SNAPSHOT: abci.ResponseApplySnapshotChunk.REJECT_SNAPSHOT}
 
 
 def genesis_validators(state: State) -> list[abci.ValidatorUpdate]:

@@ -9,6 +9,7 @@ the node also runs its libp2p host (offers, market feed; docs/p2p.md).
 from __future__ import annotations
 
 import ipaddress
+import json
 import shutil
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +19,7 @@ import typer
 
 from abci_app.ledger.crypto import account_id
 from abci_app.ledger.msg import NAME_PATTERN
+from abci_app.ledger.snapshots import DEFAULT_INTERVAL, DEFAULT_KEEP
 from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import (
     DEFAULT_KEYRING,
@@ -27,9 +29,10 @@ from cli.keys import (
     user_errors,
 )
 from cli.keystore import Keystore, validate_name
-from cli.output import Output, fail, note
-from node import cometbft, supervisor
+from cli.output import NODE_UNREACHABLE, Output, fail, note
+from node import cometbft, lightclient, supervisor
 from node.p2p import node_host
+from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABCI app).", no_args_is_help=True)
 
@@ -156,6 +159,14 @@ def init(
     p2p_trust_publisher: Annotated[list[str] | None, typer.Option(
         help="Another validator's feed publisher key, 64 hex (repeat; this node's own is always trusted).")]
     = None,
+    state_sync: Annotated[bool, typer.Option(
+        "--state-sync/--no-state-sync", help="Join by restoring a recent snapshot instead of replaying every block "
+        "(needs --genesis, --peers and --state-sync-rpc).")] = False,
+    state_sync_rpc: Annotated[list[str] | None, typer.Option(
+        help="RPC URL of a node you trust (repeat: a primary and witnesses); the latest block there becomes the "
+             "trusted height and hash.")] = None,
+    trust_period: Annotated[str, typer.Option(help="With --state-sync: how long the trusted header is trusted.")]
+    = "168h0m0s",
     key_name: Annotated[str | None, typer.Option(help="Keyring name of the operator's account key (default: "
                                                       "the moniker).")] = None,
     keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
@@ -185,13 +196,15 @@ def init(
         ports = cometbft.Ports.from_base(base_port)
     except ValueError as exc:
         fail(str(exc))
+    statesync = _statesync(genesis, state_sync_rpc or [], trust_period) if state_sync else {}
     pubkey = _operator_key(keyring_dir, key_name or moniker.lower(), passphrase_file)
     with user_errors():
         cometbft.init_home(home)
     network = cometbft.Network(ports=ports, p2p_host=p2p_host, local_host=rpc_host,
                                peers=tuple(p.strip() for p in peers.split(",") if p.strip()),
                                same_host_peers=_is_loopback(p2p_host))
-    cometbft.configure(home, cometbft.network_settings(network, moniker, cometbft.Timing(timeout_commit)))
+    cometbft.configure(home, {**cometbft.network_settings(network, moniker, cometbft.Timing(timeout_commit)),
+                              **statesync})
     consensus_pubkey = cometbft.validator_pubkey(home)
     operator = {"name": moniker, "role": role.value, "pubkey": pubkey, "zones": zone_list, "power": power,
                 "consensus_pubkey": consensus_pubkey}
@@ -203,6 +216,7 @@ def init(
         "app_metrics": f"{rpc_host}:{ports.app_metrics}",
         "operator": {"name": moniker, "role": role.value, "zones": zone_list, "pubkey": pubkey,
                      "key_name": key_name or moniker.lower()},
+        "snapshots": {"interval": DEFAULT_INTERVAL, "keep": DEFAULT_KEEP},
     })
     node_id = cometbft.node_id_from_key(home)
     # Peers need an address they can reach; a wildcard listener has none to offer.
@@ -227,6 +241,8 @@ def init(
         "account_pubkey": pubkey, "account": account_id(bytes.fromhex(pubkey)),
         "ports": ports.as_dict(),
         **libp2p_facts,
+        **({"state_sync_trust_height": statesync["statesync"]["trust_height"],
+            "state_sync_trust_hash": statesync["statesync"]["trust_hash"]} if statesync else {}),
     })
     if identity is not None:
         note("the libp2p host: give libp2p_address and feed_publisher_key to the other validators (their "
@@ -234,6 +250,29 @@ def init(
     note(f"next: share node_id, consensus_pubkey and account_pubkey with the operators; start with "
          f"`gridledger node start --home {home}`; protect {home}/config/priv_validator_key.json and "
          f"{home}/config/node_key.json")
+
+
+def _statesync(genesis: Path | None, rpc_servers: list[str], trust_period: str) -> dict[str, dict[str, Any]]:
+    """[statesync] settings, with the trusted height and hash read (and verified) from the first RPC server."""
+    if genesis is None:
+        fail("--state-sync joins an existing network: give its --genesis")
+    if not rpc_servers:
+        fail("--state-sync needs --state-sync-rpc URL of a node you trust (repeat it for witnesses)")
+    try:
+        chain_id = str(json.loads(genesis.read_text())["chain_id"])
+    except (OSError, ValueError, KeyError) as exc:
+        fail(f"cannot read the chain id of {genesis}: {exc}")
+    rpc = CometRpc(rpc_servers[0], timeout=10.0)
+    try:
+        height, block_hash = lightclient.trust_point(rpc, chain_id)
+    except NodeUnreachable:
+        fail(f"trusted RPC {rpc_servers[0]} is unreachable", NODE_UNREACHABLE)
+    except (RpcError, lightclient.LightClientError, KeyError, ValueError) as exc:
+        fail(f"trusted RPC {rpc_servers[0]} gave no verifiable block of chain {chain_id!r}: {exc}")
+    finally:
+        rpc.close()
+    note(f"state sync: trusting block {height} ({block_hash}) of {rpc_servers[0]} for {trust_period}")
+    return cometbft.statesync_settings(rpc_servers, height, block_hash, trust_period)
 
 
 # --- start -----------------------------------------------------------------------------

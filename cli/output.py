@@ -10,6 +10,7 @@ Exit codes shared by all commands:
     TX_REJECTED       1  the chain rejected a transaction
     USAGE             2  usage or input error (bad argument, unknown key, ...)
     NODE_UNREACHABLE  3  node unreachable or timed out
+    PROOF_INVALID     4  `--prove`: a proof, header or signature did not verify
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ OK = 0
 TX_REJECTED = 1
 USAGE = 2
 NODE_UNREACHABLE = 3
+PROOF_INVALID = 4
 
 FORMATS = ("table", "json")
 

@@ -9,11 +9,24 @@ from typing import Annotated, Any
 
 import typer
 
+from abci_app.ledger.modules.auth import query as auth_query
+from abci_app.ledger.modules.auth.keys import account_key
+from abci_app.ledger.modules.bank import keys as bank_keys
+from abci_app.ledger.modules.bank import query as bank_query
+from abci_app.ledger.modules.market import keys as market_keys
+from abci_app.ledger.modules.market import query as market_query
+from abci_app.ledger.modules.settlement import keys as settlement_keys
+from abci_app.ledger.modules.settlement import query as settlement_query
+from abci_app.ledger.params import PARAMS_KEY
+from abci_app.ledger.state import be64
+from abci_app.ledger.store import prefix_end
+from cli import verify
 from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format
 from cli.output import Output, fail, note
 from cli.tx import resolve_account
 from cli.units import UnitError, format_money, format_price, parse_time
+from cli.verify import ChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
 
 query_app = typer.Typer(help="Read ledger state (last committed block).", no_args_is_help=True)
 
@@ -22,9 +35,10 @@ OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format
 KeyringOpt = Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV, help="Keyring for key names.")]
 
 
-def _money_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+def _money_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, ...],
+                  params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Integers stay as they are; a formatted twin (``balance_fmt``) is added for people and scripts."""
-    params = client.query("/params")
+    params = params or client.query("/params")
     for name in names:
         if name in record:
             record[f"{name}_fmt"] = format_money(record[name], params["currency"], params["currency_exponent"])
@@ -35,18 +49,27 @@ def _money_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, 
 def account(
     who: Annotated[str, typer.Argument(help="Account id or key name.")],
     node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING,
+    proof: ProveOpt = False, trusted: TrustedOpt = None, chain_id: ChainIdOpt = None,
 ) -> None:
     """Balances (free, locked), nonce, role, zone and DSO of an account.
 
-    Example: gridledger query account alice --output json
+    With --prove the answer is computed from the account record proven against the app
+    hash of a header signed by more than 2/3 of the validators (exit code 4 if anything fails).
+
+    Example: gridledger query account alice --output json --prove
     """
     try:
         account_id = resolve_account(who, keyring_dir)
     except UnitError as exc:
         fail(str(exc))
     client = NodeClient(node)
-    record = client.query(f"/account/{account_id}")
-    Output(output.value).record(_money_fields(client, record, ("balance", "free", "locked", "debt")))
+    params = None
+    if proof:
+        proven = prove(node, trusted, chain_id, keys=[account_key(account_id), PARAMS_KEY])
+        record, params = verify.answer(proven, auth_query.query, "account", [account_id]), money_params(proven)
+    else:
+        record = client.query(f"/account/{account_id}")
+    Output(output.value).record(_money_fields(client, record, ("balance", "free", "locked", "debt"), params))
 
 
 @query_app.command("participants")
@@ -230,14 +253,22 @@ def clearing(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.
 @query_app.command("position")
 def position(slot: SlotArg, who: Annotated[str, typer.Argument(help="Account id or key name.")],
              node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
-             keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+             keyring_dir: KeyringOpt = DEFAULT_KEYRING, proof: ProveOpt = False, trusted: TrustedOpt = None,
+             chain_id: ChainIdOpt = None) -> None:
     """An account's open quantities, trades and locked collateral in one slot.
 
-    Example: gridledger query position 2026-01-01T10:00Z alice
+    Example: gridledger query position 2026-01-01T10:00Z alice --prove
     """
     client = NodeClient(node)
-    record = client.query(f"/position/{_slot(slot)}/{_account_arg(who, keyring_dir)}")
-    Output(output.value).record(_money_fields(client, record, ("paid", "received", "fees_paid", "collateral")))
+    start, account_id = _slot(slot), _account_arg(who, keyring_dir)
+    params = None
+    if proof:
+        proven = prove(node, trusted, chain_id, keys=[market_keys.position_key(start, account_id), PARAMS_KEY])
+        record = verify.answer(proven, market_query.query, "position", [str(start), account_id])
+        params = money_params(proven)
+    else:
+        record = client.query(f"/position/{start}/{account_id}")
+    Output(output.value).record(_money_fields(client, record, ("paid", "received", "fees_paid", "collateral"), params))
 
 
 @query_app.command("fees")
@@ -266,9 +297,10 @@ def utc(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _with_money_twins(client: NodeClient, records: list[dict[str, Any]], names: tuple[str, ...]) -> None:
+def _with_money_twins(client: NodeClient, records: list[dict[str, Any]], names: tuple[str, ...],
+                      params: dict[str, Any] | None = None) -> None:
     """Add ``*_fmt`` twins to many records with one /params query."""
-    params = client.query("/params")
+    params = params or client.query("/params")
     for record in records:
         for name in names:
             if isinstance(record.get(name), int):
@@ -286,21 +318,31 @@ def _time_arg(text: str) -> int:
 def settlement(slot: SlotArg,
                who: Annotated[str | None, typer.Argument(help="Only this account (id or key name).")] = None,
                node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
-               keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+               keyring_dir: KeyringOpt = DEFAULT_KEYRING, proof: ProveOpt = False, trusted: TrustedOpt = None,
+               chain_id: ChainIdOpt = None) -> None:
     """A slot's settlement: totals and every participant's report, or one participant's report.
 
-    Example: gridledger query settlement 2026-01-01T10:00Z alice
+    Example: gridledger query settlement 2026-01-01T10:00Z alice --prove
     """
     client = NodeClient(node)
     out = Output(output.value)
+    start = _slot(slot)
+    args = [str(start)] if who is None else [str(start), _account_arg(who, keyring_dir)]
+    params = None
+    if proof:
+        reports = settlement_keys.report_slot_prefix(start)
+        proven = prove(node, trusted, chain_id, keys=[settlement_keys.slot_total_key(start), PARAMS_KEY]
+                       + ([settlement_keys.report_key(start, args[1])] if who is not None else []),
+                       ranges=[] if who is not None else [(reports, prefix_end(reports) or b"\xff")])
+        answer, params = verify.answer(proven, settlement_query.query, "settlement", args), money_params(proven)
+    else:
+        answer = client.query("/settlement/" + "/".join(args))
     if who is not None:
-        report = client.query(f"/settlement/{_slot(slot)}/{_account_arg(who, keyring_dir)}")
-        _with_money_twins(client, [report], REPORT_MONEY)
-        out.record(report)
+        _with_money_twins(client, [answer], REPORT_MONEY, params)
+        out.record(answer)
         return
-    answer = client.query(f"/settlement/{_slot(slot)}")
-    _with_money_twins(client, [answer], SLOT_MONEY)
-    _with_money_twins(client, answer["reports"], REPORT_MONEY)
+    _with_money_twins(client, [answer], SLOT_MONEY, params)
+    _with_money_twins(client, answer["reports"], REPORT_MONEY, params)
     if out.fmt == "json":
         out.record(answer)
         return
@@ -330,11 +372,13 @@ def statement(
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the lines to this CSV file (billing).")]
     = None,
     node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING,
+    proof: ProveOpt = False, trusted: TrustedOpt = None, chain_id: ChainIdOpt = None,
 ) -> None:
     """Every money movement of an account with FROM <= time < TO: deposits, trades, fees, balancing, debt.
 
     Amounts are signed (+ credit, - debit). --csv writes time (ISO UTC), height, kind,
-    amount, amount_fmt and reference, one line per movement.
+    amount, amount_fmt and reference, one line per movement. With --prove the lines are
+    proven complete: a range proof shows no line of the period is missing.
 
     Example: gridledger query statement alice --from 2026-01-01T00:00Z --to 2026-02-01T00:00Z --csv jan.csv
     """
@@ -343,9 +387,17 @@ def statement(
     if until <= first:
         fail("--to must be after --from")
     client = NodeClient(node)
-    answer = client.query(f"/statement/{account_id}/{first}/{until}")
+    params = None
+    if proof:
+        journal = bank_keys.journal_prefix(account_id)
+        proven = prove(node, trusted, chain_id, keys=[PARAMS_KEY],
+                       ranges=[(journal + be64(first), journal + be64(until))])
+        answer = verify.answer(proven, bank_query.query, "statement", [account_id, str(first), str(until)])
+        params = money_params(proven)
+    else:
+        answer = client.query(f"/statement/{account_id}/{first}/{until}")
     lines = [{**line, "time_utc": utc(line["time"])} for line in answer["lines"]]
-    _with_money_twins(client, lines, ("amount",))
+    _with_money_twins(client, lines, ("amount",), params)
     if answer["truncated"]:
         note(f"statement truncated at {len(lines)} lines: narrow --from/--to to see the rest")
     if csv_file is not None:

@@ -1,6 +1,7 @@
 """The ABCI application process.
 
     python -m node.app_main --db DIR --address tcp://HOST:PORT [--metrics HOST:PORT]
+        [--snapshot-interval N] [--snapshot-keep K] [--snapshot-chunk-bytes B]
 
 With ``--metrics`` the app is wrapped by node.metrics.InstrumentedApp and
 serves Prometheus metrics on ``http://HOST:PORT/metrics``.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from abci_app.app import LedgerApplication
+from abci_app.ledger.snapshots import DEFAULT_CHUNK_BYTES, DEFAULT_INTERVAL, DEFAULT_KEEP, SnapshotStore
 from abci_app.ledger.store import LevelDBBackend
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from abci_app.server import AbciServer
@@ -26,8 +28,9 @@ from node import metrics
 log = logging.getLogger("gridledger.app")
 
 
-async def serve(db: Path, address: str, metrics_address: str | None = None) -> None:
-    ledger = LedgerApplication(LevelDBBackend(db))
+async def serve(db: Path, address: str, metrics_address: str | None = None,
+                snapshots: SnapshotStore | None = None) -> None:
+    ledger = LedgerApplication(LevelDBBackend(db), snapshots)
     app: Any = ledger
     stop_metrics: Callable[[], None] | None = None
     if metrics_address:
@@ -62,15 +65,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", default=None, metavar="HOST:PORT",
                         help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
     parser.add_argument("--log-level", default="INFO")
+    # State-sync snapshots (docs/operators.md): written next to the state, in <db>/../snapshots.
+    parser.add_argument("--snapshot-interval", type=int, default=DEFAULT_INTERVAL, help="0: take none")
+    parser.add_argument("--snapshot-keep", type=int, default=DEFAULT_KEEP)
+    parser.add_argument("--snapshot-chunk-bytes", type=int, default=DEFAULT_CHUNK_BYTES)
     args = parser.parse_args(argv)
     if args.metrics:
         try:
             metrics.parse_address(args.metrics)
         except ValueError as exc:
             parser.error(str(exc))
+    try:
+        snapshots = SnapshotStore(args.db.parent / "snapshots", args.snapshot_interval, args.snapshot_keep,
+                                  args.snapshot_chunk_bytes)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args.db, args.address, args.metrics))
+    asyncio.run(serve(args.db, args.address, args.metrics, snapshots))
 
 
 if __name__ == "__main__":

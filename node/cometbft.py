@@ -193,6 +193,18 @@ def network_settings(network: Network, moniker: str, timing: Timing) -> dict[str
     }
 
 
+def statesync_settings(rpc_servers: list[str], trust_height: int, trust_hash: str,
+                       trust_period: str) -> dict[str, dict[str, Any]]:
+    """config.toml [statesync] of a node that joins by restoring a snapshot (docs/operators.md).
+
+    CometBFT's light client wants a primary and at least one witness: a single
+    trusted server is listed twice.
+    """
+    servers = rpc_servers if len(rpc_servers) > 1 else rpc_servers * 2
+    return {"statesync": {"enable": True, "rpc_servers": ",".join(servers), "trust_height": trust_height,
+                          "trust_hash": trust_hash, "trust_period": trust_period}}
+
+
 def write_node_settings(home: Path, settings: dict[str, Any]) -> None:
     """Write gridledger's own settings of a node (config/gridledger.toml)."""
     doc = tomlkit.document()

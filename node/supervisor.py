@@ -111,6 +111,8 @@ class NodeSpec:
     """Run the libp2p host (the home holds p2p.toml)."""
     dashboard: bool = False
     """Serve the dashboard (the home's gridledger.toml has a [dashboard] block; docs/dashboard.md)."""
+    snapshots: dict[str, int] = field(default_factory=dict)
+    """State-sync snapshot settings of config/gridledger.toml [snapshots]: interval, keep, chunk_bytes."""
 
     @classmethod
     def from_home(cls, home: Path, *, abci_address: str | None = None, rpc_laddr: str | None = None,
@@ -121,7 +123,8 @@ class NodeSpec:
         return cls(home=home, abci_address=abci_address or config.get("proxy_app", "tcp://127.0.0.1:26658"),
                    rpc_laddr=rpc_laddr, p2p_laddr=p2p_laddr,
                    app_metrics=app_metrics if app_metrics is not None else settings.get("app_metrics") or None,
-                   p2p=node_host.enabled(home), dashboard="dashboard" in settings)
+                   p2p=node_host.enabled(home), dashboard="dashboard" in settings,
+                   snapshots=dict(settings.get("snapshots", {})))
 
     def rpc_url(self) -> str:
         """Where processes on this machine reach the node's RPC (a wildcard listener via loopback)."""
@@ -136,6 +139,9 @@ class NodeSpec:
                 "--address", self.abci_address]
         if self.app_metrics:
             argv += ["--metrics", self.app_metrics]
+        for name in ("interval", "keep", "chunk_bytes"):
+            if name in self.snapshots:
+                argv += [f"--snapshot-{name.replace('_', '-')}", str(self.snapshots[name])]
         return argv
 
     def cometbft_argv(self) -> list[str]:

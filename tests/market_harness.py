@@ -198,7 +198,7 @@ def put_debt(chain: Chain, name: str, debt: int) -> None:
     assert account is not None
     auth.put_account(state, replace(account, debt=debt))
     committed = chain.app.committed
-    committed.commit(overlay, committed.height, committed.app_hash)
+    committed.commit(overlay, committed.height)
 
 
 def full_snapshot(chain: Chain, slot: int = SLOT) -> dict[str, Any]:

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sortedcontainers import SortedDict
 
 from abci_app.app import LedgerApplication
+from abci_app.ledger.merkle import TRIE_ROOT, leaf_hash, reference_root
 from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.store import (
-    EMPTY_HASH,
     META,
     META_APP_HASH,
     META_HEIGHT,
@@ -22,8 +21,9 @@ from abci_app.ledger.store import (
     LevelDBBackend,
     MemoryBackend,
     Overlay,
-    next_app_hash,
+    StoreError,
     prefix_end,
+    state_items,
 )
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.harness import Chain
@@ -152,19 +152,28 @@ def test_committed_store_fresh(backend: Backend) -> None:
     assert (store.height, store.app_hash) == (0, b"")
 
 
-def test_commit_persists_writes_height_and_hash(backend: Backend) -> None:
-    backend.write([(b"gone", b"x")])
+def test_commit_persists_writes_height_tree_and_hash(backend: Backend) -> None:
     store = CommittedStore(backend)
+    store.commit(filled(store, {b"gone": b"x", b"kept": b"y"}), 6)
     block = filled(store, {b"k": b"v"})
     block.delete(b"gone")
-    store.commit(block, 7, b"h" * 32)
-    assert (store.height, store.app_hash) == (7, b"h" * 32)
+    store.commit(block, 7)
+    root = reference_root([(b"k", b"v"), (b"kept", b"y")])
+    assert (store.height, store.app_hash) == (7, root)
     assert (backend.get(b"k"), backend.get(b"gone")) == (b"v", None)
     assert backend.get(META_HEIGHT) == struct.pack(">q", 7)
-    assert backend.get(META_APP_HASH) == b"h" * 32
-    assert list(store.iterate(b"", None)) == [(b"k", b"v")]  # META keys are not state
+    assert backend.get(META_APP_HASH) == root
+    assert list(store.iterate(b"", None)) == [(b"k", b"v"), (b"kept", b"y")]  # META keys are not state
     reread = CommittedStore(backend)
-    assert (reread.height, reread.app_hash) == (7, b"h" * 32)
+    assert (reread.height, reread.app_hash, reread.trie.root_hash) == (7, root, root)
+
+
+def test_commit_uses_the_tree_finalize_block_computed(backend: Backend) -> None:
+    store = CommittedStore(backend)
+    block = filled(store, {b"a": b"1"})
+    trie = store.trie_after(None, block.writes)
+    store.commit(block, 1, trie)
+    assert store.trie is trie and store.app_hash == leaf_hash(b"a", b"1")
 
 
 def test_commit_is_one_batch() -> None:
@@ -180,19 +189,34 @@ def test_commit_is_one_batch() -> None:
     recording = Recording()
     store = CommittedStore(recording)
     block = filled(store, {b"a": b"1", b"b": b"2"})
-    store.commit(block, 3, b"\x01" * 32)
+    store.commit(block, 3)
     assert len(recording.batches) == 1
-    assert dict(recording.batches[0]) == {b"a": b"1", b"b": b"2", META_HEIGHT: struct.pack(">q", 3),
-                                          META_APP_HASH: b"\x01" * 32}
+    batch = dict(recording.batches[0])
+    assert {key: batch[key] for key in (b"a", b"b", META_HEIGHT)} == {b"a": b"1", b"b": b"2",
+                                                                        META_HEIGHT: struct.pack(">q", 3)}
+    assert batch[META_APP_HASH] == store.app_hash and TRIE_ROOT in batch
+
+
+def test_store_of_another_app_hash_scheme_is_refused(backend: Backend) -> None:
+    backend.write([(b"k", b"v"), (META_HEIGHT, struct.pack(">q", 4)), (META_APP_HASH, b"\x01" * 32)])
+    with pytest.raises(StoreError, match="older app-hash scheme"):
+        CommittedStore(backend)
+
+
+def test_state_items_skip_meta_keys(backend: Backend) -> None:
+    backend.write([(b"\x00", b"0"), (META + b"x", b"m"), (b"\x00meta0", b"after"), (b"z", b"z")])
+    assert [k for k, _ in state_items(backend)] == [b"\x00", b"\x00meta0", b"z"]
+    assert [k for k, _ in state_items(backend, b"\x00m", b"\x00n")] == [b"\x00meta0"]
+    assert [k for k, _ in state_items(backend, META, META + b"y")] == []
 
 
 def test_leveldb_reopen_reports_height_and_hash(tmp_path: Path) -> None:
     store = CommittedStore(LevelDBBackend(tmp_path / "db"))
-    store.commit(filled(store, {b"k": b"1"}), 1, b"\x01" * 32)
-    store.commit(filled(store, {b"k": b"2"}), 2, b"\x02" * 32)
+    store.commit(filled(store, {b"k": b"1"}), 1)
+    store.commit(filled(store, {b"k": b"2"}), 2)
     store.close()
     reopened = CommittedStore(LevelDBBackend(tmp_path / "db"))
-    assert (reopened.height, reopened.app_hash, reopened.get(b"k")) == (2, b"\x02" * 32, b"2")
+    assert (reopened.height, reopened.app_hash, reopened.get(b"k")) == (2, leaf_hash(b"k", b"2"), b"2")
     reopened.close()
 
 
@@ -210,49 +234,18 @@ def test_application_restarts_from_leveldb(tmp_path: Path) -> None:
 
 
 # -- app hash -------------------------------------------------------------------------------------
-def writes(**items: bytes | None) -> SortedDict:
-    return SortedDict({key.encode(): value for key, value in items.items()})
+def test_app_hash_is_the_root_of_the_whole_state() -> None:
+    chain = Chain()
+    chain.block([chain.sign("alice", Transfer(recipient=chain.id("bob"), amount=3, memo=""))])
+    state = list(chain.app.committed.iterate(b"", None))
+    assert chain.app.committed.app_hash == reference_root(state)
+    assert chain.app.info(abci.RequestInfo()).last_block_app_hash == reference_root(state)
 
 
-def test_app_hash_is_deterministic() -> None:
-    one = writes(a=b"1", b=None)
-    other = SortedDict()
-    other[b"b"] = None
-    other[b"a"] = b"1"
-    assert next_app_hash(5, EMPTY_HASH, one) == next_app_hash(5, EMPTY_HASH, other)
-
-
-@pytest.mark.parametrize(
-    "changed",
-    [
-        writes(a=b"2", b=None),  # other value
-        writes(a=b"1"),  # delete missing
-        writes(a=b"1", b=b""),  # empty value is not a delete
-        writes(a=b"1", b=None, c=b""),  # extra key
-        writes(b=None),  # key missing
-        writes(a=b"", b=None),  # empty value
-    ],
-)
-def test_app_hash_changes_iff_writes_differ(changed: SortedDict) -> None:
-    base = writes(a=b"1", b=None)
-    assert next_app_hash(5, EMPTY_HASH, changed) != next_app_hash(5, EMPTY_HASH, base)
-
-
-def test_app_hash_commits_to_height_and_previous() -> None:
-    base = writes(a=b"1")
-    assert next_app_hash(5, EMPTY_HASH, base) != next_app_hash(6, EMPTY_HASH, base)
-    assert next_app_hash(5, EMPTY_HASH, base) != next_app_hash(5, b"\x01" * 32, base)
-
-
-def test_app_hash_ignores_meta_keys() -> None:
-    base = writes(a=b"1")
-    with_meta = SortedDict(base)
-    with_meta[META + b"anything"] = b"x"
-    assert next_app_hash(5, EMPTY_HASH, with_meta) == next_app_hash(5, EMPTY_HASH, base)
-
-
-def test_app_hash_key_value_boundaries_are_unambiguous() -> None:
-    assert next_app_hash(1, EMPTY_HASH, writes(ab=b"c")) != next_app_hash(1, EMPTY_HASH, writes(a=b"bc"))
+def test_genesis_hash_is_the_root_of_the_genesis_state() -> None:
+    chain = Chain()
+    assert chain.app.pending is not None
+    assert chain.genesis_hash == reference_root(chain.app.pending.writes.items())  # type: ignore[arg-type]
 
 
 def test_chains_agree_iff_their_blocks_do() -> None:

@@ -3,49 +3,59 @@
 Writes never reach the backend before ``Commit``: a block runs in an
 ``Overlay`` over the committed store, each transaction in a child overlay that
 is merged into the block on success and dropped on failure. ``commit`` writes
-the block's overlay, the height and the app hash in one atomic, fsynced batch,
-so a crash leaves either the previous or the new committed state.
+the block's overlay, the nodes of the state tree it changed, the height and
+the app hash in one atomic, fsynced batch, so a crash leaves either the
+previous or the new committed state.
 
-App hash (documented in docs/state.md)::
-
-    app_hash(h) = SHA-256( "gridledger/apphash/v1" || be64(h) || app_hash(h-1)
-                           || for each written key in byte order:
-                              be32(len k) || k || (0x00 if deleted
-                                                   else 0x01 || be32(len v) || v) )
-
-with ``app_hash(initial_height - 1)`` the hash of the genesis writes over 32
-zero bytes. Since the state is a function of genesis and every block's writes,
-the chain of hashes commits to the whole state: two nodes agree at a height iff
-they wrote the same keys and values at every height.
+The app hash is the root of the Merkle-Patricia trie over the whole state
+(``abci_app/ledger/merkle.py``; docs/state.md, "App hash"): FinalizeBlock
+computes the next version of the tree from the block's write set
+(``CommittedStore.trie_after``), Commit persists it with the state.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import struct
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sortedcontainers import SortedDict, SortedList
 
+from abci_app.ledger.merkle import META, META_END, Trie
 from abci_app.ledger.wire import Record, decoder
 
 R = TypeVar("R", bound=Record)
 
-# Keys under this prefix describe the store itself, not the ledger state; they
-# are outside the app hash.
-META = b"\x00meta/"
+# Keys under META (merkle.META, b"\x00meta/") describe the store itself, not the ledger
+# state: the height, the app hash and the tree's nodes. They are outside the state tree.
 META_HEIGHT = META + b"height"
 META_APP_HASH = META + b"app_hash"
-APP_HASH_DOMAIN = b"gridledger/apphash/v1"
-EMPTY_HASH = bytes(32)
+META_RESTORING = META + b"restoring"
+"""Present while a state-sync snapshot is being restored (abci_app/ledger/snapshots.py)."""
+
+MAX_CACHED_NODES = 2_000_000
+"""Tree nodes kept in memory (about 300 bytes each) before the committed tree is dropped and reloaded on use."""
+
+
+class StoreError(RuntimeError):
+    """The store on disk cannot be used as it is (written by another app-hash scheme, or inconsistent)."""
+
+
+class View(Protocol):
+    """A read-only, consistent view of a backend at one moment (``Backend.snapshot``)."""
+
+    def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
+    def close(self) -> None: ...
 
 
 class Backend(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
     def write(self, writes: list[tuple[bytes, bytes | None]]) -> None: ...
+    def snapshot(self) -> View: ...
     def close(self) -> None: ...
 
 
@@ -76,8 +86,26 @@ class LevelDBBackend:
                 else:
                     batch.put(key, value)
 
+    def snapshot(self) -> View:
+        """LevelDB's own snapshot: O(1) to take, later writes stay invisible to it."""
+        return _LevelDBView(self._db.snapshot())
+
     def close(self) -> None:
         self._db.close()
+
+
+class _LevelDBView:
+    def __init__(self, snapshot: Any) -> None:
+        self._snapshot = snapshot
+
+    def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        if stop is None:
+            yield from self._snapshot.iterator(start=start)
+        else:
+            yield from self._snapshot.iterator(start=start, stop=stop)
+
+    def close(self) -> None:
+        self._snapshot.close()
 
 
 class MemoryBackend:
@@ -104,8 +132,24 @@ class MemoryBackend:
             else:
                 self._data[key] = value
 
+    def snapshot(self) -> View:
+        """A copy (O(n)): another thread may read it while this backend takes new writes."""
+        return _MemoryView(self._data.copy())
+
     def close(self) -> None:
         pass
+
+
+class _MemoryView:
+    def __init__(self, data: SortedDict) -> None:
+        self._data = data
+
+    def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        for key in self._data.irange(start, stop, inclusive=(True, False)):
+            yield key, self._data[key]
+
+    def close(self) -> None:
+        self._data = SortedDict()
 
 
 class KV(Protocol):
@@ -229,33 +273,33 @@ def prefix_end(prefix: bytes) -> bytes | None:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-def next_app_hash(height: int, previous: bytes, writes: Mapping[bytes, bytes | None]) -> bytes:
-    digest = hashlib.sha256()
-    digest.update(APP_HASH_DOMAIN)
-    digest.update(struct.pack(">q", height))
-    digest.update(previous)
-    for key, value in sorted(writes.items()):
-        if key.startswith(META):
-            continue
-        digest.update(struct.pack(">I", len(key)))
-        digest.update(key)
-        if value is None:
-            digest.update(b"\x00")
-        else:
-            digest.update(b"\x01")
-            digest.update(struct.pack(">I", len(value)))
-            digest.update(value)
-    return digest.digest()
+def state_items(source: View | Backend, start: bytes = b"", stop: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """The ledger state's keys and values in [start, stop), in key order, skipping META keys."""
+    if start < META:
+        yield from source.iterate(start, META if stop is None or stop > META else stop)
+    if stop is None or stop > META_END:
+        yield from source.iterate(max(start, META_END), stop)
 
 
 class CommittedStore:
-    """The committed state and its height and app hash."""
+    """The committed state, its tree, height and app hash."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        if backend.get(META_RESTORING) is not None:
+            # A state-sync restore was cut short: what it wrote is no state at all.
+            self.wipe()
         height = backend.get(META_HEIGHT)
         self.height: int = struct.unpack(">q", height)[0] if height is not None else 0
         self.app_hash: bytes = backend.get(META_APP_HASH) or b""
+        self.trie = Trie.open(backend.get, self.scan)
+        self.commitment_seconds = 0.0
+        """Time spent updating and persisting the tree (benchmarks report its share)."""
+        if self.height and self.trie.root_hash != self.app_hash:
+            raise StoreError(
+                f"the store at height {self.height} has no state tree matching its app hash: it was written "
+                "by an older app-hash scheme or is damaged; remove the app's data directory and replay "
+                "or state-sync the chain")
 
     def get(self, key: bytes) -> bytes | None:
         return self.backend.get(key)
@@ -265,14 +309,65 @@ class CommittedStore:
             if not key.startswith(META):
                 yield key, value
 
-    def commit(self, block: Overlay, height: int, app_hash: bytes) -> None:
-        """Persist a block's writes with its height and app hash, atomically."""
-        writes = list(block.writes.items())
+    def scan(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """The state's keys and values in [start, stop), in key order (how the tree finds its keys)."""
+        return state_items(self.backend, start, stop)
+
+    def trie_after(self, base: Trie | None, writes: Mapping[bytes, bytes | None]) -> Trie:
+        """The tree after ``writes`` on ``base`` (the committed tree if None); nothing is written."""
+        start = time.perf_counter()
+        trie = (base or self.trie).update(writes)
+        self.commitment_seconds += time.perf_counter() - start
+        return trie
+
+    def commit(self, block: Overlay, height: int, trie: Trie | None = None) -> None:
+        """Persist a block's writes with its tree, height and app hash, atomically.
+
+        ``trie`` is ``trie_after`` of the block's writes on the committed tree
+        (FinalizeBlock already computed it); without it, it is computed here.
+        """
+        if trie is None:
+            trie = self.trie_after(None, block.writes)
+        writes = [(key, value) for key, value in block.writes.items() if not key.startswith(META)]
+        start = time.perf_counter()
+        writes += trie.persist()
+        self.commitment_seconds += time.perf_counter() - start
         writes.append((META_HEIGHT, struct.pack(">q", height)))
-        writes.append((META_APP_HASH, app_hash))
+        writes.append((META_APP_HASH, trie.root_hash))
         self.backend.write(writes)
         self.height = height
-        self.app_hash = app_hash
+        self.app_hash = trie.root_hash
+        stats = trie.stats
+        self.trie = trie.unloaded() if stats.loaded + stats.created > MAX_CACHED_NODES else trie
+
+    # -- state sync (abci_app/ledger/snapshots.py) ---------------------------------------------
+    def wipe(self) -> None:
+        """Delete every key (state, tree, height): an empty store, as before genesis."""
+        while True:
+            batch: list[tuple[bytes, bytes | None]] = [
+                (key, None) for key, _ in itertools.islice(self.backend.iterate(b"", None), 10_000)]
+            if not batch:
+                break
+            self.backend.write(batch)
+        self.height, self.app_hash = 0, b""
+        self.trie = Trie.open(self.backend.get, self.scan)
+
+    def begin_restore(self) -> None:
+        """Start restoring a snapshot into an empty store (marked, so a crash midway is wiped on restart)."""
+        self.wipe()
+        self.backend.write([(META_RESTORING, b"1")])
+
+    def restore_entries(self, entries: list[tuple[bytes, bytes]]) -> None:
+        """Write a chunk's entries (greater than every key written before) with the tree nodes they make."""
+        trie = self.trie.update(dict(entries))
+        self.backend.write([*entries, *trie.persist()])
+        self.trie = trie.unloaded()  # the next chunk reloads only the right edge
+
+    def finish_restore(self, height: int) -> None:
+        """The restored state is complete at ``height``: record it as committed."""
+        self.backend.write([(META_HEIGHT, struct.pack(">q", height)), (META_APP_HASH, self.trie.root_hash),
+                            (META_RESTORING, None)])
+        self.height, self.app_hash = height, self.trie.root_hash
 
     def close(self) -> None:
         self.backend.close()
