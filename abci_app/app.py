@@ -180,8 +180,11 @@ class LedgerApplication:
         base = self.pending if self.pending is not None else self.committed
         block = Overlay(base)
         height, time = self._block_header(block, req)
+        # The size limit ProcessProposal checked the block against: a parameter vote inside the block
+        # must not fail a later transaction of the same block on a check the proposal already passed.
+        max_tx_bytes = get_params(State(block)).max_tx_bytes
         block_events = begin_block(block, height, time)
-        results = [self._deliver(block, raw, height, time) for raw in req.txs]
+        results = [self._deliver(block, raw, height, time, max_tx_bytes) for raw in req.txs]
         digests = [hashlib.sha256(raw).digest() for raw in req.txs]
         updates = [validator_update(pubkey, power) for pubkey, power in gov.take_validator_updates(State(block))]
         # The root of the state tree after this block, from its writes (Commit persists the nodes).
@@ -222,9 +225,9 @@ class LedgerApplication:
             raise RuntimeError(f"FinalizeBlock for height {req.height}, expected {expected}")
         return req.height, req.time.seconds
 
-    def _deliver(self, block: Overlay, raw: bytes, height: int, time: int) -> TxResult:
+    def _deliver(self, block: Overlay, raw: bytes, height: int, time: int, max_tx_bytes: int) -> TxResult:
         try:
-            return run_tx(block, raw, height, time, self.txs)
+            return run_tx(block, raw, height, time, self.txs, max_tx_bytes=max_tx_bytes)
         except Exception as exc:  # FinalizeBlock never raises for one bad transaction
             log.exception("transaction failed unexpectedly; rejected with code 1")
             return TxResult(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",

@@ -283,11 +283,13 @@ def fees(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None
 
 
 # -- metering and settlement (docs/settlement.md) --------------------------------------
-REPORT_MONEY = ("energy_paid", "energy_received", "fees_paid", "balancing_charge", "balancing_credit",
-                "collateral_released", "collateral_used", "paid_from_balance", "debt_added", "credit_unpaid")
-SLOT_MONEY = ("charges", "credits", "debt")
-REPORT_COLUMNS = ("slot", "account", "contracted_wh", "measured_wh", "deviation_wh", "balancing_charge_fmt",
-                  "balancing_credit_fmt", "collateral_used_fmt", "debt_added_fmt", "height")
+REPORT_MONEY = ("energy_paid", "energy_received", "fees_paid", "balancing_charge", "supply_charge", "network_charge",
+                "charged", "collateral_released", "collateral_used", "paid_from_balance", "debt_added",
+                "debt_written_off", "balancing_credit_due", "feed_in_due", "credit_paid", "credit_owed")
+SLOT_MONEY = ("traded_value", "charges", "collected", "debt", "credits_due", "lpd_due", "lpd_owes", "dso_due", "paid",
+              "owed")
+REPORT_COLUMNS = ("slot", "account", "regime", "contracted_wh", "measured_wh", "deviation_wh", "charged_fmt",
+                  "balancing_credit_due_fmt", "feed_in_due_fmt", "collateral_used_fmt", "debt_added_fmt", "height")
 STATEMENT_CSV_COLUMNS = ("time", "height", "kind", "amount", "amount_fmt", "reference")
 END_OF_TIME = (1 << 63) - 1
 
@@ -361,6 +363,37 @@ def settlements(who: Annotated[str, typer.Argument(help="Account id or key name.
     reports = client.query(f"/settlements/{_account_arg(who, keyring_dir)}")["reports"]
     _with_money_twins(client, reports, REPORT_MONEY)
     Output(output.value).records(reports, columns=REPORT_COLUMNS)
+
+
+@query_app.command("reserve")
+def reserve(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """The balancing reserve: its balance, what it still owes its creditors and what the LPD owes it.
+
+    Example: gridledger query reserve
+    """
+    client = NodeClient(node)
+    answer = client.query("/reserve")
+    _with_money_twins(client, [answer], ("balance", "owes", "owed"))
+    Output(output.value).record(answer)
+
+
+@query_app.command("owed")
+def owed(debtor: Annotated[str, typer.Argument(help="Debtor: 'reserve', an account id or a key name (the LPD).")],
+         node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
+         keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+    """What the reserve (or the LPD, to the reserve) could not pay yet, oldest slot first.
+
+    Example: gridledger query owed reserve
+    """
+    client = NodeClient(node)
+    debtor_id = settlement_keys.RESERVE_ID if debtor == "reserve" else _account_arg(debtor, keyring_dir)
+    answer = client.query(f"/owed/{debtor_id}")
+    _with_money_twins(client, answer["owed"], ("amount",))
+    out = Output(output.value)
+    if out.fmt == "json":
+        out.record(answer)
+        return
+    out.records(answer["owed"], columns=("slot", "creditor", "reason", "amount", "amount_fmt"))
 
 
 @query_app.command("statement")

@@ -2,8 +2,10 @@
 
 Checked here: the error table lists exactly ``ALL_ERRORS``; every query path of
 query.py's docstring (and app.py's ``/next_nonce/``), every message type with
-its body fields in wire order, and every event type appear in their page; the
-worked example's bytes are what the code produces.
+its body fields in wire order, and every event type with every attribute the
+ledger emits appear in their page; the genesis parameter table is the code's
+defaults and bounds; the reserve id is the code's; the worked example's bytes
+are what the code produces.
 """
 
 from __future__ import annotations
@@ -143,3 +145,57 @@ def test_worked_example_bytes() -> None:
     inputs = _example_block("inputs")
     for value in (key.seed().hex(), key.pubkey.hex(), key.account, recipient):
         assert value in inputs
+
+
+def _genesis_param_rows() -> dict[str, tuple[str, ...]]:
+    """name -> (type, default, bounds text) of the params block in genesis.md's schema."""
+    rows = {}
+    for line in _doc("genesis.md").splitlines():
+        match = re.match(r"│   [├└]─ (\w+)\s+(str|int)\s+default (\S+)\s+(.*)$", line)
+        if match:
+            rows[match.group(1)] = match.groups()[1:]
+    return rows
+
+
+def test_genesis_parameter_table_is_the_code() -> None:
+    from abci_app.ledger.params import Params
+    rows = _genesis_param_rows()
+    assert list(rows) == list(Params.__struct_fields__), "every parameter, in declaration order"
+    defaults = Params()
+    for name, (_kind, default, bounds) in rows.items():
+        assert default.strip('"') == str(getattr(defaults, name)), name
+        if name in Params.IMMUTABLE:
+            assert bounds.startswith("fixed for the chain's life"), name
+            continue
+        low, high = Params.BOUNDS[name]
+        assert bounds.startswith(f"{low} … {high}"), f"{name}: {bounds!r} is not {low} … {high}"
+
+
+def test_reserve_id_in_the_docs_is_the_code() -> None:
+    from abci_app.ledger.modules.settlement.keys import RESERVE_ID
+    assert f"`{RESERVE_ID}`" in _doc("queries.md")
+
+
+def _emitted_event_attributes() -> dict[str, set[str]]:
+    """Event type -> keyword names passed to ``event("type", ...)`` anywhere in the ledger."""
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "abci_app" / "ledger").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "event"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                names = {kw.arg for kw in node.keywords if kw.arg is not None}
+                found.setdefault(str(node.args[0].value), set()).update(names)
+    return found
+
+
+def test_event_attributes_documented() -> None:
+    """Every attribute the ledger emits is named in its event's row of events.md."""
+    rows: dict[str, str] = {}
+    for line in _doc("events.md").splitlines():
+        cells = _cells(line) if line.startswith("|") else []
+        if len(cells) == 3:
+            for event_type in re.findall(r"`([\w.]+)`", cells[0]):
+                rows[event_type] = rows.get(event_type, "") + cells[2]
+    missing = {event_type: sorted(a for a in attributes if f"`{a}`" not in rows.get(event_type, ""))
+               for event_type, attributes in _emitted_event_attributes().items()}
+    assert not {k: v for k, v in missing.items() if v}, "docs/events.md rows lack these attributes"

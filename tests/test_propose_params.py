@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from abci_app.ledger import errors
+from abci_app.ledger.modules.bank import Transfer
+from abci_app.ledger.modules.gov import CastVote
 from abci_app.ledger.modules.gov.msgs import MAX_CHANGES, ProposeParams
 from abci_app.ledger.modules.gov.records import ParamChange
 from tests.harness import GENESIS_TIME, Chain, events_of, rejected
@@ -99,3 +101,22 @@ def test_invalid_param_twice(chain: Chain) -> None:
 def test_invalid_description_too_long(chain: Chain) -> None:
     msg = propose(("max_tx_bytes", 1_024), description="d" * 1_025)
     rejected(chain, "dso", msg, errors.ValueOutOfRange, spends_nonce=False)
+
+
+def test_a_smaller_max_tx_bytes_applies_from_the_next_block() -> None:
+    """A vote that lowers max_tx_bytes mid-block does not fail a later transaction of the same block that
+    ProcessProposal accepted under the old limit; the next block is held to the new one (code 9)."""
+    chain = Chain()
+    chain.block()
+    assert chain.deliver("dso", propose(("max_tx_bytes", 256))).code == 0
+    for voter in ("dso", "dso_b"):
+        assert chain.deliver(voter, CastVote(proposal_id=1, approve=True)).code == 0
+    big = Transfer(recipient=chain.id("bob"), amount=1, memo="m" * 200)
+    deciding = chain.sign("lpd", CastVote(proposal_id=1, approve=True))
+    late = chain.sign("alice", big)
+    assert len(late) > 256
+    result = chain.block([deciding, late])
+    assert events_of(result.tx_results[0], "proposal.passed")
+    assert chain.query("/params")["max_tx_bytes"] == 256
+    assert (result.tx_results[1].code, result.tx_results[1].log) == (0, "")
+    assert chain.block([chain.sign("alice", big)]).tx_results[0].code == errors.TxTooLarge.code

@@ -345,8 +345,9 @@ def test_basic_report_fields() -> None:
         "price_high": 220_000, "price_low": 220_000, "shortfall_wh": 1_000, "surplus_wh": 0, "netted_wh": 0,
         "supplied_wh": 0, "fed_in_wh": 0, "unmatched_import_wh": 0, "balancing_charge": 600_000,
         "supply_charge": 0, "network_charge": 0, "charged": 600_000, "collateral_released": 40_000,
-        "collateral_used": 40_000, "paid_from_balance": 560_000, "debt_added": 0, "debt_written_off": 0, "balancing_credit_due": 0,
-        "feed_in_due": 0, "credit_paid": 0, "credit_owed": 0, "height": report(chain, "carol")["height"],
+        "collateral_used": 40_000, "paid_from_balance": 560_000, "debt_added": 0, "debt_written_off": 0,
+        "balancing_credit_due": 0, "feed_in_due": 0,
+        "credit_paid": 0, "credit_owed": 0, "height": report(chain, "carol")["height"],
     }
 
 

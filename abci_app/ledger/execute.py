@@ -92,15 +92,17 @@ def authenticate(state: State, tx: SignedTx) -> Account:
     return account
 
 
-def run_tx(kv: Overlay, raw: bytes, height: int, time: int, txs: TxCache | None = None) -> TxResult:
+def run_tx(kv: Overlay, raw: bytes, height: int, time: int, txs: TxCache | None = None,
+           max_tx_bytes: int | None = None) -> TxResult:
     """Apply one transaction to ``kv``; on failure only the nonce rule writes.
 
-    ``txs`` caches decoded transactions by hash (CheckTx usually decoded them already).
+    ``txs`` caches decoded transactions by hash (CheckTx usually decoded them already). ``max_tx_bytes`` is
+    the size limit at the start of the block (the one ProcessProposal applied); by default, the current one.
     """
     chain = get_chain(kv)
     tx_type = ""
     try:
-        max_bytes = get_params(State(kv)).max_tx_bytes
+        max_bytes = max_tx_bytes if max_tx_bytes is not None else get_params(State(kv)).max_tx_bytes
         tx = decode_tx(raw, chain.chain_id, max_bytes, txs)
         tx_type = tx.msg.TYPE
         signer = authenticate(State(kv), tx)
