@@ -76,7 +76,7 @@ testnet-down:
 	$(VENV)/bin/gridledger testnet down --dir $(TESTNET_DIR)
 
 lint: setup
-	$(VENV)/bin/ruff check abci_app node cli tests tools dashboard
+	$(VENV)/bin/ruff check abci_app node lab cli tests tools dashboard
 	$(VENV)/bin/mypy
 
 unit: setup

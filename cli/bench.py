@@ -20,10 +20,10 @@ import typer
 
 from cli.keys import Format
 from cli.output import NODE_UNREACHABLE, Output, fail, note
-from node.loadgen import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadSettings, run_load
-from node.loadgen_accounts import DEFAULT_LABEL, LoadAccount, OpenOrder, load_accounts, load_app_state
-from node.loadgen_ceiling import CeilingSettings, probe_ceiling
-from node.loadgen_workload import (
+from lab.load.accounts import DEFAULT_LABEL, LoadAccount, OpenOrder, load_accounts, load_app_state
+from lab.load.ceiling import CeilingSettings, probe_ceiling
+from lab.load.generator import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadSettings, run_load
+from lab.load.workload import (
     KvWorkload,
     LedgerWorkload,
     Mix,
@@ -141,7 +141,7 @@ def load(
 
     Example: gridledger bench load --nodes http://127.0.0.1:26657 --rate 50 --duration 20 --accounts 100
     """
-    from node.report import write_run
+    from lab.report import write_run
 
     urls = _node_urls(nodes)
     try:

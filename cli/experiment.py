@@ -56,7 +56,7 @@ def run(
 
     Example: gridledger experiment run config/experiments/smoke.toml
     """
-    from node.experiment import ConfigError, check_cometbft_settings, load_config, run_experiment
+    from lab.experiment import ConfigError, check_cometbft_settings, load_config, run_experiment
 
     try:
         parsed = load_config(config)

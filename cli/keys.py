@@ -19,7 +19,8 @@ from typing import Annotated
 import typer
 
 from abci_app.ledger.crypto import SigningKey
-from cli.keystore import (
+from cli.output import USAGE, Output, error, fail, note
+from node.client.keystore import (
     FAST_ENV,
     KeyExists,
     KeyNotFound,
@@ -30,7 +31,6 @@ from cli.keystore import (
     validate_name,
     write_private,
 )
-from cli.output import USAGE, Output, error, fail, note
 
 PASSPHRASE_ENV = "GRIDLEDGER_PASSPHRASE"
 KEYRING_ENV = "GRIDLEDGER_KEYRING_DIR"

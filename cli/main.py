@@ -22,7 +22,8 @@ from cli.query import query_app
 from cli.scenario import scenario_app
 from cli.testnet import testnet_app
 from cli.tx import tx_app
-from node import cometbft, localnet, supervisor
+from lab import localnet
+from node import cometbft, supervisor
 
 app = typer.Typer(
     name="gridledger",

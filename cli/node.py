@@ -28,9 +28,10 @@ from cli.keys import (
     read_passphrase,
     user_errors,
 )
-from cli.keystore import Keystore, validate_name
 from cli.output import NODE_UNREACHABLE, Output, fail, note
-from node import cometbft, lightclient, supervisor
+from node import cometbft, supervisor
+from node.client import lightclient
+from node.client.keystore import Keystore, validate_name
 from node.p2p import node_host
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 

@@ -37,7 +37,7 @@ from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
 from cli.output import Output, fail, note
 from cli.tx import broadcast
-from cli.units import UnitError, format_energy, format_money, parse_energy, parse_price, parse_time
+from node.client.units import UnitError, format_energy, format_money, parse_energy, parse_price, parse_time
 from node.p2p import messages
 from node.p2p.control import ControlClient, ControlError, socket_path
 from node.p2p.host import IDENTITY_FILE, HostConfig, P2PHost, load_or_create_identity

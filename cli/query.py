@@ -25,8 +25,8 @@ from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format
 from cli.output import Output, fail, note
 from cli.tx import resolve_account
-from cli.units import UnitError, format_money, format_price, parse_time
 from cli.verify import ChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
+from node.client.units import UnitError, format_money, format_price, parse_time
 
 query_app = typer.Typer(help="Read ledger state (last committed block).", no_args_is_help=True)
 

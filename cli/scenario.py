@@ -35,7 +35,7 @@ from cli.client import DEFAULT_NODE, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
 from cli.output import NODE_UNREACHABLE, TX_REJECTED, Output, fail, note
 from cli.tx import UnsignedReading, parse_wh, sign_reading
-from cli.units import UnitError, format_money, parse_price, parse_time
+from node.client.units import UnitError, format_money, parse_price, parse_time
 from node.rpc import tx_hash
 
 scenario_app = typer.Typer(help="Play market scenarios (orders and meter readings) from CSV files.",

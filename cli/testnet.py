@@ -21,8 +21,8 @@ import typer
 
 from cli.keys import Format
 from cli.output import NODE_UNREACHABLE, Output, fail, note
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
 
 testnet_app = typer.Typer(help="Run a local multi-validator testnet (init, up, status, logs, down).",
                           no_args_is_help=True)

@@ -35,9 +35,9 @@ from abci_app.ledger.tx import encode_tx
 from abci_app.ledger.wire import plain
 from cli.client import DEFAULT_NODE, ChainInfo, NodeClient
 from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
-from cli.keystore import Keystore, KeystoreError
 from cli.output import TX_REJECTED, Output, fail, note
-from cli.units import UnitError, parse_energy, parse_money, parse_power, parse_price, parse_time
+from node.client.keystore import Keystore, KeystoreError
+from node.client.units import UnitError, parse_energy, parse_money, parse_power, parse_price, parse_time
 from node.rpc import tx_hash
 
 tx_app = typer.Typer(help="Sign and send transactions (or sign offline).", no_args_is_help=True)

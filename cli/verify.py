@@ -2,7 +2,7 @@
 
 The node sends the raw entries behind the answer with Merkle proofs; the
 header that carries their app hash is verified against the validator set
-(node/lightclient.py, node/verified.py); the ledger's own query code then
+(node/client/lightclient.py, node/client/verified.py); the ledger's own query code then
 computes the answer from the proven entries alone. Anything that does not
 verify ends the command with exit code 4 (PROOF_INVALID) and says what failed.
 """
@@ -21,9 +21,9 @@ from abci_app.ledger.params import get_params
 from abci_app.ledger.state import State
 from cli.client import NodeClient
 from cli.output import NODE_UNREACHABLE, PROOF_INVALID, fail, note
-from node.lightclient import LightClientError, Validator, load_trusted_validators
+from node.client.lightclient import LightClientError, Validator, load_trusted_validators
+from node.client.verified import ProvenState, QueryRefused, VerificationError, read
 from node.rpc import NodeUnreachable, RpcError
-from node.verified import ProvenState, QueryRefused, VerificationError, read
 
 TRUSTED_ENV = "GRIDLEDGER_TRUSTED_VALIDATORS"
 ProveOpt = Annotated[bool, typer.Option(

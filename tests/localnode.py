@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from node import localnet
+from lab import localnet
 from node.rpc import CometRpc
 from node.supervisor import NodeSpec, Supervisor
 from tests.conftest import free_port

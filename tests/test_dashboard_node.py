@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node import cometbft, localnet
+from lab import localnet
+from node import cometbft
 from node.supervisor import NodeSpec, Supervisor
 from tests.conftest import free_port
 from tests.dashboard_browser import wait_until

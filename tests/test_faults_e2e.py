@@ -51,9 +51,9 @@ from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.modules.market.msgs import PlaceOrder
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.tx import encode_tx
-from cli.keystore import Keystore
+from lab import testnet as tn
 from node import cometbft, supervisor
-from node import testnet as tn
+from node.client.keystore import Keystore
 from tests import netns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]

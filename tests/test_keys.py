@@ -12,9 +12,9 @@ import typer
 from typer.testing import CliRunner, Result
 
 from abci_app.ledger.crypto import SigningKey
-from cli import keystore
 from cli.keys import keys_app
-from cli.keystore import KeyExists, KeyNotFound, Keystore, KeystoreCorrupt, WrongPassphrase
+from node.client import keystore
+from node.client.keystore import KeyExists, KeyNotFound, Keystore, KeystoreCorrupt, WrongPassphrase
 
 PASS = "correct horse battery staple"
 RECORD_KEYS = ["account", "created", "file", "kdf", "kind", "name", "pubkey", "version"]

@@ -22,9 +22,9 @@ import psutil
 import pytest
 import tomlkit
 
-from cli.keystore import Keystore
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
+from node.client.keystore import Keystore
 from node.rpc import CometRpc
 from tests.test_testnet_e2e import ROSTER, cli, height, wait_until
 

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from abci_app.app import LedgerApplication
 from abci_app.ledger.store import MemoryBackend
 from abci_app.pb.tendermint.abci import types_pb2 as abci
-from cli.keystore import Keystore
 from cli.main import app
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
+from node.client.keystore import Keystore
 from node.p2p import node_host
 
 ROSTER = cometbft.REPO_ROOT / "config" / "testnet-4.toml"

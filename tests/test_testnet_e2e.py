@@ -21,10 +21,10 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from cli.keystore import Keystore
 from cli.main import app
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
+from node.client.keystore import Keystore
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

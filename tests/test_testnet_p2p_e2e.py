@@ -20,8 +20,8 @@ import pytest
 import trio
 
 from abci_app.ledger.crypto import SigningKey
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
 from node.p2p.host import HostConfig, P2PHost
 from node.p2p.inbox import Admitted
 from node.p2p.messages import SignedFeed

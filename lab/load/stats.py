@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from node.loadgen import BEHIND_TOLERANCE_S, BlockRecord, LoadResult, TxRecord
+from lab.load.generator import BEHIND_TOLERANCE_S, BlockRecord, LoadResult, TxRecord
 
 SATURATED_BELOW = 0.8
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from abci_app.ledger.crypto import SigningKey
-from cli.keystore import Keystore
 from node import cometbft
+from node.client.keystore import Keystore
 
 DEMO_ZONE = "zone-a"
 DEMO_PASSPHRASE = "demo"

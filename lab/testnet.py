@@ -41,9 +41,9 @@ from typing import Any
 import psutil
 
 from abci_app.ledger.msg import NAME_PATTERN
-from cli.keystore import NAME_PATTERN as KEY_NAME_PATTERN
-from cli.keystore import Keystore
 from node import cometbft
+from node.client.keystore import NAME_PATTERN as KEY_NAME_PATTERN
+from node.client.keystore import Keystore
 from node.p2p import node_host
 from node.p2p.control import ControlClient, ControlError, socket_path
 from node.rpc import CometRpc, NodeUnreachable, RpcError

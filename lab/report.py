@@ -23,9 +23,9 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
 
+from lab.load.generator import LoadResult, write_blocks_csv, write_csv
+from lab.load.stats import committed_per_second, summarize
 from node import cometbft
-from node.loadgen import LoadResult, write_blocks_csv, write_csv
-from node.loadgen_stats import committed_per_second, summarize
 
 PLOT_FILES = {"latency_cdf": "latency_cdf.png", "throughput": "committed_tps.png",
               "block_interval": "block_interval.png"}
@@ -454,7 +454,7 @@ def _which_side(outcome: Any) -> str:
 
 def _repeat_rows(outcome: Any) -> list[str]:
     """Medians over repetitions, with their spread (min-max)."""
-    from node.experiment import median_and_spread
+    from lab.experiment import median_and_spread
 
     cells: dict[tuple[int, str, float, str], list[dict[str, Any]]] = {}
     for run in outcome.runs:
@@ -479,7 +479,7 @@ def _spread(figures: tuple[float, float, float] | None, digits: int = 1) -> str:
 
 
 def _settings_rows(outcome: Any) -> list[str]:
-    from node.loadgen_cluster import THROUGHPUT_SETTINGS
+    from lab.cluster import THROUGHPUT_SETTINGS
 
     why = {setting.name: setting.why for setting in THROUGHPUT_SETTINGS}
     chosen = outcome.config.settings()["cometbft"]

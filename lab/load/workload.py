@@ -33,7 +33,7 @@ from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.router import MESSAGE_TYPES
 from abci_app.ledger.tx import encode_tx
-from node.loadgen_accounts import LoadAccount, OpenOrder, load_accounts
+from lab.load.accounts import LoadAccount, OpenOrder, load_accounts
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 KINDS = ("order", "cancel", "transfer")

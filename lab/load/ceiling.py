@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from node.loadgen import BEHIND_TOLERANCE_S, LoadResult, LoadSettings, run_load
-from node.loadgen_accounts import LoadAccount
-from node.loadgen_workload import KvWorkload
+from lab.load.accounts import LoadAccount
+from lab.load.generator import BEHIND_TOLERANCE_S, LoadResult, LoadSettings, run_load
+from lab.load.workload import KvWorkload
 
 HELD_BEHIND_SHARE = 0.05
 HELD_ERROR_SHARE = 0.01

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import httpx
 import websockets
 
-from node.loadgen_workload import PreparedTx
+from lab.load.workload import PreparedTx
 
 TRANSPORTS = ("ws", "http")
 RPC_TIMEOUT_S = 30.0

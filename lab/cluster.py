@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from lab.kvstore import KvstoreNode
 from node import cometbft
-from node.kvstore_baseline import KvstoreNode
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 from node.supervisor import NodeSpec, Supervisor
 

@@ -1,0 +1,1 @@
+"""Open-loop load generation: load accounts, workloads, transports, the sender, statistics, the ceiling probe."""
