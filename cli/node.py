@@ -20,17 +20,19 @@ import typer
 from abci_app.ledger.crypto import account_id
 from abci_app.ledger.msg import NAME_PATTERN
 from abci_app.ledger.snapshots import DEFAULT_INTERVAL, DEFAULT_KEEP
-from cli.client import DEFAULT_NODE, NodeClient
-from cli.keys import (
+from cli.options import (
     DEFAULT_KEYRING,
-    KEYRING_ENV,
-    Format,
+    DEFAULT_NODE,
+    KeyringDirOpt,
+    NodeOpt,
+    OutputOpt,
+    PassphraseFileOpt,
     read_passphrase,
-    user_errors,
 )
-from cli.output import NODE_UNREACHABLE, Output, fail, note
+from cli.output import Format, Output, UsageError, note
 from node import cometbft, supervisor
 from node.client import lightclient
+from node.client.chain import NodeClient
 from node.client.keystore import Keystore, validate_name
 from node.p2p import node_host
 from node.rpc import CometRpc, NodeUnreachable, RpcError
@@ -46,8 +48,6 @@ class Role(StrEnum):
 
 
 HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory (CometBFT home).")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
-NodeOpt = Annotated[str, typer.Option("--node", envvar="GRIDLEDGER_NODE", help="CometBFT RPC URL.")]
 
 
 # --- init ------------------------------------------------------------------------------
@@ -57,24 +57,22 @@ def _zones(text: str, role: Role) -> list[str]:
     zones = [zone.strip() for zone in text.split(",") if zone.strip()]
     for zone in zones:
         if NAME_PATTERN.fullmatch(zone) is None:
-            fail(f"zone {zone!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ : -)")
+            raise UsageError(f"zone {zone!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ : -)")
     if role is Role.dso and not zones:
-        fail("a DSO serves at least one zone: add --zones z1,z2")
+        raise UsageError("a DSO serves at least one zone: add --zones z1,z2")
     if role is Role.lpd and zones:
-        fail("an LPD serves no zones: drop --zones")
+        raise UsageError("an LPD serves no zones: drop --zones")
     return sorted(set(zones))
 
 
 def _operator_key(keyring_dir: Path, name: str, passphrase_file: Path | None) -> str:
     """Hex public key of the operator's account key, created in the keyring unless it exists."""
-    with user_errors():
-        store = Keystore(keyring_dir.expanduser())
-        if store.exists(validate_name(name)):
-            note(f"using the existing key {name!r} of {store.directory}")
-            return store.show(name).pubkey
-        passphrase = read_passphrase(passphrase_file, prompt=f"New passphrase for operator key {name!r}",
-                                     confirm=True)
-        return store.generate(name, passphrase, "account").pubkey
+    store = Keystore(keyring_dir.expanduser())
+    if store.exists(validate_name(name)):
+        note(f"using the existing key {name!r} of {store.directory}")
+        return store.show(name).pubkey
+    passphrase = read_passphrase(passphrase_file, prompt=f"New passphrase for operator key {name!r}", confirm=True)
+    return store.generate(name, passphrase, "account").pubkey
 
 
 def _is_loopback(host: str) -> bool:
@@ -98,10 +96,10 @@ def _check_p2p_options(zones: list[str], trusted: list[str]) -> None:
     """Before anything is written: a bad option must not leave half a home."""
     for zone in zones:
         if NAME_PATTERN.fullmatch(zone) is None:
-            fail(f"--p2p-zone {zone!r} is not a valid zone name")
+            raise UsageError(f"--p2p-zone {zone!r} is not a valid zone name")
     for key in trusted:
         if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
-            fail(f"--p2p-trust-publisher {key!r} is not a 64-hex public key")
+            raise UsageError(f"--p2p-trust-publisher {key!r} is not a 64-hex public key")
 
 
 def _setup_p2p(home: Path, *, chain_id: str, zones: list[str], listen: str, bootstrap: list[str],
@@ -170,11 +168,8 @@ def init(
     = "168h0m0s",
     key_name: Annotated[str | None, typer.Option(help="Keyring name of the operator's account key (default: "
                                                       "the moniker).")] = None,
-    keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
-                                              help="Keyring of the operator's account key.")] = DEFAULT_KEYRING,
-    passphrase_file: Annotated[Path | None, typer.Option(
-        "--passphrase-file", metavar="FILE", help="Passphrase file (else $GRIDLEDGER_PASSPHRASE, else ask).")]
-    = None,
+    keyring_dir: KeyringDirOpt = DEFAULT_KEYRING,
+    passphrase_file: PassphraseFileOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Create a validator home (CometBFT keys and config) and the operator's account key.
@@ -185,22 +180,21 @@ def init(
     Example: gridledger node init --home ~/.gridledger/node --moniker dso-east --role dso --zones east-1
     """
     if NAME_PATTERN.fullmatch(moniker) is None:
-        fail(f"moniker {moniker!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ : -)")
+        raise UsageError(f"moniker {moniker!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ : -)")
     zone_list = _zones(zones, role)
     _check_p2p_options(p2p_zone or [], p2p_trust_publisher or [])
     home = home.expanduser().resolve()
     if (home / "config" / "genesis.json").exists():
-        fail(f"{home} is already a node home; choose another --home")
+        raise UsageError(f"{home} is already a node home; choose another --home")
     if genesis is not None and not genesis.is_file():
-        fail(f"genesis file {genesis} not found")
+        raise UsageError(f"genesis file {genesis} not found")
     try:
         ports = cometbft.Ports.from_base(base_port)
     except ValueError as exc:
-        fail(str(exc))
+        raise UsageError(str(exc)) from None
     statesync = _statesync(genesis, state_sync_rpc or [], trust_period) if state_sync else {}
     pubkey = _operator_key(keyring_dir, key_name or moniker.lower(), passphrase_file)
-    with user_errors():
-        cometbft.init_home(home)
+    cometbft.init_home(home)
     network = cometbft.Network(ports=ports, p2p_host=p2p_host, local_host=rpc_host,
                                peers=tuple(p.strip() for p in peers.split(",") if p.strip()),
                                same_host_peers=_is_loopback(p2p_host))
@@ -256,20 +250,21 @@ def init(
 def _statesync(genesis: Path | None, rpc_servers: list[str], trust_period: str) -> dict[str, dict[str, Any]]:
     """[statesync] settings, with the trusted height and hash read (and verified) from the first RPC server."""
     if genesis is None:
-        fail("--state-sync joins an existing network: give its --genesis")
+        raise UsageError("--state-sync joins an existing network: give its --genesis")
     if not rpc_servers:
-        fail("--state-sync needs --state-sync-rpc URL of a node you trust (repeat it for witnesses)")
+        raise UsageError("--state-sync needs --state-sync-rpc URL of a node you trust (repeat it for witnesses)")
     try:
         chain_id = str(json.loads(genesis.read_text())["chain_id"])
     except (OSError, ValueError, KeyError) as exc:
-        fail(f"cannot read the chain id of {genesis}: {exc}")
+        raise UsageError(f"cannot read the chain id of {genesis}: {exc}") from None
     rpc = CometRpc(rpc_servers[0], timeout=10.0)
     try:
         height, block_hash = lightclient.trust_point(rpc, chain_id)
-    except NodeUnreachable:
-        fail(f"trusted RPC {rpc_servers[0]} is unreachable", NODE_UNREACHABLE)
+    except NodeUnreachable as exc:
+        raise NodeUnreachable(str(exc), url=rpc_servers[0], during="reading the block to trust") from exc
     except (RpcError, lightclient.LightClientError, KeyError, ValueError) as exc:
-        fail(f"trusted RPC {rpc_servers[0]} gave no verifiable block of chain {chain_id!r}: {exc}")
+        raise UsageError(f"trusted RPC {rpc_servers[0]} gave no verifiable block of chain {chain_id!r}: {exc}") \
+            from None
     finally:
         rpc.close()
     note(f"state sync: trusting block {height} ({block_hash}) of {rpc_servers[0]} for {trust_period}")
@@ -299,7 +294,7 @@ def start(
     """
     home = home.expanduser().resolve()
     if not (home / "config" / "genesis.json").exists():
-        fail(f"{home} is not a node home (no config/genesis.json)")
+        raise UsageError(f"{home} is not a node home (no config/genesis.json)")
     spec = supervisor.NodeSpec.from_home(home, abci_address=abci, rpc_laddr=rpc, p2p_laddr=p2p, app_metrics=metrics)
     raise typer.Exit(supervisor.run(spec))
 
@@ -357,6 +352,6 @@ def status(
     url = node
     if home is not None:
         if not (home / "config" / "config.toml").exists():
-            fail(f"{home} is not a node home (no config/config.toml)")
+            raise UsageError(f"{home} is not a node home (no config/config.toml)")
         url = _rpc_url_of(home)
     Output(output.value).record(node_status(NodeClient(url, timeout=5.0)))

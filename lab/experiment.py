@@ -56,6 +56,10 @@ class ConfigError(ValueError):
     """The experiment file is missing a key or has a value of the wrong kind."""
 
 
+class ExperimentFailed(Exception):
+    """The experiment ran, but its report lists errors (a run failed, a node died, or commits went missing)."""
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     name: str

@@ -23,6 +23,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
 
+from abci_app import version
 from lab.load.generator import LoadResult, write_blocks_csv, write_csv
 from lab.load.stats import committed_per_second, summarize
 from node import cometbft
@@ -141,8 +142,6 @@ def git_dirty() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    from abci_app.app import _version
-
     memory_kb = 0
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -160,7 +159,7 @@ def machine_info() -> dict[str, Any]:
         "memory_gib": round(memory_kb / 2**20, 1) if memory_kb else None,
         "os": platform.platform(),
         "python": sys.version.split()[0],
-        "gridledger": _version(),
+        "gridledger": version(),
         "git_commit": _command_output(["git", "-C", str(cometbft.REPO_ROOT), "rev-parse", "--short", "HEAD"]),
         "git_dirty": git_dirty(),
         "cometbft_pinned": cometbft.pinned_version(),

@@ -64,6 +64,10 @@ class TestnetError(Exception):
     """A user-facing problem with a roster, a testnet directory or its nodes."""
 
 
+class NetworkUnhealthy(Exception):
+    """A node did not start or does not answer, or the nodes' apps disagree on the state."""
+
+
 # --- roster ----------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from cli.scenario import Keys, Runner, load_scenario
+from lab.scenario import Keys, Runner, load_scenario
 from dashboard.units import day_of, slot_label, utc
 from lab.report import plot_overview
 from node.client.keystore import Keystore

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lab.load import LoadSetupError
 from lab.load.accounts import LoadAccount
 from lab.load.generator import BEHIND_TOLERANCE_S, LoadResult, LoadSettings, run_load
 from lab.load.workload import KvWorkload
@@ -46,7 +47,7 @@ class CeilingSettings:
 
     def __post_init__(self) -> None:
         if self.start_rate <= 0 or self.max_rate < self.start_rate or self.step_s <= 0:
-            raise ValueError("ceiling: need 0 < start_rate <= max_rate and step_s > 0")
+            raise LoadSetupError("ceiling: need 0 < start_rate <= max_rate and step_s > 0")
 
     def rates(self) -> list[float]:
         rates, rate = [], self.start_rate

@@ -61,6 +61,7 @@ import httpx
 import websockets
 
 from abci_app.ledger.errors import StaleNonce
+from lab.load import LoadSetupError
 from lab.load.accounts import LoadAccount
 from lab.load.transport import (
     TRANSPORTS,
@@ -151,15 +152,15 @@ class LoadSettings:
 
     def __post_init__(self) -> None:
         if not self.nodes:
-            raise ValueError("at least one node URL is needed")
+            raise LoadSetupError("at least one node URL is needed")
         if self.rate <= 0 or self.duration_s <= 0:
-            raise ValueError("rate and duration must be positive")
+            raise LoadSetupError("rate and duration must be positive")
         if self.drain_timeout_s < 0:
-            raise ValueError("drain timeout must not be negative")
+            raise LoadSetupError("drain timeout must not be negative")
         if self.transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
+            raise LoadSetupError(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
         if self.connections < 1:
-            raise ValueError("at least one connection per node is needed")
+            raise LoadSetupError("at least one connection per node is needed")
 
     @property
     def planned(self) -> int:
