@@ -103,7 +103,7 @@ def exit_code_for(exc: BaseException) -> tuple[int, str] | None:
 class _Gridledger(TyperGroup):
     """The root command: applies ``ERRORS`` to whatever a command raises (also under typer's CliRunner)."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # click's Context: typer vendors click and does not export its type
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.TyperException):  # click's own exits and usage errors

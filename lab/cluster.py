@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -128,6 +129,13 @@ class NodePorts:
         return f"http://127.0.0.1:{self.rpc}"
 
 
+def _line_writer(log: IO[str]) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        log.write(line + "\n")
+
+    return write
+
+
 class LocalCluster:
     """Init, start, wait for, and stop N local validators (a context manager)."""
 
@@ -162,13 +170,14 @@ class LocalCluster:
         for section, values in self.spec.extra_config.items():
             settings.setdefault(section, {}).update(values)
         # What makes the network a network comes last: no preset may override it.
-        for section, values in {
+        network: dict[str, dict[str, Any]] = {
             "": {"proxy_app": proxy, "moniker": f"node{index}"},
             "rpc": {"laddr": f"tcp://127.0.0.1:{ports.rpc}"},
             "p2p": {"laddr": f"tcp://127.0.0.1:{ports.p2p}", "persistent_peers": peers,
                     "allow_duplicate_ip": True, "addr_book_strict": False, "pex": False},
             "consensus": {"timeout_commit": self.spec.timeout_commit},
-        }.items():
+        }
+        for section, values in network.items():
             settings.setdefault(section, {}).update(values)
         return settings
 
@@ -194,7 +203,7 @@ class LocalCluster:
             self._logs.append(log)
             supervisor = Supervisor(NodeSpec(home=home, abci_address=f"tcp://127.0.0.1:{ports.abci}",
                                              rpc_laddr=rpc, p2p_laddr=p2p, log_level=self.spec.log_level),
-                                    sink=lambda line, log=log: log.write(line + "\n"))
+                                    sink=_line_writer(log))
             self._supervisors.append(supervisor)
             supervisor.start()
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import tempfile
 import time
 import tomllib
@@ -401,10 +400,3 @@ def run_experiment(config: ExperimentConfig, results_root: Path, progress: Progr
     write_experiment(outcome)
     (directory / "config.json").write_text(json.dumps(config.settings(), indent=2) + "\n")
     return outcome
-
-
-def median_and_spread(values: list[float]) -> tuple[float, float, float] | None:
-    """(median, min, max) of repeated figures; None without values."""
-    if not values:
-        return None
-    return statistics.median(values), min(values), max(values)

@@ -63,7 +63,11 @@ class RpcCallError(RuntimeError):
 
 class Transport(Protocol):
     name: str
-    backlogged_sends: int
+
+    @property
+    def backlogged_sends(self) -> int:
+        """Requests written while earlier bytes were still unsent (the node read slower than we wrote)."""
+        ...
 
     async def start(self) -> None: ...
 
