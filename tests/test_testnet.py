@@ -292,7 +292,7 @@ def test_invalid_init_failure_leaves_no_half_testnet(tmp_path: Path, monkeypatch
     def broken(*_: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(tn, "_keys", broken)
+    monkeypatch.setattr(tn.create, "_keys", broken)
     with pytest.raises(OSError, match="disk full"):
         tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=tmp_path / "net"))
     assert not (tmp_path / "net").exists()
