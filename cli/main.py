@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,12 @@ from cli.scenario import scenario_app
 from cli.testnet import testnet_app
 from cli.tx import tx_app
 from dashboard.config import ConfigError as DashboardConfigError
-from lab import localnet
+from lab import demo as demo_chain
 from lab.experiment import ConfigError as ExperimentConfigError
 from lab.experiment import ExperimentFailed
 from lab.load import LoadSetupError
+from lab.network import single
+from lab.ports import port_blocks
 from lab.scenario import ScenarioError
 from lab.testnet import NetworkUnhealthy, TestnetError
 from node import cometbft, supervisor
@@ -176,9 +179,10 @@ def demo(
 
     Example: gridledger demo --home /tmp/gl-demo
     """
-    ports = localnet.Ports(rpc=rpc_port, p2p=p2p_port, abci=abci_port)
+    # The standard port block, with the ports given on the command line.
+    ports = replace(port_blocks(1, cometbft.DEFAULT_BASE_PORT)[0], rpc=rpc_port, p2p=p2p_port, abci=abci_port)
     home = home.resolve()
-    localnet.init_single(home, "gridledger-demo", localnet.demo_app_state(home), ports, rpc_host=rpc_host)
+    single(home, "gridledger-demo", demo_chain.demo_app_state(home), ports, rpc_host=rpc_host)
     typer.echo(DEMO_HINT.format(home=home, rpc=ports.rpc_url, cwd=Path.cwd()), err=True)
     dashboard = _demo_dashboard(home, dashboard_listen)
     code = supervisor.run(supervisor.NodeSpec(

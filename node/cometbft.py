@@ -45,6 +45,11 @@ class Ports:
         return {"p2p": self.p2p, "rpc": self.rpc, "abci": self.abci, "cometbft_metrics": self.cometbft_metrics,
                 "app_metrics": self.app_metrics}
 
+    @property
+    def rpc_url(self) -> str:
+        """Where this machine reaches the node's RPC over loopback."""
+        return f"http://127.0.0.1:{self.rpc}"
+
 
 @dataclass(frozen=True)
 class Network:

@@ -28,9 +28,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from lab.scenario import Keys, Runner, load_scenario
 from dashboard.units import day_of, slot_label, utc
 from lab.report import plot_overview
+from lab.scenario import Keys, Runner, load_scenario
 from node.client.keystore import Keystore
 from node.rpc import RpcError
 from tests.dashboard_browser import (

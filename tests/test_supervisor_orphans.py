@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from lab.testnet import free_base_port
+from lab.ports import free_base_port
 from node import supervisor
 from node.rpc import CometRpc
 

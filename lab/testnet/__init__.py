@@ -20,7 +20,7 @@ bootstrap = the other validators, trusted publishers = every validator's key.
 ``gridledger node start`` runs it as a third child.
 """
 
-from lab.testnet.create import InitOptions, docker_host_port, free_base_port, init_testnet
+from lab.testnet.create import InitOptions, docker_host_port, init_testnet
 from lab.testnet.logs import follow, tail_lines
 from lab.testnet.model import (
     DEFAULT_OUT,
@@ -52,7 +52,7 @@ from lab.testnet.status import agreement, app_hash_at, node_report, p2p_peers, p
 __all__ = [
     "DEFAULT_OUT", "DOCKER_IMAGE_HOME", "DOCKER_OUT", "DOCKER_PORTS", "METADATA", "TESTNET_PASSPHRASE", "InitOptions",
     "MeterSpec", "NetworkUnhealthy", "NodeInfo", "OperatorSpec", "ParticipantSpec", "Roster", "Testnet",
-    "TestnetError", "agreement", "app_hash_at", "app_state", "docker_host_port", "down", "follow", "free_base_port",
+    "TestnetError", "agreement", "app_hash_at", "app_state", "docker_host_port", "down", "follow",
     "init_testnet", "load_roster", "load_testnet", "log_file", "node_report", "p2p_peers", "p2p_report",
     "p2p_status", "parse_roster", "pid_file", "process_tree", "running_supervisor", "start_command", "start_node",
     "tail_lines", "up",

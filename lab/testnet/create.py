@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.network import LocalNetwork, Member
+from lab.ports import block_bases
 from lab.testnet.model import TESTNET_PASSPHRASE, NodeInfo, Testnet, TestnetError
 from lab.testnet.roster import Roster, app_state
 from node import cometbft
 from node.client.keystore import Keystore
 from node.p2p import node_host
-
-# --- init ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -43,29 +41,31 @@ def _keys(roster: Roster, keyring: Keystore, passphrase: str) -> dict[str, str]:
         pubkeys[meter.id] = keyring.generate(meter.id, passphrase, "meter").pubkey
     return pubkeys
 
-def _node_base(options: InitOptions, index: int) -> int:
-    """First port of node ``index``'s block (every container has the standard block)."""
-    return cometbft.DEFAULT_BASE_PORT if options.docker else options.base_port + cometbft.PORT_STRIDE * index
+def _bases(options: InitOptions, count: int) -> list[int]:
+    """First port of each node's block: from --base-port on, or the standard block in every container."""
+    return [cometbft.DEFAULT_BASE_PORT] * count if options.docker else block_bases(count, options.base_port)
 
 
-def _node_ports(options: InitOptions, index: int) -> cometbft.Ports:
-    return cometbft.Ports.from_base(_node_base(options, index))
-
-
-def _peer_host(options: InitOptions, name: str) -> str:
+def _peer_host(options: InitOptions, index: int) -> str:
+    """Where the other nodes (and this machine, for its RPC) reach node ``index``."""
     if options.hosts:
-        return options.hosts[int(name.removeprefix("node"))]
-    return name if options.docker else "127.0.0.1"
+        return options.hosts[index]
+    return f"node{index}" if options.docker else "127.0.0.1"
+
+
+def _network(out: Path, roster: Roster, options: InitOptions) -> LocalNetwork:
+    """The validators' homes DIR/node0.. in roster order, each with its port block and listen interface."""
+    members = []
+    for index, (op, base) in enumerate(zip(roster.validators, _bases(options, len(roster.validators)),
+                                           strict=True)):
+        host = "0.0.0.0" if options.docker else _peer_host(options, index)
+        members.append(Member(home=out / f"node{index}", moniker=op.name, ports=cometbft.Ports.from_base(base),
+                              power=op.power, p2p_host=host, local_host=host, dial_host=_peer_host(options, index)))
+    return LocalNetwork(members, options.timing)
 
 
 def _chain_zones(roster: Roster) -> list[str]:
     return sorted({zone for op in roster.operators for zone in op.zones})
-
-
-def _p2p_ports(options: InitOptions, index: int) -> tuple[int, int]:
-    """(listen port of the home, port this machine dials): equal, except for a published --docker port."""
-    port = node_host.port_of(_node_base(options, index))
-    return port, (docker_host_port(index, port) if options.docker else port)
 
 
 def _configure_p2p(out: Path, roster: Roster, options: InitOptions, names: list[str],
@@ -74,11 +74,13 @@ def _configure_p2p(out: Path, roster: Roster, options: InitOptions, names: list[
     identities = {name: node_host.create_identity(out / name) for name in names}
     trusted = [identity.pubkey for identity in identities.values()]
     all_zones = _chain_zones(roster)
+    # The libp2p port of a home is in its port block; --docker publishes it on the host like every other.
+    ports = [node_host.port_of(base) for base in _bases(options, len(names))]
+    dialled = [docker_host_port(i, port) if options.docker else port for i, port in enumerate(ports)]
     fields: dict[str, dict[str, Any]] = {}
     for index, (op, name) in enumerate(zip(roster.validators, names, strict=True)):
-        port, dialled = _p2p_ports(options, index)
-        bootstrap = [node_host.multiaddr(_peer_host(options, other), _p2p_ports(options, j)[0],
-                                         identities[other].peer_id)
+        port = ports[index]
+        bootstrap = [node_host.multiaddr(_peer_host(options, j), ports[j], identities[other].peer_id)
                      for j, other in enumerate(names) if other != name]
         zones = list(op.zones) or all_zones
         if zones:  # a chain without any zone has no feed to publish
@@ -88,7 +90,7 @@ def _configure_p2p(out: Path, roster: Roster, options: InitOptions, names: list[
                                    trusted_publishers=trusted)
         fields[name] = {"p2p_peer_id": identities[name].peer_id, "p2p_pubkey": identities[name].pubkey,
                         "p2p_port": port,
-                        "p2p_addr": node_host.multiaddr("127.0.0.1", dialled, identities[name].peer_id)}
+                        "p2p_addr": node_host.multiaddr("127.0.0.1", dialled[index], identities[name].peer_id)}
     return fields
 
 
@@ -102,15 +104,14 @@ def init_testnet(roster: Roster, options: InitOptions) -> Testnet:
     if options.hosts and len(options.hosts) != len(validators):
         raise TestnetError(f"{len(options.hosts)} host addresses for {len(validators)} validators")
     try:
-        for i, _ in enumerate(validators):
-            _node_ports(options, i)
-    except ValueError as exc:
+        network = _network(out, roster, options)
+    except ValueError as exc:  # a port block outside the port range
         raise TestnetError(str(exc)) from None
     cometbft.binary()  # a missing CometBFT build fails before anything is written
     existed = out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _populate(out, roster, options, names)
+        return _populate(network, roster, options, names)
     except BaseException:
         # Half a testnet is worse than none: the next `init` would refuse the directory.
         for child in out.iterdir() if existed else [out]:
@@ -121,35 +122,31 @@ def init_testnet(roster: Roster, options: InitOptions) -> Testnet:
         raise
 
 
-def _populate(out: Path, roster: Roster, options: InitOptions, names: list[str]) -> Testnet:
+def _populate(network: LocalNetwork, roster: Roster, options: InitOptions, names: list[str]) -> Testnet:
+    out = options.out.resolve()
     validators = roster.validators
-    for name in names:
-        cometbft.init_home(out / name)
-    node_ids = {name: cometbft.node_id_from_key(out / name) for name in names}
-    consensus = {op.name: cometbft.validator_pubkey(out / name) for op, name in zip(validators, names, strict=True)}
+    network.create_homes()
+    node_ids = network.node_ids()
+    consensus = {op.name: key for op, key in zip(validators, network.consensus_keys(), strict=True)}
     pubkeys = _keys(roster, Keystore(out / "keyring"), TESTNET_PASSPHRASE)
     chain_id = options.chain_id or roster.chain_id
-    genesis = _genesis(out / names[0], chain_id, roster, app_state(roster, pubkeys, consensus), consensus)
+    # The app returns the operators with a consensus key from InitChain; genesis.json lists the same set.
+    genesis = network.genesis(chain_id, app_state(roster, pubkeys, consensus))
     (out / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
+    network.write_genesis(genesis)
+    network.configure()
     p2p_fields = _configure_p2p(out, roster, options, names, chain_id) if options.p2p else {}
     nodes = []
-    for index, (op, name) in enumerate(zip(validators, names, strict=True)):
-        ports = _node_ports(options, index)
-        peers = tuple(f"{node_ids[other]}@{_peer_host(options, other)}:{_node_ports(options, j).p2p}"
-                      for j, other in enumerate(names) if other != name)
-        host = "0.0.0.0" if options.docker else _peer_host(options, name)
-        network = cometbft.Network(ports=ports, p2p_host=host, local_host=host, peers=peers, same_host_peers=True)
-        home = out / name
-        cometbft.write_genesis(home, genesis)
-        cometbft.configure(home, cometbft.network_settings(network, op.name, options.timing))
-        cometbft.write_node_settings(home, {
-            "app_metrics": f"{host}:{ports.app_metrics}",
+    for index, (op, member) in enumerate(zip(validators, network.members, strict=True)):
+        name, ports = names[index], member.ports
+        cometbft.write_node_settings(member.home, {
+            "app_metrics": f"{member.local_host}:{ports.app_metrics}",
             "operator": {"name": op.name, "role": op.role, "zones": list(op.zones), "pubkey": pubkeys[op.name],
                          "key_name": op.name},
         })
         rpc_port = docker_host_port(index, ports.rpc) if options.docker else ports.rpc
         nodes.append(NodeInfo(name=name, moniker=op.name, role=op.role, power=op.power, home=name,
-                              node_id=node_ids[name], consensus_pubkey=consensus[op.name], ports=ports.as_dict(),
+                              node_id=node_ids[index], consensus_pubkey=consensus[op.name], ports=ports.as_dict(),
                               rpc_url=f"http://{options.hosts[index] if options.hosts else '127.0.0.1'}:{rpc_port}",
                               **p2p_fields.get(name, {})))
     testnet = Testnet(directory=out, chain_id=chain_id, docker=options.docker, nodes=tuple(nodes))
@@ -157,42 +154,6 @@ def _populate(out: Path, roster: Roster, options: InitOptions, names: list[str])
     return testnet
 
 
-def free_base_port(nodes: int, low: int = 20000, high: int = 32000) -> int:
-    """A base port whose whole block (``nodes`` x PORT_STRIDE ports) is free on loopback right now.
-
-    The default range stays below Linux's ephemeral ports (32768+), which
-    outgoing connections could take between this check and the nodes' start.
-    """
-    rng = random.Random()
-    span = nodes * cometbft.PORT_STRIDE
-    for _ in range(200):
-        base = rng.randrange(low, high - span, cometbft.PORT_STRIDE)
-        if all(_port_free(port) for port in range(base, base + span)):
-            return base
-    raise TestnetError(f"no free block of {span} ports found between {low} and {high}")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def docker_host_port(index: int, container_port: int) -> int:
     """The host port docker-compose.yml publishes node ``index``'s ``container_port`` on (loopback only)."""
     return container_port + cometbft.PORT_STRIDE * index
-
-
-def _genesis(template_home: Path, chain_id: str, roster: Roster, state: dict[str, Any],
-             consensus: dict[str, str]) -> dict[str, Any]:
-    """CometBFT genesis: one home's consensus params and time, our validators and app_state."""
-    genesis = cometbft.read_genesis(template_home)
-    genesis["chain_id"] = chain_id
-    # The app returns the operators with a consensus key from InitChain; genesis.json must list the same set.
-    genesis["validators"] = [cometbft.genesis_validator(consensus[op.name], op.power, op.name)
-                             for op in roster.validators]
-    genesis["app_state"] = state
-    return genesis

@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from abci_app.ledger.modules.auth.records import OPERATOR_ROLES, PARTICIPANT_ROLES
 from abci_app.ledger.msg import NAME_PATTERN
 from lab.testnet.model import TestnetError
 from node.client.keystore import NAME_PATTERN as KEY_NAME_PATTERN
-
-OPERATOR_ROLES = ("dso", "lpd")
-PARTICIPANT_ROLES = ("consumer", "prosumer", "producer")
 
 # --- roster ----------------------------------------------------------------------------
 

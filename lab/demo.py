@@ -1,33 +1,20 @@
-"""A single-validator local chain with demo operators and participants.
+"""The demo chain's operators and participants (``gridledger demo``, ``make run``).
 
-Used by ``make run`` (``gridledger demo``) and by the end-to-end tests. Demo
-keys live in an ordinary encrypted keyring, ``<home>/keyring``, under the
-publicly known passphrase ``demo``: they guard nothing but a throw-away chain.
+The chain itself is ``lab.network.single``. Demo keys live in an ordinary
+encrypted keyring, ``<home>/keyring``, under the publicly known passphrase
+``demo``: they guard nothing but a throw-away chain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from abci_app.ledger.crypto import SigningKey
-from node import cometbft
 from node.client.keystore import Keystore
 
 DEMO_ZONE = "zone-a"
 DEMO_PASSPHRASE = "demo"
-
-
-@dataclass(frozen=True)
-class Ports:
-    rpc: int
-    p2p: int
-    abci: int
-
-    @property
-    def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc}"
 
 
 def demo_key(home: Path, name: str) -> SigningKey:
@@ -56,19 +43,3 @@ def demo_app_state(home: Path) -> dict[str, Any]:
              "balance": 50_000_000},
         ],
     }
-
-
-def init_single(home: Path, chain_id: str, app_state: dict[str, Any], ports: Ports,
-                timeout_commit: str = "1s", rpc_host: str = "127.0.0.1") -> None:
-    """Create (once) a one-validator home; only the RPC may listen beyond loopback."""
-    fresh = not (home / "config" / "genesis.json").exists()
-    cometbft.init_home(home)
-    if fresh:
-        cometbft.set_genesis(home, chain_id, app_state)
-    cometbft.configure(home, {
-        "": {"proxy_app": f"tcp://127.0.0.1:{ports.abci}", "moniker": home.name or "gridledger"},
-        "rpc": {"laddr": f"tcp://{rpc_host}:{ports.rpc}"},
-        "p2p": {"laddr": f"tcp://127.0.0.1:{ports.p2p}", "allow_duplicate_ip": True, "addr_book_strict": False},
-        "consensus": {"timeout_commit": timeout_commit},
-        "tx_index": {"indexer": "kv"},
-    })
