@@ -49,6 +49,7 @@ from node.client.keystore import KeystoreError
 from node.client.lightclient import LightClientError
 from node.client.units import UnitError
 from node.client.verified import QueryRefused, VerificationError
+from node.home import HomeError
 from node.p2p.control import ControlError
 from node.p2p.messages import MessageError
 from node.rpc import NodeUnreachable, RpcError
@@ -82,6 +83,7 @@ ERRORS: tuple[tuple[type[BaseException], int, Callable[[Any], str]], ...] = (
     (LightClientError, USAGE, str),
     (ControlError, USAGE, str),
     (MessageError, USAGE, str),
+    (HomeError, USAGE, str),
     (TestnetError, USAGE, str),
     (ScenarioError, USAGE, str),
     (ExperimentConfigError, USAGE, str),

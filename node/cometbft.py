@@ -176,6 +176,16 @@ def write_genesis(home: Path, genesis: dict[str, Any]) -> None:
     (home / "config" / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
 
 
+def rpc_url(home: Path, laddr: str | None = None) -> str:
+    """Where processes on this machine reach a node's RPC: ``laddr``, else the home's ``rpc.laddr``; a wildcard
+    listener via loopback."""
+    address = laddr or read_config(home)["rpc"]["laddr"]
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 def read_config(home: Path) -> dict[str, Any]:
     """CometBFT's config.toml as plain data."""
     return tomllib.loads((home / "config" / "config.toml").read_text())

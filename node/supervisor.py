@@ -114,11 +114,7 @@ class NodeSpec:
 
     def rpc_url(self) -> str:
         """Where processes on this machine reach the node's RPC (a wildcard listener via loopback)."""
-        laddr = self.rpc_laddr or cometbft.read_config(self.home)["rpc"]["laddr"]
-        host, _, port = laddr.split("://", 1)[-1].rpartition(":")
-        if host in ("", "0.0.0.0", "::", "[::]"):
-            host = "127.0.0.1"
-        return f"http://{host}:{port}"
+        return cometbft.rpc_url(self.home, self.rpc_laddr)
 
     def app_argv(self) -> list[str]:
         argv = [sys.executable, "-m", "node.app_main", "--db", str(self.home / "data" / "app"),

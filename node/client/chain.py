@@ -116,6 +116,30 @@ class NodeClient:
         nonce: int = self.query(f"/next_nonce/{account_id}")["next_nonce"]
         return nonce
 
+    def node_status(self) -> dict[str, Any]:
+        """Height, app hash, sync state, peers and validator role of the node, and the validator set's size."""
+        status = self.call("status")
+        net_info = self.call("net_info")
+        validators = self.call("validators", per_page="100")
+        sync, info, me = status["sync_info"], status["node_info"], status["validator_info"]
+        power = int(me.get("voting_power", 0))
+        return {
+            "moniker": info.get("moniker", ""),
+            "node_id": info.get("id", ""),
+            "network": info.get("network", ""),
+            "height": int(sync["latest_block_height"]),
+            "block_time": sync.get("latest_block_time", ""),
+            "app_hash": sync.get("latest_app_hash", ""),
+            "catching_up": bool(sync.get("catching_up", False)),
+            "peers": int(net_info.get("n_peers", 0)),
+            "peer_monikers": sorted(p["node_info"].get("moniker", "") for p in net_info.get("peers", [])),
+            "validator": power > 0,
+            "voting_power": power,
+            "validator_address": me.get("address", ""),
+            "validators": int(validators.get("total", len(validators.get("validators", [])))),
+            "total_power": sum(int(v["voting_power"]) for v in validators.get("validators", [])),
+        }
+
     def broadcast(self, tx: bytes) -> Any:
         """CheckTx's answer to ``tx`` (``broadcast_tx_sync``)."""
         return self.rpc.broadcast_tx_sync(tx)
