@@ -173,7 +173,7 @@ class Overlay:
     read it; records are frozen, so sharing them is safe.
     """
 
-    __slots__ = ("_records", "_sorted", "parent", "writes")
+    __slots__ = ("_records", "_sorted", "_unsorted", "parent", "writes")
 
     def __init__(self, parent: KV) -> None:
         self.parent = parent
@@ -181,6 +181,9 @@ class Overlay:
         """Key -> new value, or None for a deletion."""
         self._records: dict[bytes, Record | None] = {}
         self._sorted: SortedList | None = None
+        self._unsorted: list[bytes] = []
+        """New keys written since the index was last brought up to date: added in one batch at the next scan,
+        so a block of transactions that never scan pays nothing for the index."""
 
     # -- bytes -------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
@@ -199,7 +202,7 @@ class Overlay:
 
     def _write(self, key: bytes, value: bytes | None) -> None:
         if self._sorted is not None and key not in self.writes:
-            self._sorted.add(key)
+            self._unsorted.append(key)
         self.writes[key] = value
 
     # -- records -----------------------------------------------------------------------
@@ -246,6 +249,10 @@ class Overlay:
                 # A transaction's own overlay: a few writes, cheaper to filter than to index.
                 return sorted(k for k in self.writes if start <= k and (stop is None or k < stop))
             self._sorted = SortedList(self.writes)
+            self._unsorted.clear()
+        elif self._unsorted:
+            self._sorted.update(self._unsorted)
+            self._unsorted.clear()
         return list(self._sorted.irange(start, stop, inclusive=(True, False)))
 
     def _written(self, key: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -260,7 +267,7 @@ class Overlay:
     def merge_into(self, parent: Overlay) -> None:
         """Apply this overlay's writes to ``parent`` (a transaction that succeeded)."""
         if parent._sorted is not None:
-            parent._sorted.update(key for key in self.writes if key not in parent.writes)
+            parent._unsorted.extend(key for key in self.writes if key not in parent.writes)
         parent.writes.update(self.writes)
         parent._records.update(self._records)
 
