@@ -91,6 +91,27 @@ class FrameReader:
         self._buffer += chunk
         return True
 
+    def next_frame(self, max_bytes: int) -> bytes | None:
+        """The next frame's payload if it is wholly buffered (no waiting, so no timeout is needed), else None.
+
+        Raises ``FrameError`` for an over-long varint or a frame above ``max_bytes``.
+        """
+        length = 0
+        for index in range(min(self.buffered, MAX_VARINT_BYTES)):
+            byte = self._buffer[self._start + index]
+            length |= (byte & 0x7F) << (7 * index)
+            if not byte & 0x80:
+                if length > max_bytes:
+                    raise FrameError(f"frame of {length} bytes exceeds the limit of {max_bytes}")
+                begin = self._start + index + 1
+                if len(self._buffer) - begin < length:
+                    return None
+                self._start = begin + length
+                return bytes(self._buffer[begin:begin + length])
+        if self.buffered >= MAX_VARINT_BYTES:
+            raise FrameError("length prefix longer than 10 bytes")
+        return None
+
     async def length(self) -> int:
         """The next frame's length prefix, reading more as needed.
 

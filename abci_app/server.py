@@ -267,14 +267,17 @@ class AbciServer:
                         out = await self._write(writer, out, drain=False)
                     if not await frames.fill():  # a connection may idle between frames as long as it likes
                         return
-                async with asyncio.timeout(self.frame_timeout):
-                    length = await frames.length()
-                if length > self.max_frame_bytes:
-                    raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_bytes}")
-                async with self.budget.reserve(length if length > SMALL_FRAME_BYTES else 0):
-                    async with asyncio.timeout(self.frame_timeout):
-                        payload = await frames.body(length)
+                # The usual case under load: the whole frame is here already; no waiting, no timer.
+                payload = frames.next_frame(self.max_frame_bytes)
+                if payload is not None and len(payload) <= SMALL_FRAME_BYTES:
                     response, kind = self.answer(payload)
+                    out += frame(response.SerializeToString())
+                elif payload is not None:
+                    async with self.budget.reserve(len(payload)):
+                        response, kind = self.answer(payload)
+                        out += frame(response.SerializeToString())
+                else:
+                    response, kind = await self._answer_partial(frames)
                     out += frame(response.SerializeToString())
                 # CometBFT's socket client sends Flush when it waits for answers: answer then, and
                 # whenever the answers pile up.
@@ -283,6 +286,18 @@ class AbciServer:
         finally:
             if out:  # answers owed before an error or a stop still go out, in order
                 writer.write(out)
+
+    async def _answer_partial(self, frames: FrameReader) -> tuple[abci.Response, str | None]:
+        """Read a frame that has only partly arrived (each part within the frame timeout) and answer it;
+        a large frame waits for room in the buffered-bytes budget first."""
+        async with asyncio.timeout(self.frame_timeout):
+            length = await frames.length()
+        if length > self.max_frame_bytes:
+            raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_bytes}")
+        async with self.budget.reserve(length if length > SMALL_FRAME_BYTES else 0):
+            async with asyncio.timeout(self.frame_timeout):
+                payload = await frames.body(length)
+            return self.answer(payload)
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, out: bytearray, *, drain: bool) -> bytearray:
