@@ -214,6 +214,12 @@ def test_invalid_exec_helper_usage_and_dead_parent() -> None:
                           capture_output=True).returncode == 127
 
 
+def test_basic_exec_helper_finds_a_program_on_path() -> None:
+    """Like subprocess: the fault suite starts `ip netns exec ...` through the helper."""
+    done = subprocess.run(parent_death_exec.command(os.getpid(), ["true"]), check=False, capture_output=True)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(150)
 def test_smoke_preset_writes_report_and_plots(tmp_path: Path, tools_bin: Path) -> None:
