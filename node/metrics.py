@@ -18,6 +18,13 @@ Exported (``python -m node.app_main --metrics HOST:PORT``, path ``/metrics``):
     gridledger_slots_settled_total                ``settlement.slot`` events
     gridledger_settlement_pending_slots           slots with trades and no ``settlement.slot`` yet
     gridledger_abci_call_seconds{method}          histogram: ABCI call latency
+    gridledger_build_info{version,app_version,cometbft_version}   always 1: what this process runs
+    process_*                                     CPU seconds, resident memory, open fds, start time
+    python_info{implementation,version,...}       the interpreter
+
+Counters export only ``*_total`` (histograms ``_bucket``/``_sum``/``_count``):
+the ``*_created`` timestamps prometheus_client adds by default are turned
+off, since ``process_start_time_seconds`` already says when counting began.
 
 Counters start at zero when the app process starts (a node catching up after
 a restart counts the blocks it replays). The settlement gauge is 0 until the
@@ -30,8 +37,19 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import prometheus_client
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
+from abci_app.app import APP_PROTOCOL_VERSION, _version
 from abci_app.ledger import codec
 from abci_app.ledger.router import MESSAGE_TYPES
 from abci_app.pb.tendermint.abci import types_pb2 as abci
@@ -50,12 +68,24 @@ LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 TXS_PER_BLOCK_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
 
+def build_labels() -> dict[str, str]:
+    """What this process runs: gridledger's version, its ABCI app protocol version, the pinned CometBFT."""
+    from node.cometbft import pinned_version
+
+    return {"version": _version(), "app_version": str(APP_PROTOCOL_VERSION), "cometbft_version": pinned_version()}
+
+
 class AppMetrics:
     """The app's metric families, in their own registry (one per process, or per test)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # Process-wide switch, read when a scrape collects: no ``*_created`` series from any counter.
+        prometheus_client.disable_created_metrics()
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("gridledger_build", "What this process runs (value always 1).", registry=r).info(build_labels())
         self.blocks = Counter("gridledger_blocks", "Blocks finalized.", registry=r)
         self.height = Gauge("gridledger_block_height", "Height of the last finalized block.", registry=r)
         self.block_txs = Histogram("gridledger_block_txs", "Transactions per finalized block.",

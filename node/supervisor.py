@@ -12,6 +12,8 @@ dies, the others are stopped and the exit code says which:
     12  a child did not start
     13  stopped by SIGINT/SIGTERM, but a child failed while stopping
         (non-zero exit, or it ignored SIGTERM and had to be killed)
+    14  the app reached its halt height (``[upgrade] halt_height``, for an
+        upgrade at an agreed height), or was started at or past it
 
 The p2p host only gossips (offers, the advisory market feed): its death must
 not stop consensus. The supervisor logs it and restarts it after a back-off
@@ -62,6 +64,11 @@ EXIT_APP_DIED = 10
 EXIT_COMETBFT_DIED = 11
 EXIT_START_FAILED = 12
 EXIT_SHUTDOWN_FAILED = 13
+EXIT_HALTED = 14
+APP_EXIT_HALTED = 3
+"""node.app_main's exit code when started at or past its halt height."""
+HALT_LINE = "halt height reached"
+"""node.app_main prints this once it has committed its halt height."""
 READY_LINE = "ABCI server ready"
 # node.app_main ends its ready line with the app's last committed height.
 _READY_HEIGHT = re.compile(r"at height (\d+)\s*$")
@@ -113,6 +120,10 @@ class NodeSpec:
     """Serve the dashboard (the home's gridledger.toml has a [dashboard] block; docs/dashboard.md)."""
     snapshots: dict[str, int] = field(default_factory=dict)
     """State-sync snapshot settings of config/gridledger.toml [snapshots]: interval, keep, chunk_bytes."""
+    retain_blocks: int | None = None
+    """[pruning] retain_blocks of config/gridledger.toml; None: the app's default (abci_app/retention.py)."""
+    halt_height: int | None = None
+    """[upgrade] halt_height of config/gridledger.toml: the app stops once it has committed this block."""
 
     @classmethod
     def from_home(cls, home: Path, *, abci_address: str | None = None, rpc_laddr: str | None = None,
@@ -124,7 +135,9 @@ class NodeSpec:
                    rpc_laddr=rpc_laddr, p2p_laddr=p2p_laddr,
                    app_metrics=app_metrics if app_metrics is not None else settings.get("app_metrics") or None,
                    p2p=node_host.enabled(home), dashboard="dashboard" in settings,
-                   snapshots=dict(settings.get("snapshots", {})))
+                   snapshots=dict(settings.get("snapshots", {})),
+                   retain_blocks=settings.get("pruning", {}).get("retain_blocks"),
+                   halt_height=settings.get("upgrade", {}).get("halt_height"))
 
     def rpc_url(self) -> str:
         """Where processes on this machine reach the node's RPC (a wildcard listener via loopback)."""
@@ -142,6 +155,10 @@ class NodeSpec:
         for name in ("interval", "keep", "chunk_bytes"):
             if name in self.snapshots:
                 argv += [f"--snapshot-{name.replace('_', '-')}", str(self.snapshots[name])]
+        if self.retain_blocks is not None:
+            argv += ["--retain-blocks", str(self.retain_blocks)]
+        if self.halt_height:
+            argv += ["--halt-height", str(self.halt_height)]
         return argv
 
     def cometbft_argv(self) -> list[str]:
@@ -188,6 +205,10 @@ def _ends_within(proc: subprocess.Popen[str], seconds: float) -> bool:
     return True
 
 
+class HaltHeightReached(ChildProcessError):
+    """The app refused to start: its state is at or past the configured halt height."""
+
+
 @dataclass(frozen=True)
 class ChildExit:
     name: str
@@ -218,10 +239,10 @@ def write_line(line: str) -> None:
 
 
 def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None],
-             on_ready: Callable[[str], None] | None) -> None:
+             on_line: Callable[[str], None] | None) -> None:
     for line in stream:
-        if on_ready is not None and READY_LINE in line:
-            on_ready(line)
+        if on_line is not None:
+            on_line(line)
         sink(f"{prefix} {line.rstrip()}")
 
 
@@ -245,6 +266,8 @@ class Supervisor:
         self._wake = threading.Event()
         self.app_height: int | None = None
         """The app's last committed height, from its ready line (None: it did not say)."""
+        self.halted = threading.Event()
+        """The app said it committed its halt height: the node stops with EXIT_HALTED."""
 
     def _spawn(self, argv: list[str], prefix: str, ready: threading.Event | None = None) -> subprocess.Popen[str]:
         # A child's output is forwarded, never interpreted: bytes that are not UTF-8 become U+FFFD
@@ -254,7 +277,12 @@ class Supervisor:
                                 preexec_fn=die_with(os.getpid()))
         assert proc.stdout is not None
 
-        def on_ready(line: str) -> None:
+        def on_line(line: str) -> None:
+            if line.startswith(HALT_LINE):
+                self.halted.set()
+                self._wake.set()
+            if READY_LINE not in line:
+                return
             assert ready is not None
             match = _READY_HEIGHT.search(line)
             if match is not None and not ready.is_set():
@@ -262,7 +290,7 @@ class Supervisor:
             ready.set()
             self._wake.set()
 
-        threading.Thread(target=_forward, args=(proc.stdout, prefix, self.sink, on_ready if ready else None),
+        threading.Thread(target=_forward, args=(proc.stdout, prefix, self.sink, on_line if ready else None),
                          daemon=True).start()
         threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
         return proc
@@ -278,6 +306,9 @@ class Supervisor:
         deadline = time.monotonic() + ready_timeout
         while not ready.is_set():
             if self.app.poll() is not None:
+                if self.app.returncode == APP_EXIT_HALTED:
+                    raise HaltHeightReached("the ABCI app is at its halt height: start the new version, or "
+                                            "remove [upgrade] halt_height from config/gridledger.toml")
                 raise ChildProcessError(f"ABCI app exited with {self.app.returncode} before listening")
             if self._stop.is_set():
                 raise ChildProcessError("stop requested while the ABCI app was starting")
@@ -361,6 +392,10 @@ class Supervisor:
                 self.sink(f"[supervisor] CometBFT exited with {self.comet.wait()}; stopping the app")
                 code = EXIT_COMETBFT_DIED
                 break
+            if self.halted.is_set():
+                self.sink("[supervisor] the app committed its halt height; stopping the node for the upgrade")
+                code = EXIT_HALTED
+                break
             self._tend_p2p()
             if self.dashboard is not None and _exited(self.dashboard):
                 self.sink(f"[supervisor] dashboard exited with {self.dashboard.wait()}; consensus goes on")
@@ -413,5 +448,5 @@ def run(spec: NodeSpec) -> int:
     except (ChildProcessError, TimeoutError, FileNotFoundError, OSError) as exc:
         print(f"[supervisor] {exc}", file=sys.stderr, flush=True)
         supervisor.shutdown()
-        return EXIT_START_FAILED
+        return EXIT_HALTED if isinstance(exc, HaltHeightReached) else EXIT_START_FAILED
     return supervisor.wait()
