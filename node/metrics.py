@@ -80,7 +80,7 @@ class AppMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         # Process-wide switch, read when a scrape collects: no ``*_created`` series from any counter.
-        prometheus_client.disable_created_metrics()
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # (untyped upstream)
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)
