@@ -24,10 +24,19 @@ class Ports:
     rpc: int
     p2p: int
     abci: int
+    app_metrics: int | None = None
+    """The app's Prometheus metrics on 127.0.0.1 (None: off); ``make run`` uses 26655, as a node's N+5."""
+    cometbft_metrics: int | None = None
+    """CometBFT's Prometheus metrics on 127.0.0.1 (None: off); ``make run`` uses 26659, as a node's N+9."""
 
     @property
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.rpc}"
+
+    @property
+    def app_metrics_address(self) -> str | None:
+        """What ``NodeSpec.app_metrics`` takes (HOST:PORT), or None when the app serves none."""
+        return f"127.0.0.1:{self.app_metrics}" if self.app_metrics is not None else None
 
 
 def demo_key(home: Path, name: str) -> SigningKey:
@@ -72,3 +81,10 @@ def init_single(home: Path, chain_id: str, app_state: dict[str, Any], ports: Por
         "consensus": {"timeout_commit": timeout_commit},
         "tx_index": {"indexer": "kv"},
     })
+    if ports.cometbft_metrics is not None:
+        cometbft.configure(home, {"instrumentation": {
+            "prometheus": True, "prometheus_listen_addr": f"127.0.0.1:{ports.cometbft_metrics}"}})
+    if ports.app_metrics_address is not None:
+        settings = cometbft.read_node_settings(home)
+        settings["app_metrics"] = ports.app_metrics_address
+        cometbft.write_node_settings(home, settings)

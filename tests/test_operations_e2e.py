@@ -4,11 +4,13 @@ node after the agreed block and keeps the old version from going on; the app's m
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
+from node import localnet
 from node.rpc import RpcError
 from node.supervisor import EXIT_HALTED, NodeSpec, Supervisor
 from tests.conftest import free_port
@@ -43,7 +45,12 @@ def test_blocks_below_the_retain_height_are_pruned_and_metrics_are_served(tmp_pa
     signer = Chain(chain_id="e2e-prune")
     assert signer.app_state is not None
     node = LocalNode(tmp_path / "node", signer.app_state, chain_id="e2e-prune", timeout_commit="50ms")
-    metrics_address = f"127.0.0.1:{free_port()}"
+    # The demo's way to expose both metrics endpoints (node/localnet.py).
+    ports = replace(node.ports, app_metrics=free_port(), cometbft_metrics=free_port())
+    localnet.init_single(node.home, "e2e-prune", signer.app_state, ports, timeout_commit="50ms")
+    metrics_address = ports.app_metrics_address
+    assert metrics_address is not None
+    assert NodeSpec.from_home(node.home).app_metrics == metrics_address
     supervisor = Supervisor(spec(node, retain_blocks=RETAIN, app_metrics=metrics_address), sink=node.log.append)
     supervisor.start()
     try:
@@ -63,6 +70,8 @@ def test_blocks_below_the_retain_height_are_pruned_and_metrics_are_served(tmp_pa
         assert 'gridledger_build_info{app_version="1"' in text
         assert "_created" not in text
         assert "gridledger_block_height" in text and height > RETAIN
+        comet = httpx.get(f"http://127.0.0.1:{ports.cometbft_metrics}/metrics", timeout=5).text
+        assert "cometbft_consensus_height" in comet
     finally:
         supervisor.request_stop()
         supervisor.wait()
