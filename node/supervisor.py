@@ -113,6 +113,9 @@ class NodeSpec:
     p2p_laddr: str | None = None
     app_metrics: str | None = None
     log_level: str | None = None
+    """CometBFT's ``--log_level`` (debug | info | error | none, or per module); None: config.toml's."""
+    app_log_level: str | None = None
+    """The app's Python log level (DEBUG, INFO, WARNING, ERROR); None: INFO."""
     extra_args: list[str] = field(default_factory=list)
     p2p: bool = False
     """Run the libp2p host (the home holds p2p.toml)."""
@@ -152,6 +155,8 @@ class NodeSpec:
                 "--address", self.abci_address]
         if self.app_metrics:
             argv += ["--metrics", self.app_metrics]
+        if self.app_log_level:
+            argv += ["--log-level", self.app_log_level]
         for name in ("interval", "keep", "chunk_bytes"):
             if name in self.snapshots:
                 argv += [f"--snapshot-{name.replace('_', '-')}", str(self.snapshots[name])]
@@ -185,6 +190,20 @@ class NodeSpec:
             return None
         return [str(cometbft.binary()), "reindex-event", "--home", str(self.home), "--start-height", str(start),
                 "--end-height", str(end)]
+
+
+LOG_LEVELS = {"debug": ("debug", "DEBUG"), "info": ("info", "INFO"), "warn": ("error", "WARNING"),
+              "error": ("error", "ERROR")}
+"""One ``--log-level`` for a whole node: the CometBFT level and the app's Python level it stands for.
+CometBFT has no warning level, so ``warn`` keeps its errors only."""
+
+
+def log_levels(level: str) -> tuple[str, str]:
+    """(CometBFT ``--log_level``, app ``--log-level``) for debug | info | warn | error."""
+    try:
+        return LOG_LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}") from None
 
 
 def _exited(proc: subprocess.Popen[str]) -> bool:

@@ -3,6 +3,9 @@ node after the agreed block and keeps the old version from going on; the app's m
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -10,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from abci_app.ledger.modules.bank import Transfer
 from node import localnet
-from node.rpc import RpcError
+from node.rpc import RpcError, tx_hash
 from node.supervisor import EXIT_HALTED, NodeSpec, Supervisor
 from tests.conftest import free_port
 from tests.harness import Chain
@@ -54,7 +58,11 @@ def test_blocks_below_the_retain_height_are_pruned_and_metrics_are_served(tmp_pa
     supervisor = Supervisor(spec(node, retain_blocks=RETAIN, app_metrics=metrics_address), sink=node.log.append)
     supervisor.start()
     try:
-        height = node.rpc.wait_height(RETAIN + 20, timeout=120)
+        node.rpc.wait_height(1)
+        transfer = signer.sign("alice", Transfer(recipient=signer.id("bob"), amount=5, memo="before pruning"))
+        assert node.rpc.broadcast_tx_sync(transfer)["code"] == 0
+        tx_height = int(node.rpc.wait_tx(tx_hash(transfer))["height"])
+        height = node.rpc.wait_height(tx_height + RETAIN + 20, timeout=120)
         # CometBFT prunes right after the Commit that allowed it: the base follows the tip.
         sync = node.rpc.status()["sync_info"]
         earliest, latest = int(sync["earliest_block_height"]), int(sync["latest_block_height"])
@@ -63,7 +71,11 @@ def test_blocks_below_the_retain_height_are_pruned_and_metrics_are_served(tmp_pa
         assert latest - earliest + 1 <= RETAIN + 2  # the tip moved on between the Commit and /status
         with pytest.raises(RpcError, match="lowest height is"):
             node.rpc.call("block", height="1")
-        assert node.rpc.call("block", height=str(earliest))["block"]["header"]["height"] == str(earliest)
+        kept = earliest + RETAIN // 2  # the base moves on with every block: ask well inside the window
+        assert node.rpc.call("block", height=str(kept))["block"]["header"]["height"] == str(kept)
+        # The transaction index is not pruned: a transaction of a pruned block is still found.
+        assert tx_height < earliest
+        assert node.rpc.tx(tx_hash(transfer))["tx_result"]["code"] == 0
 
         text = httpx.get(f"http://{metrics_address}/metrics", timeout=5).text
         assert "process_resident_memory_bytes" in text and "process_cpu_seconds_total" in text
@@ -94,6 +106,8 @@ def test_a_halt_height_stops_the_node_after_that_block_until_it_is_lifted(tmp_pa
         again.start()
     again.shutdown()
     assert any(f"the state is at height {halt}, the halt height is {halt}" in line for line in node.log)
+    # A stopped node is the moment for a backup (docs/operators.md, "Backup and restore").
+    shutil.copytree(node.home / "data" / "app", tmp_path / "backup-app")
 
     # The "new version" (here: the same one without the halt height) goes on from the next block.
     resumed = Supervisor(spec(node), sink=node.log.append)
@@ -102,6 +116,11 @@ def test_a_halt_height_stops_the_node_after_that_block_until_it_is_lifted(tmp_pa
         assert node.rpc.wait_height(halt + 3, timeout=60) >= halt + 3
         header = node.rpc.call("block", height=str(halt + 1))["block"]["header"]
         assert header["height"] == str(halt + 1)
+        # The backup is whole and is this chain's state after block `halt`.
+        check = subprocess.run([sys.executable, "-m", "node.backup", "--db", str(tmp_path / "backup-app"),
+                                "--node", node.ports.rpc_url], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert f"the chain agrees: block {halt + 1}" in check.stdout
     finally:
         resumed.request_stop()
         resumed.wait()

@@ -10,7 +10,7 @@ import pytest
 
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from abci_app.retention import DEFAULT_RETAIN_BLOCKS, MIN_RETAIN_BLOCKS, Retention, RetentionError
-from node.supervisor import REINDEX_BLOCKS, NodeSpec
+from node.supervisor import REINDEX_BLOCKS
 from tests.harness import Chain
 
 
@@ -78,20 +78,9 @@ def test_basic_minimum_covers_the_supervisor_reindex() -> None:
     assert MIN_RETAIN_BLOCKS >= REINDEX_BLOCKS
 
 
-def test_basic_home_settings_reach_the_app(tmp_path: Path) -> None:
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.toml").write_text('proxy_app = "tcp://127.0.0.1:1"\n')
-    settings = "[pruning]\nretain_blocks = 5000\n[upgrade]\nhalt_height = 77\n"
-    (tmp_path / "config" / "gridledger.toml").write_text(settings)
-    argv = NodeSpec.from_home(tmp_path).app_argv()
-    assert argv[argv.index("--retain-blocks") + 1] == "5000"
-    assert argv[argv.index("--halt-height") + 1] == "77"
-    plain = NodeSpec(home=tmp_path, abci_address="tcp://127.0.0.1:1").app_argv()
-    assert "--retain-blocks" not in plain and "--halt-height" not in plain
-
-
 def test_invalid_retain_blocks_refused_at_start(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "node.app_main", "--db", str(tmp_path / "app"),
                              "--retain-blocks", "10"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "retain_blocks must be 0 (keep every block) or at least 64, got 10" in result.stderr
+
