@@ -60,3 +60,12 @@ def test_basic_one_log_level_for_the_node(tmp_path: Path) -> None:
     assert spec.cometbft_argv()[-2:] == ["--log_level", "error"]
     with pytest.raises(ValueError, match="not one of debug, info, warn, error"):
         log_levels("verbose")
+
+
+def test_basic_operators_guide_states_the_retention_of_the_code() -> None:
+    from abci_app.retention import MIN_RETAIN_BLOCKS
+
+    guide = (REPO_ROOT / "docs" / "operators.md").read_text()
+    assert f"retain_blocks = {DEFAULT_RETAIN_BLOCKS}     # default" in guide
+    assert f"else at least {MIN_RETAIN_BLOCKS}" in guide
+    assert "| 14 | the app committed its halt height" in guide
