@@ -58,45 +58,86 @@ def frame(payload: bytes) -> bytes:
     return encode_uvarint(len(payload)) + payload
 
 
-async def read_length(reader: asyncio.StreamReader, first: bytes) -> int:
-    """The rest of a length prefix whose first byte ``first`` was already read.
+class FrameReader:
+    """Frames from a stream, read in chunks into a buffer of its own.
 
-    Raises ``FrameError`` for an over-long varint or a stream that ends inside it.
+    Knowing what is buffered lets the server tell whether another request is already waiting: then it
+    answers both in one write; if none is, it writes everything it owes before waiting for more (the peer
+    may be waiting for those answers). CometBFT pipelines CheckTx requests, so under load one write (one
+    system call) carries many answers.
     """
-    byte = first
-    length = 0
-    for index in range(MAX_VARINT_BYTES):
-        if index:
-            byte = await reader.read(1)
-            if not byte:
-                raise FrameError("connection closed inside a length prefix")
-        length |= (byte[0] & 0x7F) << (7 * index)
-        if not byte[0] & 0x80:
-            return length
-    raise FrameError("length prefix longer than 10 bytes")
 
+    CHUNK = 256 * 1024
 
-async def read_body(reader: asyncio.StreamReader, length: int) -> bytes:
-    """The ``length`` payload bytes of a frame; ``FrameError`` if the stream ends first."""
-    try:
-        return await reader.readexactly(length)
-    except asyncio.IncompleteReadError as exc:
-        raise FrameError(f"connection closed after {len(exc.partial)} of {length} frame bytes") from exc
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._buffer = bytearray()
+        self._start = 0
+        """Bytes before this offset are consumed (compacted away in bulk, not per frame)."""
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed."""
+        return len(self._buffer) - self._start
 
-async def read_frame(reader: asyncio.StreamReader, max_bytes: int = MAX_FRAME_BYTES) -> bytes | None:
-    """Read one frame; ``None`` on a clean end of stream between frames.
+    async def fill(self) -> bool:
+        """Wait for more bytes; False at the end of the stream."""
+        chunk = await self._reader.read(self.CHUNK)
+        if not chunk:
+            return False
+        if self._start > len(self._buffer) // 2:
+            del self._buffer[:self._start]
+            self._start = 0
+        self._buffer += chunk
+        return True
 
-    Raises ``FrameError`` for an over-long varint, an oversized frame or a
-    stream that ends inside a frame.
-    """
-    first = await reader.read(1)
-    if not first:
+    def next_frame(self, max_bytes: int) -> bytes | None:
+        """The next frame's payload if it is wholly buffered (no waiting, so no timeout is needed), else None.
+
+        Raises ``FrameError`` for an over-long varint or a frame above ``max_bytes``.
+        """
+        length = 0
+        for index in range(min(self.buffered, MAX_VARINT_BYTES)):
+            byte = self._buffer[self._start + index]
+            length |= (byte & 0x7F) << (7 * index)
+            if not byte & 0x80:
+                if length > max_bytes:
+                    raise FrameError(f"frame of {length} bytes exceeds the limit of {max_bytes}")
+                begin = self._start + index + 1
+                if len(self._buffer) - begin < length:
+                    return None
+                self._start = begin + length
+                return bytes(self._buffer[begin:begin + length])
+        if self.buffered >= MAX_VARINT_BYTES:
+            raise FrameError("length prefix longer than 10 bytes")
         return None
-    length = await read_length(reader, first)
-    if length > max_bytes:
-        raise FrameError(f"frame of {length} bytes exceeds the limit of {max_bytes}")
-    return await read_body(reader, length)
+
+    async def length(self) -> int:
+        """The next frame's length prefix, reading more as needed.
+
+        Raises ``FrameError`` for an over-long varint or a stream that ends inside it.
+        """
+        while True:
+            length = 0
+            for index in range(min(self.buffered, MAX_VARINT_BYTES)):
+                byte = self._buffer[self._start + index]
+                length |= (byte & 0x7F) << (7 * index)
+                if not byte & 0x80:
+                    self._start += index + 1
+                    return length
+            if self.buffered >= MAX_VARINT_BYTES:
+                raise FrameError("length prefix longer than 10 bytes")
+            if not await self.fill():
+                raise FrameError("connection closed inside a length prefix")
+
+    async def body(self, length: int) -> bytes:
+        """The ``length`` payload bytes of a frame; ``FrameError`` if the stream ends first."""
+        while self.buffered < length:
+            if not await self.fill():
+                raise FrameError(f"connection closed after {self.buffered} of {length} frame bytes")
+        payload = bytes(self._buffer[self._start:self._start + length])
+        self._start += length
+        return payload
 
 
 # -- request decoding ----------------------------------------------------------------

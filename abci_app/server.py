@@ -43,11 +43,10 @@ from typing import Any, Protocol
 from abci_app.framing import (
     MAX_FRAME_BYTES,
     FrameError,
+    FrameReader,
     Undecodable,
     decode_request,
     frame,
-    read_body,
-    read_length,
 )
 from abci_app.ledger.errors import BadQuery, LedgerError
 from abci_app.pb.tendermint.abci import types_pb2 as abci
@@ -258,23 +257,54 @@ class AbciServer:
                 await writer.wait_closed()
 
     async def _serve_requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            first = await reader.read(1)  # a connection may idle between frames for as long as it likes
-            if not first:
-                return
+        frames = FrameReader(reader)
+        out = bytearray()
+        """Answers not yet written: they go out together when no request is waiting (or on Flush)."""
+        try:
+            while True:
+                if not frames.buffered:
+                    if out:
+                        out = await self._write(writer, out, drain=False)
+                    if not await frames.fill():  # a connection may idle between frames as long as it likes
+                        return
+                # The usual case under load: the whole frame is here already; no waiting, no timer.
+                payload = frames.next_frame(self.max_frame_bytes)
+                if payload is not None and len(payload) <= SMALL_FRAME_BYTES:
+                    response, kind = self.answer(payload)
+                    out += frame(response.SerializeToString())
+                elif payload is not None:
+                    async with self.budget.reserve(len(payload)):
+                        response, kind = self.answer(payload)
+                        out += frame(response.SerializeToString())
+                else:
+                    response, kind = await self._answer_partial(frames)
+                    out += frame(response.SerializeToString())
+                # CometBFT's socket client sends Flush when it waits for answers: answer then, and
+                # whenever the answers pile up.
+                if kind == "flush" or len(out) > _WRITE_FLUSH_BYTES:
+                    out = await self._write(writer, out, drain=True)
+        finally:
+            if out:  # answers owed before an error or a stop still go out, in order
+                writer.write(out)
+
+    async def _answer_partial(self, frames: FrameReader) -> tuple[abci.Response, str | None]:
+        """Read a frame that has only partly arrived (each part within the frame timeout) and answer it;
+        a large frame waits for room in the buffered-bytes budget first."""
+        async with asyncio.timeout(self.frame_timeout):
+            length = await frames.length()
+        if length > self.max_frame_bytes:
+            raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_bytes}")
+        async with self.budget.reserve(length if length > SMALL_FRAME_BYTES else 0):
             async with asyncio.timeout(self.frame_timeout):
-                length = await read_length(reader, first)
-            if length > self.max_frame_bytes:
-                raise FrameError(f"frame of {length} bytes exceeds the limit of {self.max_frame_bytes}")
-            async with self.budget.reserve(length if length > SMALL_FRAME_BYTES else 0):
-                async with asyncio.timeout(self.frame_timeout):
-                    payload = await read_body(reader, length)
-                response, kind = self.answer(payload)
-                writer.write(frame(response.SerializeToString()))
-            # CometBFT's socket client buffers requests and sends Flush when it
-            # waits for answers; drain then, and whenever our buffer grows.
-            if kind == "flush" or writer.transport.get_write_buffer_size() > _WRITE_FLUSH_BYTES:
-                await writer.drain()
+                payload = await frames.body(length)
+            return self.answer(payload)
+
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, out: bytearray, *, drain: bool) -> bytearray:
+        writer.write(out)
+        if drain or writer.transport.get_write_buffer_size() > _WRITE_FLUSH_BYTES:
+            await writer.drain()
+        return bytearray()
 
     def answer(self, payload: bytes) -> tuple[abci.Response, str | None]:
         """The response to one frame payload and the request's kind (``None`` if unknown); never raises."""

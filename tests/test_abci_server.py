@@ -289,3 +289,30 @@ def test_invalid_slow_connections_cannot_hold_more_than_the_budget(server: AppPr
     assert sum(sent) < 12 * per_connection
     assert grown < MAX_BUFFERED_BYTES + (64 << 20), f"app grew by {grown >> 20} MiB"
     assert echo(connect(server), "survived") == "survived"
+
+
+def test_pipelined_requests_are_answered_in_order_with_few_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CometBFT pipelines CheckTx: requests already waiting are answered together, one write for many; a
+    request with nothing behind it (no Flush either) is still answered at once."""
+    from abci_app.server import AbciServer
+
+    writes = []
+    original = AbciServer._write
+
+    async def counting(writer: Any, out: bytearray, *, drain: bool) -> bytearray:
+        writes.append(len(out))
+        return await original(writer, out, drain=drain)
+
+    monkeypatch.setattr(AbciServer, "_write", staticmethod(counting))
+    with ServerThread(LedgerApplication(MemoryBackend())) as thread:
+        client = AbciClient("127.0.0.1", thread.port)
+        try:
+            requests = [abci.Request(echo=abci.RequestEcho(message=f"m{i}")).SerializeToString() for i in range(200)]
+            client.send_raw(b"".join(frame(r) for r in requests))
+            assert [client._read_response().echo.message for _ in range(200)] == [f"m{i}" for i in range(200)]
+            assert len(writes) <= 10, f"{len(writes)} writes for 200 pipelined requests"
+            # One lone request, no Flush: nothing else is waiting, so its answer goes out before the next read.
+            client.send_raw(frame(abci.Request(echo=abci.RequestEcho(message="alone")).SerializeToString()))
+            assert client._read_response().echo.message == "alone"
+        finally:
+            client.close()

@@ -26,9 +26,9 @@ from cli.output import PROOF_INVALID
 from node import rpc as rpc_module
 from node.lightclient import Validator, header_hash, merkle_root, validator_set_hash, vote_sign_bytes
 from tests.harness import Chain
-from tests.market_harness import SLOT
-from tests.settlement_harness import SLOT_END, advance_to, baseline, reading, settle, submit
-from tests.test_settlement import carol_sells_bob_2kwh, chain_with
+from tests.market_harness import SLOT, order, place
+from tests.settlement_harness import SLOT_END, Registers
+from tests.test_settlement import chain_with, settle
 
 URL = "http://127.0.0.1:9"  # never dialled: FakeNode answers for it (port 9 is discard, refused if ever used)
 EMPTY = merkle_root([]).hex().upper()
@@ -162,15 +162,17 @@ def test_basic_position_absent_is_proven_empty(fake: Callable[[Chain], FakeNode]
 def test_basic_settlement(fake: Callable[[Chain], FakeNode]) -> None:
     chain = chain_with()
     fake(chain)
-    carol_sells_bob_2kwh(chain)
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "bob", order("bid", 2_000, 260_000))
     plain, proven = plain_and_proven(chain, "query", "position", str(SLOT), chain.id("carol"))
     assert proven == plain and proven["sold_wh"] == 2_000
-    baseline(chain, ("bob", "carol"))
-    advance_to(chain, SLOT_END)
-    assert submit(chain, reading(chain, "bob", SLOT_END, 2_000, 0), reading(chain, "carol", SLOT_END, 0, 1_000)) == 0
-    settle(chain)
+    # Every meter reports (a silent one would be billed its substitute); carol delivers half of what she sold.
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"bob": (2_000, 0), "carol": (0, 1_000)})
+    settle(chain, SLOT)
     plain, proven = plain_and_proven(chain, "query", "settlement", str(SLOT))
-    assert proven == plain and len(proven["reports"]) == 2 and proven["complete"] is True
+    assert proven == plain and len(proven["reports"]) == 5 and proven["complete"] is True
     plain, proven = plain_and_proven(chain, "query", "settlement", str(SLOT), chain.id("carol"))
     assert proven == plain and proven["balancing_charge"] == 600_000
 

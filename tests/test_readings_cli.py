@@ -211,8 +211,10 @@ def test_a_single_reading_is_relayed_and_queried(on_node: Setup) -> None:
                           "--export", "200Wh", "--from", "dave", "--wait")
     assert result["code"] == 0, result
     (event,) = [e for e in result["events"] if e["type"] == "reading"]
-    # The first reading after registration (at the genesis, slots ago) only sets the registers' base.
-    assert (event["meter"], event["owner"], event["counted"]) == ("m-erin", on_node.chain.id("erin"), "false")
+    # The first reading since registration (at the genesis, two hours ago) covers every slot since then; the
+    # slots past their deadline were already billed with a substitute, so only the later ones get a share.
+    assert (event["meter"], event["owner"], event["imported_wh"]) == ("m-erin", on_node.chain.id("erin"), "1500")
+    assert int(event["slots"]) > int(event["allocated_slots"]) >= 1
     last = on_node.json("query", "reading", "m-erin")
     assert last == {"meter": "m-erin", "time": at, "time_utc": datetime.fromtimestamp(at, UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"), "import_register_wh": 1_500, "export_register_wh": 200}
@@ -229,9 +231,9 @@ def test_a_readings_file_with_two_slot_ends_and_two_meters(on_node: Setup, tmp_p
     result = on_node.json("tx", "readings", "submit", "--file", str(rows), "--from", "bob", "--wait")
     assert result["code"] == 0, result
     events = [e for e in result["events"] if e["type"] == "reading"]
-    # m-bob's second reading counts for its slot: its previous reading is at that slot's start.
-    assert [(e["meter"], e["imported_wh"], e["counted"]) for e in events] == [
-        ("m-bob", "1000", "false"), ("m-dave", "700", "false"), ("m-bob", "800", "true")]
+    # m-bob's second reading covers one slot: its previous reading is at that slot's start.
+    assert [(e["meter"], e["imported_wh"]) for e in events] == [("m-bob", "1000"), ("m-dave", "700"), ("m-bob", "800")]
+    assert (events[2]["slots"], events[2]["allocated_slots"]) == ("1", "1")
     assert on_node.json("query", "reading", "m-bob")["import_register_wh"] == 1_800
 
 
@@ -255,18 +257,23 @@ def test_settlement_queries_show_the_slot_traded_in_block_one(on_node: Setup) ->
     slot, alice, bob = on_node.traded_slot, on_node.chain.id("alice"), on_node.chain.id("bob")
     whole = on_node.json("query", "settlement", str(slot))
     raw = on_node.node.rpc.query_json(f"/settlement/{slot}")
-    assert whole["complete"] is True and whole["participants"] == 2
-    assert {r["account"] for r in whole["reports"]} == {alice, bob}
+    # No meter ever reported: all five participants were billed their meters' substitutes.
+    assert whole["complete"] is True and whole["participants"] == 5
+    assert {alice, bob} <= {r["account"] for r in whole["reports"]}
     assert [{k: v for k, v in r.items() if not k.endswith("_fmt")} for r in whole["reports"]] == raw["reports"]
     mine = on_node.json("query", "settlement", str(slot), "alice")
-    # No readings: alice delivered nothing of the 2000 Wh she sold. D = -2000 Wh, charge
-    # amount(2000, 600000) = 1_200_000, of which her released collateral amount(2000, 20000) = 40_000.
-    assert (mine["sold_wh"], mine["measured_wh"], mine["deviation_wh"]) == (2_000, 0, -2_000)
-    assert (mine["balancing_charge"], mine["collateral_used"], mine["paid_from_balance"]) == (
-        1_200_000, 40_000, 1_160_000)
-    assert (mine["balancing_charge_fmt"], mine["energy_received_fmt"]) == ("1.200000 EUR", "0.480000 EUR")
+    # No readings: alice's 20 kW meter is billed its substitute, 5000 Wh imported and nothing exported in the
+    # 15-minute slot, against 2000 Wh sold. D = -7000 Wh at the balancing price: amount(7000, 600000) =
+    # 4_200_000; the 5000 Wh import she did not buy pays zone a's fee: amount(5000, 10000) = 50_000. Her
+    # released collateral amount(2000, 20000) = 40_000 pays first.
+    assert (mine["sold_wh"], mine["measured_wh"], mine["deviation_wh"], mine["substituted"]) == (
+        2_000, -5_000, -7_000, True)
+    assert (mine["balancing_charge"], mine["network_charge"], mine["collateral_used"], mine["paid_from_balance"]) == (
+        4_200_000, 50_000, 40_000, 4_210_000)
+    assert (mine["charged_fmt"], mine["energy_received_fmt"]) == ("4.250000 EUR", "0.480000 EUR")
     listed = on_node.json("query", "settlements", "bob")
-    assert [(r["slot"], r["bought_wh"], r["deviation_wh"]) for r in listed] == [(slot, 2_000, 2_000)]
+    # bob bought 2000 Wh; his substitute imports 5000: D = -3000 Wh.
+    assert (slot, 2_000, -3_000) in [(r["slot"], r["bought_wh"], r["deviation_wh"]) for r in listed]
     table = on_node.run("query", "settlement", str(slot))
     assert table.exit_code == 0 and "slot settlement" in table.stdout and alice in table.stdout
 
@@ -276,15 +283,18 @@ def test_a_statement_lists_the_money_movements_and_writes_billing_csv(on_node: S
     out = tmp_path / "alice.csv"
     lines = on_node.json("query", "statement", "alice", "--from", str(on_node.genesis), "--csv", str(out))
     kinds = [(line["kind"], line["amount"]) for line in lines]
-    # Block 1: alice sold 2000 Wh at 0.24 EUR/kWh; block 2 settled her shortfall.
-    assert kinds == [("energy_sold", 480_000), ("balancing_charge", -1_200_000)]
+    # Block 1: alice sold 2000 Wh at 0.24 EUR/kWh; block 2 settled every slot past its deadline with her silent
+    # meter's substitutes: the traded slot's shortfall and network charge (see the test above), the others'
+    # supply and network charges.
+    assert kinds[0] == ("energy_sold", 480_000) and ("balancing_charge", -4_200_000) in kinds
+    assert {kind for kind, _ in kinds[1:]} <= {"balancing_charge", "supply_charge", "network_charge", "debt_repaid"}
     assert lines[0]["time"] == on_node.genesis and lines[0]["height"] == 1
     with out.open(newline="") as handle:
         written = list(csv.reader(handle))
     genesis_utc = datetime.fromtimestamp(on_node.genesis, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert written[0] == ["time", "height", "kind", "amount", "amount_fmt", "reference"]
     assert written[1][:5] == [genesis_utc, "1", "energy_sold", "480000", "0.480000 EUR"]
-    assert written[2][2:5] == ["balancing_charge", "-1200000", "-1.200000 EUR"]
+    assert ["balancing_charge", "-4200000", "-4.200000 EUR"] in [row[2:5] for row in written[2:]]
     # The period excludes its end: nothing before the genesis.
     assert on_node.json("query", "statement", "alice", "--to", str(on_node.genesis)) == []
     backwards = on_node.run("query", "statement", "alice", "--from", "10", "--to", "5")

@@ -11,10 +11,12 @@ test plays yesterday instead (see tests/test_readings_cli.py, ``backdated_node``
 2. From block 2 on, block time is now: every slot of that day has ended, and with
    a two-day settlement window every reading is still on time. The runner sends
    all 25 slot ends' readings (one transaction, relayed by the DSO) at once.
-3. The operators then vote the settlement window down to one minute (3 of 4
-   operators > 2/3 of the power): every slot is past its deadline and the next
-   block settles them all, oldest first - the runner, which re-reads the deadline
-   while it waits, sees the last slot settled and prints the balances.
+3. The operators then vote the settlement window down (3 of 4 operators > 2/3
+   of the power) so that the day's last slot is past its deadline but no later
+   slot is: the next block settles the day, oldest slot first, and nothing after
+   it (the meters do not report after the day, so a later slot would bill their
+   substitutes) - the runner, which re-reads the deadline while it waits, sees
+   the last slot settled and prints the balances.
 
 The expected balances are the hand-checked ones of tests/test_scenario.py.
 """
@@ -101,6 +103,7 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
 
 def shorten_settlement_window(node: LocalNode, chain: Chain, seconds: int) -> None:
     """Operators dso, dso_b and lpd (30 of 40 power) pass settlement_window_s = ``seconds``."""
+    assert seconds >= 60, "the parameter's lower bound"
     def signed(name: str, msg: Any) -> bytes:
         key = chain.keys[name]
         return encode_tx(CHAIN_ID, msg, key, node.rpc.query_json(f"/next_nonce/{key.account}")["next_nonce"])
@@ -120,6 +123,8 @@ def shorten_settlement_window(node: LocalNode, chain: Chain, seconds: int) -> No
 
 def test_a_day_of_hourly_slots_from_the_csv_on_a_real_node(tmp_path: Path) -> None:
     state = market_app_state(slot_length_s=HOUR, settlement_window_s=TWO_DAYS)
+    # Only the day's three participants have meters, as in tests/test_scenario.py.
+    state["meters"] = [m for m in state["meters"] if m["id"] in ("m-alice", "m-bob", "m-dave")]
     chain = Chain(chain_id=CHAIN_ID, app_state=state)
     genesis = int(time.time()) - 26 * HOUR
     start = -(-(genesis + 301) // HOUR) * HOUR  # yesterday's first hour still open at the genesis time
@@ -142,7 +147,9 @@ def test_a_day_of_hourly_slots_from_the_csv_on_a_real_node(tmp_path: Path) -> No
         assert "error" not in outcome, f"{outcome.get('error')!r}\n" + "\n".join(logged)
         trades = node.rpc.query_json(f"/trades/slot/{start + 12 * HOUR}")["trades"]
         assert [t["height"] for t in trades] == [1, 1], "the orders missed block 1 (too slow to reach the mempool)"
-        shorten_settlement_window(node, chain, 60)
+        # The day's last slot ended 1-2 hours ago: a window 10 minutes shorter than that settles it, while
+        # the next slot's deadline stays almost an hour away.
+        shorten_settlement_window(node, chain, int(time.time()) - last_slot_end - 600)
         thread.join(timeout=60)
         # One transaction carried all 75 readings (3 meters x 25 slot ends), relayed by the DSO.
         relayed = node.rpc.tx_search("reading.meter='m-bob'")["total_count"]
@@ -150,11 +157,13 @@ def test_a_day_of_hourly_slots_from_the_csv_on_a_real_node(tmp_path: Path) -> No
     assert "error" not in outcome, f"{outcome.get('error')!r}\n" + "\n".join(logged)
     rows = {row["participant"]: row for row in outcome["summary"]}
     # Hand-checked in tests/test_scenario.py: trades at 0.20 EUR/kWh, fees 0.01 (bob) and 0.03 (dave) per kWh,
-    # a 1000 Wh shortfall of alice at 12:00, a 500 Wh surplus of bob at 14:00, 500 Wh unbought by dave at 20:00.
+    # a 1000 Wh shortfall of alice at 12:00, a 500 Wh surplus of bob at 14:00, 500 Wh unbought by dave at 20:00
+    # (supplier tariff and network charge).
     assert {name: row["balance"] for name, row in rows.items()} == {
-        "alice": 15_800_000, "bob": 6_665_000, "dave": 6_020_000}
+        "alice": 15_800_000, "bob": 6_665_000, "dave": 6_165_000}
     assert {name: (row["locked"], row["debt"], row["slots_settled"]) for name, row in rows.items()} == {
         name: (0, 0, 24) for name in ("alice", "bob", "dave")}
-    assert {name: row["balancing_charges"] for name, row in rows.items()} == {
-        "alice": 600_000, "bob": 0, "dave": 300_000}
+    assert {name: (row["balancing_charges"], row["supply_charges"], row["network_charges"], row["credits"])
+            for name, row in rows.items()} == {
+        "alice": (600_000, 0, 0, 0), "bob": (0, 0, 0, 25_000), "dave": (0, 150_000, 5_000, 0)}
     assert relayed == "1"

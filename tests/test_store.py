@@ -259,3 +259,22 @@ def test_chains_agree_iff_their_blocks_do() -> None:
     assert len(set(same)) == 4  # every block moves the hash (its time and height are written)
     assert other[:2] == same[:2]
     assert other[2] != same[2] and other[3] != same[3]  # the difference is carried forward
+
+
+def test_small_ranges_read_to_their_end_are_remembered_until_the_next_commit() -> None:
+    """CommittedStore.iterate remembers a small range read to its end; a commit forgets it, so a block's
+    writes are always seen, and a scan stopped early is never taken for the whole range."""
+    store = CommittedStore(MemoryBackend())
+    block = Overlay(store)
+    for key in (b"p/1", b"p/2", b"p/3", b"q/1"):
+        block.set(key, b"v")
+    store.commit(block, 1)
+    assert [k for k, _ in store.iterate(b"p/", b"p0")] == [b"p/1", b"p/2", b"p/3"]
+    assert next(iter(store.iterate(b"q/", b"q0")))[0] == b"q/1"  # stopped early
+    assert [k for k, _ in store.iterate(b"p/", b"p0")] == [b"p/1", b"p/2", b"p/3"]
+    block = Overlay(store)
+    block.delete(b"p/2")
+    block.set(b"p/4", b"v")
+    store.commit(block, 2)
+    assert [k for k, _ in store.iterate(b"p/", b"p0")] == [b"p/1", b"p/3", b"p/4"]
+    assert [k for k, _ in store.iterate(b"q/", b"q0")] == [b"q/1"]

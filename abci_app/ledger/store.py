@@ -173,7 +173,7 @@ class Overlay:
     read it; records are frozen, so sharing them is safe.
     """
 
-    __slots__ = ("_records", "_sorted", "parent", "writes")
+    __slots__ = ("_records", "_sorted", "_unsorted", "parent", "writes")
 
     def __init__(self, parent: KV) -> None:
         self.parent = parent
@@ -181,6 +181,9 @@ class Overlay:
         """Key -> new value, or None for a deletion."""
         self._records: dict[bytes, Record | None] = {}
         self._sorted: SortedList | None = None
+        self._unsorted: list[bytes] = []
+        """New keys written since the index was last brought up to date: added in one batch at the next scan,
+        so a block of transactions that never scan pays nothing for the index."""
 
     # -- bytes -------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
@@ -199,7 +202,7 @@ class Overlay:
 
     def _write(self, key: bytes, value: bytes | None) -> None:
         if self._sorted is not None and key not in self.writes:
-            self._sorted.add(key)
+            self._unsorted.append(key)
         self.writes[key] = value
 
     # -- records -----------------------------------------------------------------------
@@ -246,6 +249,10 @@ class Overlay:
                 # A transaction's own overlay: a few writes, cheaper to filter than to index.
                 return sorted(k for k in self.writes if start <= k and (stop is None or k < stop))
             self._sorted = SortedList(self.writes)
+            self._unsorted.clear()
+        elif self._unsorted:
+            self._sorted.update(self._unsorted)
+            self._unsorted.clear()
         return list(self._sorted.irange(start, stop, inclusive=(True, False)))
 
     def _written(self, key: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -260,7 +267,7 @@ class Overlay:
     def merge_into(self, parent: Overlay) -> None:
         """Apply this overlay's writes to ``parent`` (a transaction that succeeded)."""
         if parent._sorted is not None:
-            parent._sorted.update(key for key in self.writes if key not in parent.writes)
+            parent._unsorted.extend(key for key in self.writes if key not in parent.writes)
         parent.writes.update(self.writes)
         parent._records.update(self._records)
 
@@ -281,11 +288,18 @@ def state_items(source: View | Backend, start: bytes = b"", stop: bytes | None =
         yield from source.iterate(max(start, META_END), stop)
 
 
+SMALL_RANGE = 32
+"""Ranges of at most this many entries are remembered between commits (``CommittedStore.iterate``)."""
+MAX_CACHED_RANGES = 4_096
+
+
 class CommittedStore:
     """The committed state, its tree, height and app hash."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._ranges: dict[tuple[bytes, bytes | None], tuple[tuple[bytes, bytes], ...]] = {}
+        """Small ranges read to their end since the last commit (``iterate``)."""
         if backend.get(META_RESTORING) is not None:
             # A state-sync restore was cut short: what it wrote is no state at all.
             self.wipe()
@@ -305,9 +319,27 @@ class CommittedStore:
         return self.backend.get(key)
 
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """The committed state's keys and values in [start, stop).
+
+        Small ranges read to their end (the operators, a route's fee components, an account's meters) are
+        remembered until the next commit: every transaction of a block asks for the same few, and a
+        LevelDB iterator costs far more than a list. A scan the caller stops early is not remembered.
+        """
+        cached = self._ranges.get((start, stop))
+        if cached is not None:
+            yield from cached
+            return
+        seen: list[tuple[bytes, bytes]] | None = []
         for key, value in self.backend.iterate(start, stop):
-            if not key.startswith(META):
-                yield key, value
+            if key.startswith(META):
+                continue
+            if seen is not None:
+                seen.append((key, value))
+                if len(seen) > SMALL_RANGE:
+                    seen = None
+            yield key, value
+        if seen is not None and len(self._ranges) < MAX_CACHED_RANGES:
+            self._ranges[(start, stop)] = tuple(seen)
 
     def scan(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         """The state's keys and values in [start, stop), in key order (how the tree finds its keys)."""
@@ -334,6 +366,7 @@ class CommittedStore:
         self.commitment_seconds += time.perf_counter() - start
         writes.append((META_HEIGHT, struct.pack(">q", height)))
         writes.append((META_APP_HASH, trie.root_hash))
+        self._ranges.clear()
         self.backend.write(writes)
         self.height = height
         self.app_hash = trie.root_hash
@@ -343,6 +376,7 @@ class CommittedStore:
     # -- state sync (abci_app/ledger/snapshots.py) ---------------------------------------------
     def wipe(self) -> None:
         """Delete every key (state, tree, height): an empty store, as before genesis."""
+        self._ranges.clear()
         while True:
             batch: list[tuple[bytes, bytes | None]] = [
                 (key, None) for key, _ in itertools.islice(self.backend.iterate(b"", None), 10_000)]
@@ -360,6 +394,7 @@ class CommittedStore:
     def restore_entries(self, entries: list[tuple[bytes, bytes]]) -> None:
         """Write a chunk's entries (greater than every key written before) with the tree nodes they make."""
         trie = self.trie.update(dict(entries))
+        self._ranges.clear()
         self.backend.write([*entries, *trie.persist()])
         self.trie = trie.unloaded()  # the next chunk reloads only the right edge
 
