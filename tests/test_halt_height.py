@@ -73,3 +73,12 @@ def test_basic_supervisor_and_app_agree_on_the_halt_signals() -> None:
 
     assert supervisor.HALT_LINE == HALT_LINE
     assert supervisor.APP_EXIT_HALTED == EXIT_HALTED
+
+
+def test_basic_info_reports_the_app_protocol_version() -> None:
+    from abci_app.app import APP_PROTOCOL_VERSION
+    from node.metrics import build_labels
+
+    info = Chain().app.info(abci.RequestInfo())
+    assert info.app_version == APP_PROTOCOL_VERSION == int(build_labels()["app_version"])
+    assert info.version == build_labels()["version"] and info.data == "gridledger"
