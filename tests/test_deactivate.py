@@ -112,3 +112,15 @@ def test_deactivation_cancels_the_participants_open_orders() -> None:
     # An ask that would have crossed the bid now rests: nobody trades with the deactivated account.
     place(chain, "alice", order("ask", 1_000, 200_000))
     assert chain.query(f"/trades/slot/{SLOT}")["trades"] == []
+
+
+def test_deactivating_a_participant_deactivates_its_meters(chain: Chain) -> None:
+    """Its supply ends: a meter nobody reads any more would otherwise be billed its substitute every slot."""
+    register_meter(chain, "dso", "alice", "m-a2")
+    assert chain.deliver("dso", Deactivate(kind="meter", target="m-a2")).code == 0
+    result = chain.deliver("dso", Deactivate(kind="participant", target=chain.id("alice")))
+    assert result.code == 0, result.log
+    assert [e.type for e in result.events] == ["account.deactivated", "meter.deactivated"]
+    assert events_of(result, "meter.deactivated") == [{"target": "m-a", "dso": chain.id("dso")}]
+    assert [m["active"] for m in chain.query(f"/meters/{chain.id('alice')}")["meters"]] == [False, False]
+    assert chain.query("/meter/m-c")["active"] is True

@@ -113,10 +113,17 @@ def handle_deactivate(ctx: TxContext, msg: Deactivate) -> None:
         if not account.active:
             raise errors.InactiveAccount(f"participant {msg.target} is already deactivated")
         auth.put_account(ctx.state, replace(account, active=False))
+        ctx.events.append(event("account.deactivated", target=msg.target, dso=ctx.signer.id))
         # A deactivated participant trades no more: its open orders are cancelled and their locks released.
         market = Market(ctx.state)
         for order_id in market.open_order_ids(account.id):
             close_order(market, market.require_order(order_id), "order.cancelled", "deactivated", ctx.events)
+        # Its supply ends too: its meters are no longer read (a silent meter would be billed its substitute
+        # to an account that can no longer pay it).
+        for meter_id in registry.meters_of(ctx.state, account.id):
+            owned = registry.get_meter(ctx.state, meter_id)
+            if owned is not None and owned.active:
+                _deactivate_meter(ctx, owned)
     else:
         meter = registry.get_meter(ctx.state, msg.target)
         # Rule: the meter exists.
@@ -128,8 +135,11 @@ def handle_deactivate(ctx: TxContext, msg: Deactivate) -> None:
         # Rule: only an active meter can be deactivated.
         if not meter.active:
             raise errors.UnknownMeter(f"meter {msg.target} is already deactivated")
-        registry.put_meter(ctx.state, replace(meter, active=False))
-        # A deactivated meter is no longer read, so its slots get no substitutes from now on.
-        settlement.untrack_meter(ctx.state, meter)
-    ctx.events.append(event("account.deactivated" if msg.kind == "participant" else "meter.deactivated",
-                            target=msg.target, dso=ctx.signer.id))
+        _deactivate_meter(ctx, meter)
+
+
+def _deactivate_meter(ctx: TxContext, meter: Meter) -> None:
+    registry.put_meter(ctx.state, replace(meter, active=False))
+    # A deactivated meter is no longer read, so its slots get no substitutes from now on.
+    settlement.untrack_meter(ctx.state, meter)
+    ctx.events.append(event("meter.deactivated", target=meter.id, dso=meter.dso))

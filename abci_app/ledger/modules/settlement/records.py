@@ -98,7 +98,7 @@ class SlotSettlement(Record, frozen=True):
 
     slot: I64
     phase: I64
-    """0 measure, 1 charge, 2 pay (docs/settlement.md "Phases")."""
+    """0 measure, 1 charge, 2 pay (docs/settlement.md "When a slot settles")."""
     participants: I64
     shortfall_wh: I64
     """Market regime, summed."""
