@@ -96,6 +96,19 @@ $(NETNS_STAMP): | $(VENV)/bin/python
 test: setup lint $(NETNS_STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
+# promtool checks and unit-tests config/prometheus/gridledger-alerts.yml (tests/test_alert_rules.py).
+# Taken from Debian's prometheus package at a pinned version and only unpacked into .tools:
+# nothing is installed and no service starts. Without it the test still parses and checks the rules.
+PROMETHEUS_DEB := 2.42.0+ds-5+deb12u1
+PROMTOOL    := $(TOOLS)/prometheus-$(PROMETHEUS_DEB)/usr/bin/promtool
+$(PROMTOOL):
+	mkdir -p $(TOOLS)/prometheus-$(PROMETHEUS_DEB)
+	cd $(TOOLS)/prometheus-$(PROMETHEUS_DEB) && \
+	  { apt-get download prometheus=$(PROMETHEUS_DEB) || { apt-get update && apt-get download prometheus=$(PROMETHEUS_DEB); }; } && \
+	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb usr/bin/prometheus \
+	  || echo "warning: promtool could not be unpacked: the alert rules are checked without it" >&2
+test unit: $(PROMTOOL)
+
 bench: setup
 	$(PY) tools/bench_ledger.py
 	$(PY) tools/bench_market.py --book 10000 --orders 2000

@@ -38,6 +38,7 @@ from abci_app.ledger.store import Backend, CommittedStore, Overlay
 from abci_app.ledger.tx import TxCache, decode_tx
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from abci_app.pb.tendermint.crypto import keys_pb2, proof_pb2
+from abci_app.retention import Retention
 
 log = logging.getLogger("gridledger.app")
 
@@ -48,8 +49,11 @@ NEXT_NONCE_PATH = "/next_nonce/"
 class LedgerApplication:
     """Answers every ABCI call; one instance per node, one call at a time."""
 
-    def __init__(self, backend: Backend, snapshots: SnapshotStore | None = None) -> None:
+    def __init__(self, backend: Backend, snapshots: SnapshotStore | None = None,
+                 retention: Retention | None = None) -> None:
         self.committed = CommittedStore(backend)
+        self.retention = retention if retention is not None else Retention()
+        """Which old blocks CometBFT may prune (the retain_height of Commit; abci_app/retention.py)."""
         self.snapshots = snapshots
         """Where this node keeps the snapshots it offers (None: it offers none, but can still restore one)."""
         self.restorer = Restorer(self.committed, on_restored=self._restored)
@@ -239,7 +243,7 @@ class LedgerApplication:
         self.check = CheckState(self.committed, self.txs.verifier)
         if self.snapshots is not None:
             self.snapshots.after_commit(self.committed)  # a background thread, from a LevelDB snapshot
-        return abci.ResponseCommit(retain_height=0)
+        return abci.ResponseCommit(retain_height=self.retention.retain_height(self.committed.height))
 
     # -- queries --------------------------------------------------------------------------------
     def query(self, req: abci.RequestQuery) -> abci.ResponseQuery:

@@ -135,12 +135,13 @@ class LocalNetwork:
 
 
 def single(home: Path, chain_id: str, app_state: dict[str, Any], ports: cometbft.Ports, timeout_commit: str = "1s",
-           rpc_host: str = "127.0.0.1") -> LocalNetwork:
+           rpc_host: str = "127.0.0.1", metrics: bool = False) -> LocalNetwork:
     """A one-validator chain on loopback (only the RPC may listen on ``rpc_host``), as ``gridledger demo`` runs it.
 
     The home is created once: a home that exists keeps its keys, genesis and state, and only
     its config.toml is written again (the ports or the RPC interface may differ from the last run).
-    The node serves no CometBFT metrics.
+    With ``metrics`` the node serves CometBFT's Prometheus metrics on ``ports.cometbft_metrics`` and
+    the app's on ``ports.app_metrics`` (both on 127.0.0.1); without, neither.
     """
     member = Member(home=home, moniker=home.name or "gridledger", ports=ports, local_host=rpc_host)
     network = LocalNetwork([member], cometbft.Timing(timeout_commit=timeout_commit))
@@ -148,5 +149,13 @@ def single(home: Path, chain_id: str, app_state: dict[str, Any], ports: cometbft
     network.create_homes()
     if fresh:
         network.write_genesis(network.genesis(chain_id, app_state))
-    network.configure({"instrumentation": {"prometheus": False}})
+    prometheus: dict[str, Any] = {"prometheus": metrics}
+    if metrics:
+        prometheus["prometheus_listen_addr"] = f"127.0.0.1:{ports.cometbft_metrics}"
+    network.configure({"instrumentation": prometheus})
+    settings = cometbft.read_node_settings(home)
+    settings.pop("app_metrics", None)
+    if metrics:
+        settings["app_metrics"] = f"127.0.0.1:{ports.app_metrics}"
+    cometbft.write_node_settings(home, settings)
     return network

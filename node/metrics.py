@@ -9,6 +9,8 @@ Exported (``python -m node.app_main --metrics HOST:PORT``, path ``/metrics``):
 
     gridledger_blocks_total                       blocks finalized
     gridledger_block_height                       height of the last finalized block
+    gridledger_block_timestamp_seconds            header time of that block (unix seconds)
+    gridledger_retain_height                      lowest block CometBFT keeps (Commit's retain_height; 0: all)
     gridledger_block_txs                          histogram: transactions per block
     gridledger_txs_total{type,code}               block transactions by message type and result code
     gridledger_check_txs_total{type,code}         CheckTx answers (mempool admission) by type and code
@@ -17,7 +19,15 @@ Exported (``python -m node.app_main --metrics HOST:PORT``, path ``/metrics``):
     gridledger_traded_energy_wh_total             energy of those trades (their ``quantity_wh``)
     gridledger_slots_settled_total                ``settlement.slot`` events
     gridledger_settlement_pending_slots           slots with trades and no ``settlement.slot`` yet
+    gridledger_settlement_oldest_pending_slot_timestamp_seconds   start of the oldest of them (0: none)
     gridledger_abci_call_seconds{method}          histogram: ABCI call latency
+    gridledger_build_info{version,app_version,cometbft_version}   always 1: what this process runs
+    process_*                                     CPU seconds, resident memory, open fds, start time
+    python_info{implementation,version,...}       the interpreter
+
+Counters export only ``*_total`` (histograms ``_bucket``/``_sum``/``_count``):
+the ``*_created`` timestamps prometheus_client adds by default are turned
+off, since ``process_start_time_seconds`` already says when counting began.
 
 Counters start at zero when the app process starts (a node catching up after
 a restart counts the blocks it replays). The settlement gauge is 0 until the
@@ -30,8 +40,20 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import prometheus_client
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
+from abci_app import version
+from abci_app.app import APP_PROTOCOL_VERSION
 from abci_app.ledger import codec
 from abci_app.ledger.router import MESSAGE_TYPES
 from abci_app.pb.tendermint.abci import types_pb2 as abci
@@ -50,14 +72,31 @@ LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 TXS_PER_BLOCK_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
 
+def build_labels() -> dict[str, str]:
+    """What this process runs: gridledger's version, its ABCI app protocol version, the pinned CometBFT."""
+    from node.cometbft import pinned_version
+
+    return {"version": version(), "app_version": str(APP_PROTOCOL_VERSION), "cometbft_version": pinned_version()}
+
+
 class AppMetrics:
     """The app's metric families, in their own registry (one per process, or per test)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # Process-wide switch, read when a scrape collects: no ``*_created`` series from any counter.
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # (untyped upstream)
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("gridledger_build", "What this process runs (value always 1).", registry=r).info(build_labels())
         self.blocks = Counter("gridledger_blocks", "Blocks finalized.", registry=r)
         self.height = Gauge("gridledger_block_height", "Height of the last finalized block.", registry=r)
+        self.block_time = Gauge("gridledger_block_timestamp_seconds",
+                                "Header time of the last finalized block, unix seconds.", registry=r)
+        self.retain_height = Gauge("gridledger_retain_height",
+                                   "Lowest block height CometBFT keeps (Commit's retain_height; 0: every block).",
+                                   registry=r)
         self.block_txs = Histogram("gridledger_block_txs", "Transactions per finalized block.",
                                    buckets=TXS_PER_BLOCK_BUCKETS, registry=r)
         self.txs = Counter("gridledger_txs", "Block transactions by message type and result code.",
@@ -71,21 +110,29 @@ class AppMetrics:
                                      registry=r)
         self.settlement_pending = Gauge("gridledger_settlement_pending_slots",
                                         "Delivery slots with trades that are not settled yet.", registry=r)
+        self.settlement_oldest_pending = Gauge(
+            "gridledger_settlement_oldest_pending_slot_timestamp_seconds",
+            "Start of the oldest delivery slot with trades that is not settled yet (0: none).", registry=r)
         self.latency = Histogram("gridledger_abci_call_seconds", "Time the app spends in each ABCI call.",
                                  ["method"], buckets=LATENCY_BUCKETS, registry=r)
-        self._pending_slots: set[str] = set()
+        self._pending_slots: set[int] = set()
 
     # -- what the wrapper reports ----------------------------------------------------------
     def observe_block(self, req: abci.RequestFinalizeBlock, resp: abci.ResponseFinalizeBlock) -> None:
         self.blocks.inc()
         if req.height:
             self.height.set(req.height)
+            self.block_time.set(req.time.seconds)
         self.block_txs.observe(len(req.txs))
         for raw, result in zip(req.txs, resp.tx_results, strict=False):
             self.txs.labels(tx_type(raw), str(result.code)).inc()
             self._observe_events(result.events)
         self._observe_events(resp.events)
         self.settlement_pending.set(len(self._pending_slots))
+        self.settlement_oldest_pending.set(min(self._pending_slots, default=0))
+
+    def observe_commit(self, resp: abci.ResponseCommit) -> None:
+        self.retain_height.set(resp.retain_height)
 
     def observe_check(self, req: abci.RequestCheckTx, resp: abci.ResponseCheckTx) -> None:
         self.check_txs.labels(tx_type(req.tx), str(resp.code)).inc()
@@ -100,13 +147,13 @@ class AppMetrics:
                 if quantity is not None and quantity.isdigit():
                     self.traded_energy.inc(int(quantity))
                 slot = _attribute(event, "slot")
-                if slot is not None:
-                    self._pending_slots.add(slot)
+                if slot is not None and slot.isdigit():
+                    self._pending_slots.add(int(slot))
             elif event.type == "settlement.slot":
                 self.slots_settled.inc()
                 slot = _attribute(event, "slot")
-                if slot is not None:
-                    self._pending_slots.discard(slot)
+                if slot is not None and slot.isdigit():
+                    self._pending_slots.discard(int(slot))
 
 
 def tx_type(raw: bytes) -> str:
@@ -138,10 +185,11 @@ class InstrumentedApp:
         self.app = app
         self.metrics = metrics
         for method in ABCI_METHODS:
-            if method not in ("finalize_block", "check_tx"):
+            if method not in ("finalize_block", "check_tx", "commit"):
                 setattr(self, method, self._timed(method))
         self._finalize_block = self._timed("finalize_block")
         self._check_tx = self._timed("check_tx")
+        self._commit = self._timed("commit")
 
     def _timed(self, method: str) -> Callable[[Any], Any]:
         target = getattr(self.app, method)
@@ -164,6 +212,11 @@ class InstrumentedApp:
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
         resp: abci.ResponseCheckTx = self._check_tx(req)
         self.metrics.observe_check(req, resp)
+        return resp
+
+    def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
+        resp: abci.ResponseCommit = self._commit(req)
+        self.metrics.observe_commit(resp)
         return resp
 
     def close(self) -> None:

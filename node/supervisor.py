@@ -12,6 +12,8 @@ dies, the others are stopped and the exit code says which:
     12  a child did not start
     13  stopped by SIGINT/SIGTERM, but a child failed while stopping
         (non-zero exit, or it ignored SIGTERM and had to be killed)
+    14  the app reached its halt height (``[upgrade] halt_height``, for an
+        upgrade at an agreed height), or was started at or past it
 
 The p2p host only gossips (offers, the advisory market feed): its death must
 not stop consensus. The supervisor logs it and restarts it after a back-off
@@ -65,6 +67,11 @@ EXIT_APP_DIED = 10
 EXIT_COMETBFT_DIED = 11
 EXIT_START_FAILED = 12
 EXIT_SHUTDOWN_FAILED = 13
+EXIT_HALTED = 14
+APP_EXIT_HALTED = 3
+"""node.app_main's exit code when started at or past its halt height."""
+HALT_LINE = "halt height reached"
+"""node.app_main prints this once it has committed its halt height."""
 READY_LINE = "ABCI server ready"
 # node.app_main ends its ready line with the app's last committed height.
 _READY_HEIGHT = re.compile(r"at height (\d+)\s*$")
@@ -92,6 +99,9 @@ class NodeSpec:
     p2p_laddr: str | None = None
     app_metrics: str | None = None
     log_level: str | None = None
+    """CometBFT's ``--log_level`` (debug | info | error | none, or per module); None: config.toml's."""
+    app_log_level: str | None = None
+    """The app's Python log level (DEBUG, INFO, WARNING, ERROR); None: INFO."""
     extra_args: list[str] = field(default_factory=list)
     p2p: bool = False
     """Run the libp2p host (the home holds p2p.toml)."""
@@ -99,6 +109,10 @@ class NodeSpec:
     """Serve the dashboard (the home's gridledger.toml has a [dashboard] block; docs/dashboard.md)."""
     snapshots: dict[str, int] = field(default_factory=dict)
     """State-sync snapshot settings of config/gridledger.toml [snapshots]: interval, keep, chunk_bytes."""
+    retain_blocks: int | None = None
+    """[pruning] retain_blocks of config/gridledger.toml; None: the app's default (abci_app/retention.py)."""
+    halt_height: int | None = None
+    """[upgrade] halt_height of config/gridledger.toml: the app stops once it has committed this block."""
 
     @classmethod
     def from_home(cls, home: Path, *, abci_address: str | None = None, rpc_laddr: str | None = None,
@@ -110,7 +124,9 @@ class NodeSpec:
                    rpc_laddr=rpc_laddr, p2p_laddr=p2p_laddr,
                    app_metrics=app_metrics if app_metrics is not None else settings.get("app_metrics") or None,
                    p2p=node_host.enabled(home), dashboard="dashboard" in settings,
-                   snapshots=dict(settings.get("snapshots", {})))
+                   snapshots=dict(settings.get("snapshots", {})),
+                   retain_blocks=settings.get("pruning", {}).get("retain_blocks"),
+                   halt_height=settings.get("upgrade", {}).get("halt_height"))
 
     def rpc_url(self) -> str:
         """Where processes on this machine reach the node's RPC (a wildcard listener via loopback)."""
@@ -121,9 +137,15 @@ class NodeSpec:
                 "--address", self.abci_address]
         if self.app_metrics:
             argv += ["--metrics", self.app_metrics]
+        if self.app_log_level:
+            argv += ["--log-level", self.app_log_level]
         for name in ("interval", "keep", "chunk_bytes"):
             if name in self.snapshots:
                 argv += [f"--snapshot-{name.replace('_', '-')}", str(self.snapshots[name])]
+        if self.retain_blocks is not None:
+            argv += ["--retain-blocks", str(self.retain_blocks)]
+        if self.halt_height:
+            argv += ["--halt-height", str(self.halt_height)]
         return argv
 
     def cometbft_argv(self) -> list[str]:
@@ -152,6 +174,20 @@ class NodeSpec:
                 "--end-height", str(end)]
 
 
+LOG_LEVELS = {"debug": ("debug", "DEBUG"), "info": ("info", "INFO"), "warn": ("error", "WARNING"),
+              "error": ("error", "ERROR")}
+"""One ``--log-level`` for a whole node: the CometBFT level and the app's Python level it stands for.
+CometBFT has no warning level, so ``warn`` keeps its errors only."""
+
+
+def log_levels(level: str) -> tuple[str, str]:
+    """(CometBFT ``--log_level``, app ``--log-level``) for debug | info | warn | error."""
+    try:
+        return LOG_LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}") from None
+
+
 def _exited(proc: subprocess.Popen[str]) -> bool:
     """True once the process has ended, even if its watcher thread has not recorded the code yet."""
     if proc.poll() is not None:
@@ -168,6 +204,10 @@ def _ends_within(proc: subprocess.Popen[str], seconds: float) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return True
+
+
+class HaltHeightReached(ChildProcessError):
+    """The app refused to start: its state is at or past the configured halt height."""
 
 
 @dataclass(frozen=True)
@@ -200,10 +240,10 @@ def write_line(line: str) -> None:
 
 
 def _forward(stream: IO[str], prefix: str, sink: Callable[[str], None],
-             on_ready: Callable[[str], None] | None) -> None:
+             on_line: Callable[[str], None] | None) -> None:
     for line in stream:
-        if on_ready is not None and READY_LINE in line:
-            on_ready(line)
+        if on_line is not None:
+            on_line(line)
         sink(f"{prefix} {line.rstrip()}")
 
 
@@ -227,6 +267,8 @@ class Supervisor:
         self._wake = threading.Event()
         self.app_height: int | None = None
         """The app's last committed height, from its ready line (None: it did not say)."""
+        self.halted = threading.Event()
+        """The app said it committed its halt height: the node stops with EXIT_HALTED."""
 
     def _spawn(self, argv: list[str], prefix: str, ready: threading.Event | None = None) -> subprocess.Popen[str]:
         # A child's output is forwarded, never interpreted: bytes that are not UTF-8 become U+FFFD
@@ -237,7 +279,12 @@ class Supervisor:
                                 start_new_session=True)
         assert proc.stdout is not None
 
-        def on_ready(line: str) -> None:
+        def on_line(line: str) -> None:
+            if line.startswith(HALT_LINE):
+                self.halted.set()
+                self._wake.set()
+            if READY_LINE not in line:
+                return
             assert ready is not None
             match = _READY_HEIGHT.search(line)
             if match is not None and not ready.is_set():
@@ -245,7 +292,7 @@ class Supervisor:
             ready.set()
             self._wake.set()
 
-        threading.Thread(target=_forward, args=(proc.stdout, prefix, self.sink, on_ready if ready else None),
+        threading.Thread(target=_forward, args=(proc.stdout, prefix, self.sink, on_line if ready else None),
                          daemon=True).start()
         threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
         return proc
@@ -261,6 +308,9 @@ class Supervisor:
         deadline = time.monotonic() + ready_timeout
         while not ready.is_set():
             if self.app.poll() is not None:
+                if self.app.returncode == APP_EXIT_HALTED:
+                    raise HaltHeightReached("the ABCI app is at its halt height: start the new version, or "
+                                            "remove [upgrade] halt_height from config/gridledger.toml")
                 raise ChildProcessError(f"ABCI app exited with {self.app.returncode} before listening")
             if self._stop.is_set():
                 raise ChildProcessError("stop requested while the ABCI app was starting")
@@ -344,6 +394,10 @@ class Supervisor:
                 self.sink(f"[supervisor] CometBFT exited with {self.comet.wait()}; stopping the app")
                 code = EXIT_COMETBFT_DIED
                 break
+            if self.halted.is_set():
+                self.sink("[supervisor] the app committed its halt height; stopping the node for the upgrade")
+                code = EXIT_HALTED
+                break
             self._tend_p2p()
             if self.dashboard is not None and _exited(self.dashboard):
                 self.sink(f"[supervisor] dashboard exited with {self.dashboard.wait()}; consensus goes on")
@@ -396,5 +450,5 @@ def run(spec: NodeSpec) -> int:
     except (ChildProcessError, TimeoutError, FileNotFoundError, OSError) as exc:
         print(f"[supervisor] {exc}", file=sys.stderr, flush=True)
         supervisor.shutdown()
-        return EXIT_START_FAILED
+        return EXIT_HALTED if isinstance(exc, HaltHeightReached) else EXIT_START_FAILED
     return supervisor.wait()

@@ -93,12 +93,15 @@ def test_basic_market_and_settlement_events() -> None:
     assert sample(m, "gridledger_trades_total") == 2
     assert sample(m, "gridledger_traded_energy_wh_total") == 2500
     assert sample(m, "gridledger_settlement_pending_slots") == 2
+    assert sample(m, "gridledger_settlement_oldest_pending_slot_timestamp_seconds") == 900
     app.finalize_block(abci.RequestFinalizeBlock(height=2, txs=[b"y"]))
     assert sample(m, "gridledger_trades_total") == 3
     assert sample(m, "gridledger_settlement_pending_slots") == 1
+    assert sample(m, "gridledger_settlement_oldest_pending_slot_timestamp_seconds") == 1800
     assert sample(m, "gridledger_slots_settled_total") == 1
     app.finalize_block(abci.RequestFinalizeBlock(height=3, txs=[]))
     assert sample(m, "gridledger_settlement_pending_slots") == 0
+    assert sample(m, "gridledger_settlement_oldest_pending_slot_timestamp_seconds") == 0
 
 
 def test_basic_http_endpoint(chain: Chain) -> None:
@@ -135,3 +138,28 @@ def test_basic_real_market_orders_and_trade() -> None:
     assert sample(m, "gridledger_traded_energy_wh_total") == 2000
     assert sample(m, "gridledger_txs_total", {"type": "place_order", "code": "0"}) == 2
     assert sample(m, "gridledger_settlement_pending_slots") == 1  # traded, not settled yet
+
+
+def test_basic_block_time_and_retain_height(chain: Chain) -> None:
+    chain, m = instrument(chain)
+    chain.block([])
+    assert sample(m, "gridledger_block_timestamp_seconds") == chain.time
+    assert sample(m, "gridledger_retain_height") == 0  # a short chain keeps every block
+    assert sample(m, "gridledger_abci_call_seconds_count", {"method": "commit"}) == 1
+
+
+def test_basic_process_and_build_info_and_no_created_series(chain: Chain) -> None:
+    from prometheus_client import generate_latest
+
+    from node.cometbft import pinned_version
+
+    chain, m = instrument(chain)
+    chain.block([])
+    text = generate_latest(m.registry).decode()
+    assert "_created" not in text
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds",
+                   "process_open_fds", "python_info"):
+        assert f"\n{family}" in text, family
+    labels = metrics.build_labels()
+    assert labels["app_version"] == "1" and labels["cometbft_version"] == pinned_version()
+    assert sample(m, "gridledger_build_info", labels) == 1

@@ -27,6 +27,7 @@ def test_basic(chain: Chain) -> None:
         "changes": [{"name": "max_meters_per_participant", "value": 32}, {"name": "voting_period_s", "value": 3_600}],
         "description": "more meters", "submitted_at": submitted, "expires_at": submitted + 86_400,
         "yes_power": 0, "no_power": 0, "status": "open", "validator_change": [],
+        "proposer_name": "lpd-a", "summary": "max_meters_per_participant=32; voting_period_s=3600",
     }
     assert chain.query("/proposal/1") == proposal
     assert chain.query("/proposals") == {"proposals": [proposal]}

@@ -104,6 +104,7 @@ def test_proposals_and_proposal(chain: Chain) -> None:
         "id": 1, "proposer": chain.id("lpd"), "kind": "params", "changes": [{"name": "max_tx_bytes", "value": 1_024}],
         "description": "smaller", "submitted_at": GENESIS_TIME + 10, "expires_at": GENESIS_TIME + 10 + 86_400,
         "yes_power": 0, "no_power": 0, "status": "open", "validator_change": [],
+        "proposer_name": "lpd-a", "summary": "max_tx_bytes=1024",
     }
     assert chain.query("/proposal/1") == proposal
     assert chain.query("/proposals") == {"proposals": [proposal]}

@@ -15,12 +15,16 @@ validator's feed publisher). It runs on trio, as py-libp2p does:
   ``Inbox.admit`` as the topic validator before it is delivered or relayed.
 * Bootstrap: each configured ``/ip4/.../tcp/.../p2p/<peer id>`` address is
   dialled in the background and redialled with back-off while disconnected.
+* Quiet by construction (``ZoneGossipSub``): a peer that serves other zones
+  is not sent, nor queued, what it never subscribed to, and the only rate
+  limit is the inbox's, whose drops are counted (``rate_limited``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,6 +37,7 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import Ed25519PrivateKey
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
@@ -52,6 +57,59 @@ log = logging.getLogger("gridledger.p2p")
 
 IDENTITY_FILE = "p2p_identity.key"
 BOOTSTRAP_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+SUBSCRIPTIONS_GRACE_S = 5.0
+"""How long after its pubsub stream opened a peer that announced no topic may still be announcing."""
+
+
+class ZoneGossipSub(GossipSub):
+    """Gossipsub for hosts that serve different zones: nothing queued for peers that will never want it.
+
+    py-libp2p queues every message it publishes for each connected peer that
+    is not (yet) subscribed to the topic, in case the peer's subscriptions are
+    still on the way, and empties that queue only when the peer subscribes.
+    Validators serve different zones, so most peers never subscribe to most
+    topics: every queue filled to its cap within seconds and each further
+    publish logged "pending message queue ... exceeded limit" (1,064 times in
+    40 s on a 4-validator, 2-participant network at one block per second).
+    Once a peer has announced its topics (its first announcement lists them
+    all), or had ``SUBSCRIPTIONS_GRACE_S`` to do so, a message for a topic it
+    has not subscribed to is dropped, as gossipsub intends. A later
+    subscription still gets the recent messages: py-libp2p replays its
+    message cache to every new subscriber.
+
+    Spam protection is off: py-libp2p's own limit (10 messages per topic per
+    second and forwarder, checked after our topic validator accepted and
+    counted a message) dropped relays, and even this host's own publishes,
+    with a warning and no counter. The inbox's per-origin token buckets
+    (``Limits``) are the one rate limit, and each of its drops is counted.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["spam_protection_enabled"] = False
+        super().__init__(*args, **kwargs)
+        self._stream_opened: dict[ID, float] = {}
+
+    def add_peer(self, peer_id: ID, protocol_id: TProtocol | None) -> None:
+        super().add_peer(peer_id, protocol_id)
+        self._stream_opened[peer_id] = time.monotonic()
+
+    def remove_peer(self, peer_id: ID) -> None:
+        super().remove_peer(peer_id)
+        self._stream_opened.pop(peer_id, None)
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+        await super().publish(msg_forwarder, pubsub_msg)
+        self.forget_pending_for_settled_peers()
+
+    def forget_pending_for_settled_peers(self, now: float | None = None) -> int:
+        """Drop what is queued for peers whose subscriptions are known by now; returns how many peers."""
+        now = time.monotonic() if now is None else now
+        announced: set[ID] = set().union(*self.pubsub.peer_topics.values()) if self.pubsub is not None else set()
+        settled = [peer for peer in self._pending_messages
+                   if peer in announced or now - self._stream_opened.get(peer, now) >= SUBSCRIPTIONS_GRACE_S]
+        for peer in settled:
+            del self._pending_messages[peer]
+        return len(settled)
 
 
 @dataclass(frozen=True)
@@ -108,7 +166,7 @@ class P2PHost:
             listen_addrs=self._listen,
         )
         degree = config.mesh_degree
-        self.router = GossipSub(
+        self.router = ZoneGossipSub(
             protocols=[PROTOCOL_ID_V11, PROTOCOL_ID], degree=degree, degree_low=max(1, degree - 2),
             degree_high=degree + 6, heartbeat_interval=config.heartbeat_s,
         )
