@@ -75,8 +75,9 @@ testnet: setup
 testnet-down:
 	$(VENV)/bin/gridledger testnet down --dir $(TESTNET_DIR)
 
+# mypy --strict checks every package: abci_app node lab cli dashboard ([tool.mypy] in pyproject.toml).
 lint: setup
-	$(VENV)/bin/ruff check abci_app node cli tests tools dashboard
+	$(VENV)/bin/ruff check abci_app node lab cli tests tools dashboard
 	$(VENV)/bin/mypy
 
 unit: setup

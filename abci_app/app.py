@@ -20,8 +20,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from importlib import metadata
 
+from abci_app import version
 from abci_app.ledger import errors
 from abci_app.ledger.admission import CheckState, admit
 from abci_app.ledger.events import Event
@@ -44,13 +44,6 @@ log = logging.getLogger("gridledger.app")
 
 APP_PROTOCOL_VERSION = 1
 NEXT_NONCE_PATH = "/next_nonce/"
-
-
-def _version() -> str:
-    try:
-        return metadata.version("gridledger")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class LedgerApplication:
@@ -81,7 +74,7 @@ class LedgerApplication:
     def info(self, req: abci.RequestInfo) -> abci.ResponseInfo:
         return abci.ResponseInfo(
             data="gridledger",
-            version=_version(),
+            version=version(),
             app_version=APP_PROTOCOL_VERSION,
             last_block_height=self.committed.height,
             last_block_app_hash=self.committed.app_hash,

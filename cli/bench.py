@@ -18,21 +18,13 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.keys import Format
-from cli.output import NODE_UNREACHABLE, Output, fail, note
-from node.loadgen import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadSettings, run_load
-from node.loadgen_accounts import DEFAULT_LABEL, LoadAccount, OpenOrder, load_accounts, load_app_state
-from node.loadgen_ceiling import CeilingSettings, probe_ceiling
-from node.loadgen_workload import (
-    KvWorkload,
-    LedgerWorkload,
-    Mix,
-    MixError,
-    Workload,
-    market_params,
-    sample_tx_size,
-)
-from node.rpc import CometRpc, NodeUnreachable, RpcError
+from cli.options import OutputOpt
+from cli.output import Format, Output, UsageError, note
+from lab.load.accounts import DEFAULT_LABEL, load_accounts, load_app_state
+from lab.load.ceiling import CeilingSettings, probe_ceiling
+from lab.load.generator import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadSettings, run_load
+from lab.load.workload import KvWorkload, Mix, Workload, ledger_workload, sample_tx_size
+from node.rpc import CometRpc
 
 bench_app = typer.Typer(help="Load generation: open-loop signed transactions against running nodes.",
                         no_args_is_help=True)
@@ -51,49 +43,8 @@ class TransportKind(StrEnum):
 def _node_urls(text: str) -> tuple[str, ...]:
     urls = tuple(u.strip().rstrip("/") for u in text.split(",") if u.strip())
     if not urls:
-        fail("--nodes needs at least one RPC URL, e.g. http://127.0.0.1:26657")
+        raise UsageError("--nodes needs at least one RPC URL, e.g. http://127.0.0.1:26657")
     return urls
-
-
-def _query(rpc: CometRpc, path: str) -> Any:
-    try:
-        return rpc.query_json(path)
-    except NodeUnreachable:
-        fail(f"node {rpc.url} is unreachable (is it running? check --nodes)", NODE_UNREACHABLE)
-    except RpcError as exc:
-        fail(f"{exc}")
-
-
-def _sync_accounts(rpc: CometRpc, accounts: list[LoadAccount], orders: bool) -> None:
-    """Start from each account's next nonce (and, for cancels, its open orders) on chain; then count locally."""
-    for account in accounts:
-        try:
-            account.next_nonce = int(rpc.query_json(f"/next_nonce/{account.account_id}")["next_nonce"])
-            if orders:
-                account.open_orders = [OpenOrder(int(o["id"]), int(o["valid_until"]))
-                                       for o in rpc.query_json(f"/orders/{account.account_id}")["orders"]]
-        except RpcError:
-            fail(f"load account {account.index} ({account.account_id}) is not on this chain: start the chain "
-                 f"from a genesis with `gridledger bench app-state --accounts {len(accounts)}`")
-        except NodeUnreachable:
-            fail(f"node {rpc.url} is unreachable", NODE_UNREACHABLE)
-
-
-def _ledger_workload(urls: tuple[str, ...], mix: Mix, accounts: list[LoadAccount], seed: int,
-                     chain_id: str | None, duration_s: float) -> Workload:
-    rpc = CometRpc(urls[0])
-    try:
-        chain = chain_id or _query(rpc, "/chain")["chain_id"]
-        note(f"reading the nonces{' and open orders' if mix.cancels else ''} of {len(accounts)} load accounts "
-             f"from {urls[0]}")
-        _sync_accounts(rpc, accounts, orders=mix.cancels > 0)
-    finally:
-        rpc.close()
-    try:
-        return LedgerWorkload(chain, mix, accounts, seed=seed, duration_s=duration_s,
-                              market_params=market_params(urls[0]) if mix.needs_market else None)
-    except MixError as exc:
-        fail(str(exc))
 
 
 def _figures(summary: dict[str, Any], outdir: Path) -> dict[str, Any]:
@@ -135,22 +86,18 @@ def load(
         DEFAULT_CONNECTIONS,
     account_label: Annotated[str, typer.Option("--account-label", help="Label the load keys derive from "
                                                "(as given to bench app-state).")] = DEFAULT_LABEL,
-    output: Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")] = Format.table,
+    output: OutputOpt = Format.table,
 ) -> None:
     """Send signed transactions open-loop at RATE for DURATION; write per-tx CSV, JSON summary and plots.
 
     Example: gridledger bench load --nodes http://127.0.0.1:26657 --rate 50 --duration 20 --accounts 100
     """
-    from node.report import write_run
+    from lab.report import write_run
 
     urls = _node_urls(nodes)
-    try:
-        parsed_mix = Mix.parse(mix)
-        settings = LoadSettings(nodes=urls, rate=rate, duration_s=duration, drain_timeout_s=drain_timeout,
-                                label=f"{app.value} @ {rate:g} tx/s", transport=transport.value,
-                                connections=connections)
-    except ValueError as exc:
-        fail(str(exc))
+    parsed_mix = Mix.parse(mix)
+    settings = LoadSettings(nodes=urls, rate=rate, duration_s=duration, drain_timeout_s=drain_timeout,
+                            label=f"{app.value} @ {rate:g} tx/s", transport=transport.value, connections=connections)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     outdir = out or Path("results") / "load" / stamp
     load_keys = load_accounts(accounts, account_label)
@@ -158,7 +105,7 @@ def load(
     if app is AppKind.kvstore:
         workload = KvWorkload(tx_size or sample_tx_size(parsed_mix), stamp)
     else:
-        workload = _ledger_workload(urls, parsed_mix, load_keys, seed, chain_id, duration + drain_timeout)
+        workload = ledger_workload(urls, parsed_mix, load_keys, seed, chain_id, duration + drain_timeout, progress=note)
     result = run_load(settings, workload, load_keys, progress=note)
     summary = write_run(result, outdir)
     for message in summary["errors"]:
@@ -197,23 +144,18 @@ def ceiling(
         TransportKind(DEFAULT_TRANSPORT),
     connections: Annotated[int, typer.Option("--connections", min=1, max=64, help="Connections per node.")] =
         DEFAULT_CONNECTIONS,
-    output: Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")] = Format.table,
+    output: OutputOpt = Format.table,
 ) -> None:
     """Measure the generator's own ceiling: a doubling ramp of offered rates against kvstore nodes.
 
     Example: gridledger bench ceiling --nodes http://127.0.0.1:26657 --max-rate 4000
     """
     urls = _node_urls(nodes)
-    try:
-        settings = CeilingSettings(start_rate=start_rate, max_rate=max_rate, step_s=step)
-    except ValueError as exc:
-        fail(str(exc))
-    for url in urls:
+    settings = CeilingSettings(start_rate=start_rate, max_rate=max_rate, step_s=step)
+    for url in urls:  # every node answers before the ramp starts (NodeUnreachable: exit code 3)
         rpc = CometRpc(url, timeout=5.0)
         try:
             rpc.status()
-        except (NodeUnreachable, RpcError):
-            fail(f"node {url} is unreachable (is it running? check --nodes)", NODE_UNREACHABLE)
         finally:
             rpc.close()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -14,14 +14,14 @@ from typing import Annotated
 
 import typer
 
-from cli.client import DEFAULT_NODE
-from cli.output import fail, note
-from dashboard.config import DEFAULT_LISTEN, ConfigError, DashboardConfig
+from cli.options import DEFAULT_NODE, NODE_ENV
+from cli.output import note
+from dashboard.config import DEFAULT_LISTEN, DashboardConfig
 
 
 def dashboard(
     node: Annotated[list[str] | None, typer.Option(
-        "--node", envvar="GRIDLEDGER_NODE",
+        "--node", envvar=NODE_ENV,
         help="CometBFT RPC URL to read and follow; repeat it to compare the app hash of several nodes.")] = None,
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve the pages on (port 0: a free one).")]
     = DEFAULT_LISTEN,
@@ -39,9 +39,6 @@ def dashboard(
     """
     from dashboard.server import configure_logging, serve  # the web stack loads only for this command
 
-    try:
-        config = DashboardConfig.build(node or [DEFAULT_NODE], listen, results, roster)
-        configure_logging()
-        serve(config, note)
-    except ConfigError as exc:
-        fail(str(exc))
+    config = DashboardConfig.build(node or [DEFAULT_NODE], listen, results, roster)
+    configure_logging()
+    serve(config, note)

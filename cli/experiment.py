@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.keys import Format
-from cli.output import NODE_UNREACHABLE, Output, fail, note
+from cli.options import OutputOpt
+from cli.output import Format, Output, note
 from node import cometbft
 
 experiment_app = typer.Typer(help="Consensus and latency experiments on local testnets (with a kvstore baseline).",
@@ -50,25 +50,21 @@ def run(
         Path("results"),
     repeat: Annotated[int, typer.Option("--repeat", min=1, max=20, help="Run the whole matrix N times; the report "
                                         "adds medians with their spread.")] = 1,
-    output: Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")] = Format.table,
+    output: OutputOpt = Format.table,
 ) -> None:
     """Init, start, warm up, load, collect and tear down every cell of the matrix; write report.md.
 
     Example: gridledger experiment run config/experiments/smoke.toml
     """
-    from node.experiment import ConfigError, check_cometbft_settings, load_config, run_experiment
+    from lab.experiment import ExperimentFailed, check_cometbft_settings, load_config, run_experiment
 
-    try:
-        parsed = load_config(config)
-        cometbft.binary()
-        check_cometbft_settings(parsed)
-    except (ConfigError, FileNotFoundError) as exc:
-        fail(str(exc))
+    parsed = load_config(config)
+    cometbft.binary()
+    check_cometbft_settings(parsed)
     outcome = run_experiment(parsed, results, progress=note, repeat=repeat)
     report = outcome.directory / "report.md"
     Output(output.value).records([_row(r) for r in outcome.runs], title=f"report: {report}")
     note(f"report: {report}")
     errors = len(outcome.errors) + sum(len((r.summary or {}).get("errors", [])) for r in outcome.runs)
     if errors:
-        note(f"error: the experiment had {errors} error(s); they are listed at the top of the report")
-        raise typer.Exit(NODE_UNREACHABLE)
+        raise ExperimentFailed(f"the experiment had {errors} error(s); they are listed at the top of the report")

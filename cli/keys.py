@@ -9,32 +9,25 @@ an explicit ``keys export``.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from abci_app.ledger.crypto import SigningKey
-from cli.keystore import (
+from cli.options import DEFAULT_KEYRING, KeyringDirOpt, OutputOpt, PassphraseFileOpt, read_passphrase
+from cli.output import USAGE, Format, Output, UsageError, error, note
+from node.client.keystore import (
     FAST_ENV,
     KeyExists,
     KeyNotFound,
     Keystore,
-    KeystoreError,
     fast_kdf_requested,
     read_import_file,
     validate_name,
     write_private,
 )
-from cli.output import USAGE, Output, error, fail, note
 
-PASSPHRASE_ENV = "GRIDLEDGER_PASSPHRASE"
-KEYRING_ENV = "GRIDLEDGER_KEYRING_DIR"
-DEFAULT_KEYRING = Path("~/.gridledger/keys")
 LIST_COLUMNS = ("name", "kind", "account", "pubkey", "created")
 
 
@@ -43,67 +36,13 @@ class Kind(StrEnum):
     meter = "meter"
 
 
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-
-
 NameArg = Annotated[str, typer.Argument(
     metavar="NAME", help="Key name: up to 64 of a-z 0-9 . _ - (starting with a letter or digit).", show_default=False)]
-KeyringDirOpt = Annotated[Path, typer.Option(
-    "--keyring-dir", envvar=KEYRING_ENV, help="Directory holding the encrypted key files.")]
-PassphraseFileOpt = Annotated[Path | None, typer.Option(
-    "--passphrase-file", help=f"Read the passphrase from the first line of FILE (else ${PASSPHRASE_ENV}, else ask).",
-    metavar="FILE")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
 
 keys_app = typer.Typer(help="Manage the local encrypted keyring (account and meter keys).", no_args_is_help=True)
 
 
-# --- helpers other commands can reuse -------------------------------------------
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn keystore and file-system errors into one stderr line and exit code 2."""
-    try:
-        yield
-    except KeystoreError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-    except typer.Abort:
-        # click turns Ctrl-D / Ctrl-C at a prompt into Abort, whose own exit
-        # code (1) would read as "transaction rejected".
-        fail("aborted")
-
-
-def read_passphrase(passphrase_file: Path | None, *, prompt: str, confirm: bool) -> str:
-    """The passphrase from --passphrase-file, $GRIDLEDGER_PASSPHRASE, or a hidden prompt."""
-    if passphrase_file is not None:
-        return _first_line(passphrase_file)
-    from_env = os.environ.get(PASSPHRASE_ENV)
-    if from_env:
-        return from_env
-    answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
-    return answer
-
-
-def load_key(name: str, keyring_dir: Path, passphrase_file: Path | None) -> SigningKey:
-    """Unlock a key for signing (raises KeystoreError; wrap in `user_errors()`)."""
-    store = _store(keyring_dir)
-    store.show(name)  # an unknown or corrupt key fails before the passphrase is asked
-    return store.load(name, read_passphrase(passphrase_file, prompt=f"Passphrase for {name!r}", confirm=False))
-
-
-def _first_line(path: Path) -> str:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        fail(f"passphrase file {path} is not UTF-8 text")
-    if not lines or not lines[0]:
-        fail(f"passphrase file {path} is empty")
-    return lines[0]
+# --- helpers ------------------------------------------------------------------
 
 
 def _store(keyring_dir: Path) -> Keystore:
@@ -124,8 +63,6 @@ def _new_passphrase(passphrase_file: Path | None, name: str) -> str:
 
 
 # --- commands --------------------------------------------------------------------
-
-
 @keys_app.command("add")
 def add(
     name: NameArg,
@@ -139,10 +76,9 @@ def add(
 
     Example: gridledger keys add alice --kind account
     """
-    with user_errors():
-        store = _store(keyring_dir)
-        _require_absent(store, validate_name(name))
-        info = store.generate(name, _new_passphrase(passphrase_file, name), kind.value)
+    store = _store(keyring_dir)
+    _require_absent(store, validate_name(name))
+    info = store.generate(name, _new_passphrase(passphrase_file, name), kind.value)
     Output(output.value).record(info.record())
 
 
@@ -152,9 +88,8 @@ def list_keys(keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, output: OutputOpt = 
 
     Example: gridledger keys list --output json
     """
-    with user_errors():
-        store = _store(keyring_dir)
-        keys, problems = store.scan()
+    store = _store(keyring_dir)
+    keys, problems = store.scan()
     if not keys and not problems:
         note(f"no keys in {store.directory}")
     Output(output.value).records([key.record() for key in keys], columns=LIST_COLUMNS)
@@ -170,8 +105,7 @@ def show(name: NameArg, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, output: Ou
 
     Example: gridledger keys show alice
     """
-    with user_errors():
-        info = _store(keyring_dir).show(name)
+    info = _store(keyring_dir).show(name)
     Output(output.value).record(info.record())
 
 
@@ -190,11 +124,10 @@ def import_key(
 
     Example: gridledger keys import alice ./alice-export.json
     """
-    with user_errors():
-        store = _store(keyring_dir)
-        _require_absent(store, validate_name(name))
-        read_import_file(file)  # a bad file fails before the passphrase prompt
-        info = store.import_file(name, _new_passphrase(passphrase_file, name), file, kind.value if kind else None)
+    store = _store(keyring_dir)
+    _require_absent(store, validate_name(name))
+    read_import_file(file)  # a bad file fails before the passphrase prompt
+    info = store.import_file(name, _new_passphrase(passphrase_file, name), file, kind.value if kind else None)
     note(f"imported {name!r}; {file} still holds the unencrypted key: delete it once it is no longer needed")
     Output(output.value).record(info.record())
 
@@ -216,16 +149,15 @@ def export(
 
     Example: gridledger keys export alice --out alice-export.json
     """
-    with user_errors():
-        store = _store(keyring_dir)
-        store.show(name)  # an unknown or corrupt key fails before the passphrase is asked
-        passphrase = read_passphrase(passphrase_file, prompt=f"Passphrase for {name!r}", confirm=False)
-        document = store.export(name, passphrase)
-        data = json.dumps(document, sort_keys=True, indent=2) + "\n"
-        if out is None:
-            typer.echo(data, nl=False)
-            return
-        _write_export(out, data)
+    store = _store(keyring_dir)
+    store.show(name)  # an unknown or corrupt key fails before the passphrase is asked
+    passphrase = read_passphrase(passphrase_file, prompt=f"Passphrase for {name!r}", confirm=False)
+    document = store.export(name, passphrase)
+    data = json.dumps(document, sort_keys=True, indent=2) + "\n"
+    if out is None:
+        typer.echo(data, nl=False)
+        return
+    _write_export(out, data)
     note(f"wrote the unencrypted private key of {name!r} to {out}: keep it safe, delete it when done")
     Output(output.value).record({"name": name, "file": str(out), "account": document["account"],
                                  "pubkey": document["pubkey"]})
@@ -235,7 +167,7 @@ def _write_export(path: Path, data: str) -> None:
     try:
         write_private(path, data.encode("utf-8"))
     except FileExistsError:
-        fail(f"{path} already exists; refusing to overwrite it")
+        raise UsageError(f"{path} already exists; refusing to overwrite it") from None
 
 
 @keys_app.command("delete")
@@ -249,11 +181,10 @@ def delete(
 
     Example: gridledger keys delete alice --yes
     """
-    with user_errors():
-        store = _store(keyring_dir)
-        if not store.exists(name):  # exists(), not show(): a corrupt file must stay deletable
-            raise KeyNotFound(name, store.directory)
-        if not yes and not typer.confirm(f"Delete key {name!r} from {store.directory}? This cannot be undone"):
-            fail(f"key {name!r} not deleted")
-        store.delete(name)
+    store = _store(keyring_dir)
+    if not store.exists(name):  # exists(), not show(): a corrupt file must stay deletable
+        raise KeyNotFound(name, store.directory)
+    if not yes and not typer.confirm(f"Delete key {name!r} from {store.directory}? This cannot be undone"):
+        raise UsageError(f"key {name!r} not deleted")
+    store.delete(name)
     Output(output.value).record({"name": name, "deleted": True})

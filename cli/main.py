@@ -1,31 +1,133 @@
-"""`gridledger`: one typer sub-app per noun.
+"""`gridledger`: one typer sub-app per noun, and the one place errors become exit codes.
 
-Exit codes: 0 success; 1 transaction rejected; 2 usage or input error;
-3 node unreachable or timed out. User errors print one or two plain lines on
-stderr, never a traceback (unless --debug).
+Commands are thin: they parse options, call library code (node/, lab/) and
+print results. Library code raises typed errors; ``ERRORS`` below maps each
+type to its one-line message and exit code, for every command alike:
+
+    0 success; 1 transaction rejected; 2 usage or input error;
+    3 node unreachable or timed out; 4 a --prove answer did not verify.
+
+User errors print one plain ``error: ...`` line on stderr, never a traceback.
+Anything else is a bug: one line naming it (exit code 2), the traceback with --debug.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
+from abci_app import version as app_version
 from cli.bench import bench_app
 from cli.dashboard import dashboard
 from cli.experiment import experiment_app
 from cli.keys import keys_app
 from cli.node import node_app
+from cli.output import NODE_UNREACHABLE, PROOF_INVALID, TX_REJECTED, USAGE, UsageError, error, note
 from cli.p2p import p2p_app
 from cli.query import query_app
 from cli.scenario import scenario_app
 from cli.testnet import testnet_app
 from cli.tx import tx_app
-from node import cometbft, localnet, supervisor
+from dashboard.config import ConfigError as DashboardConfigError
+from lab import demo as demo_chain
+from lab.experiment import ConfigError as ExperimentConfigError
+from lab.experiment import ExperimentFailed
+from lab.load import LoadSetupError
+from lab.network import single
+from lab.ports import port_blocks
+from lab.scenario import ScenarioError
+from lab.testnet import NetworkUnhealthy, TestnetError
+from node import cometbft, supervisor
+from node.client.chain import CommitTimeout, QueryFailed, TxRejected
+from node.client.keystore import KeystoreError
+from node.client.lightclient import LightClientError
+from node.client.units import UnitError
+from node.client.verified import QueryRefused, VerificationError
+from node.home import HomeError
+from node.p2p.control import ControlError
+from node.p2p.messages import MessageError
+from node.rpc import NodeUnreachable, RpcError
+
+
+def _unreachable(exc: NodeUnreachable) -> str:
+    if exc.during:
+        return f"node {exc.url} is unreachable while {exc.during} (is it running?)"
+    return f"node {exc.url or '(unknown URL)'} is unreachable (is it running? use --node URL)"
+
+
+def _os_error(exc: OSError) -> str:
+    return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+
+
+# The error table: the first entry whose type matches wins, so a subclass comes before its base.
+ERRORS: tuple[tuple[type[BaseException], int, Callable[[Any], str]], ...] = (
+    (TxRejected, TX_REJECTED, str),
+    (VerificationError, PROOF_INVALID, lambda exc: f"NOT VERIFIED: {exc}"),
+    (NodeUnreachable, NODE_UNREACHABLE, _unreachable),
+    (CommitTimeout, NODE_UNREACHABLE, str),
+    (TimeoutError, NODE_UNREACHABLE, str),
+    (NetworkUnhealthy, NODE_UNREACHABLE, str),
+    (ExperimentFailed, NODE_UNREACHABLE, str),
+    (UsageError, USAGE, str),
+    (UnitError, USAGE, str),
+    (KeystoreError, USAGE, str),
+    (QueryFailed, USAGE, str),
+    (QueryRefused, USAGE, str),
+    (RpcError, USAGE, str),
+    (LightClientError, USAGE, str),
+    (ControlError, USAGE, str),
+    (MessageError, USAGE, str),
+    (HomeError, USAGE, str),
+    (TestnetError, USAGE, str),
+    (ScenarioError, USAGE, str),
+    (ExperimentConfigError, USAGE, str),
+    (LoadSetupError, USAGE, str),
+    (DashboardConfigError, USAGE, str),
+    # click turns Ctrl-D / Ctrl-C at a prompt into Abort, whose own exit code (1) would read as "rejected".
+    (typer.Abort, USAGE, lambda _exc: "aborted"),
+    (OSError, USAGE, _os_error),
+)
+_debug = False
+"""--debug (anywhere on the command line): let unexpected exceptions through with their traceback."""
+
+
+def exit_code_for(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and one-line message of an error in the table; None for anything else."""
+    for kind, code, message in ERRORS:
+        if isinstance(exc, kind):
+            return code, message(exc)
+    return None
+
+
+class _Gridledger(TyperGroup):
+    """The root command: applies ``ERRORS`` to whatever a command raises (also under typer's CliRunner)."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context: typer vendors click and does not export its type
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.TyperException):  # click's own exits and usage errors
+            raise
+        except Exception as exc:
+            known = exit_code_for(exc)
+            if known is not None:
+                code, message = known
+                error(message)
+                raise typer.Exit(code) from exc
+            if _debug:
+                raise
+            error(f"{type(exc).__name__}: {exc} (run with --debug for details)")
+            raise typer.Exit(USAGE) from exc
+
 
 app = typer.Typer(
     name="gridledger",
+    cls=_Gridledger,
     help="Permissioned peer-to-peer energy-trading ledger on CometBFT.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -42,7 +144,6 @@ app.add_typer(p2p_app, name="p2p")
 app.add_typer(scenario_app, name="scenario")
 app.command("dashboard")(dashboard)
 
-EXIT_USAGE = 2
 DEMO_HINT = """
 demo chain: home {home}, RPC {rpc}  (Ctrl-C stops CometBFT, then the app)
 demo keys (dso, lpd, alice, bob) are in {home}/keyring under the passphrase 'demo'. In another shell:
@@ -58,20 +159,13 @@ demo keys (dso, lpd, alice, bob) are in {home}/keyring under the passphrase 'dem
 """
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 @app.command()
 def version() -> None:
     """Print gridledger's and the pinned CometBFT's versions.
 
     Example: gridledger version
     """
-    from abci_app.app import _version
-
-    typer.echo(f"gridledger {_version()}\nCometBFT {cometbft.pinned_version()} (pinned)")
+    typer.echo(f"gridledger {app_version()}\nCometBFT {cometbft.pinned_version()} (pinned)")
 
 
 @app.command()
@@ -87,12 +181,10 @@ def demo(
 
     Example: gridledger demo --home /tmp/gl-demo
     """
-    ports = localnet.Ports(rpc=rpc_port, p2p=p2p_port, abci=abci_port)
+    # The standard port block, with the ports given on the command line.
+    ports = replace(port_blocks(1, cometbft.DEFAULT_BASE_PORT)[0], rpc=rpc_port, p2p=p2p_port, abci=abci_port)
     home = home.resolve()
-    try:
-        localnet.init_single(home, "gridledger-demo", localnet.demo_app_state(home), ports, rpc_host=rpc_host)
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    single(home, "gridledger-demo", demo_chain.demo_app_state(home), ports, rpc_host=rpc_host)
     typer.echo(DEMO_HINT.format(home=home, rpc=ports.rpc_url, cwd=Path.cwd()), err=True)
     dashboard = _demo_dashboard(home, dashboard_listen)
     code = supervisor.run(supervisor.NodeSpec(
@@ -104,34 +196,27 @@ def demo(
 
 def _demo_dashboard(home: Path, listen: str) -> bool:
     """The demo home's [dashboard] block (docs/dashboard.md): the supervisor serves it."""
-    from dashboard.config import ConfigError, parse_listen
+    from dashboard.config import parse_listen
 
     settings = cometbft.read_node_settings(home)
     settings.pop("dashboard", None)
     if listen != "off":
-        try:
-            address = parse_listen(listen)
-        except ConfigError as exc:
-            fail(str(exc))
+        address = parse_listen(listen)
         settings["dashboard"] = {"listen": listen}
-        typer.echo(f"dashboard: {address.url()}  (market, prices, settlement, network)\n", err=True)
+        note(f"dashboard: {address.url()}  (market, prices, settlement, network)\n")
     cometbft.write_node_settings(home, settings)
     return listen != "off"
 
 
 def main() -> None:
-    debug = "--debug" in sys.argv
-    if debug:
+    global _debug
+    _debug = "--debug" in sys.argv
+    if _debug:
         sys.argv.remove("--debug")
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # last line of defence: no traceback for users
-        if debug:
-            raise
-        typer.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
-        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -4,39 +4,33 @@ A node home is a CometBFT home (config/, data/) plus ``config/gridledger.toml``
 (the operator this node belongs to, the app's metrics address). The ABCI app
 keeps its state in ``data/app``. With ``p2p.toml`` and ``p2p_identity.key``
 the node also runs its libp2p host (offers, market feed; docs/p2p.md).
+node/home.py creates the home; node/supervisor.py runs it.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import shutil
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from abci_app.ledger.crypto import account_id
-from abci_app.ledger.msg import NAME_PATTERN
-from abci_app.ledger.snapshots import DEFAULT_INTERVAL, DEFAULT_KEEP
-from cli.client import DEFAULT_NODE, NodeClient
-from cli.keys import (
+from cli.options import (
     DEFAULT_KEYRING,
-    KEYRING_ENV,
-    Format,
+    DEFAULT_NODE,
+    KeyringDirOpt,
+    NodeOpt,
+    OutputOpt,
+    PassphraseFileOpt,
     read_passphrase,
-    user_errors,
 )
-from cli.keystore import Keystore, validate_name
-from cli.output import NODE_UNREACHABLE, Output, fail, note
-from node import cometbft, lightclient, supervisor
-from node.p2p import node_host
-from node.rpc import CometRpc, NodeUnreachable, RpcError
+from cli.output import Format, Output, UsageError, note
+from node import cometbft, supervisor
+from node import home as node_home
+from node.client.chain import NodeClient
+from node.client.keystore import Keystore, validate_name
 
 node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABCI app).", no_args_is_help=True)
-
-DEFAULT_CHAIN_ID = "gridledger-1"
 
 
 class Role(StrEnum):
@@ -45,85 +39,19 @@ class Role(StrEnum):
 
 
 HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory (CometBFT home).")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
-NodeOpt = Annotated[str, typer.Option("--node", envvar="GRIDLEDGER_NODE", help="CometBFT RPC URL.")]
 
 
 # --- init ------------------------------------------------------------------------------
 
 
-def _zones(text: str, role: Role) -> list[str]:
-    zones = [zone.strip() for zone in text.split(",") if zone.strip()]
-    for zone in zones:
-        if NAME_PATTERN.fullmatch(zone) is None:
-            fail(f"zone {zone!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ : -)")
-    if role is Role.dso and not zones:
-        fail("a DSO serves at least one zone: add --zones z1,z2")
-    if role is Role.lpd and zones:
-        fail("an LPD serves no zones: drop --zones")
-    return sorted(set(zones))
-
-
 def _operator_key(keyring_dir: Path, name: str, passphrase_file: Path | None) -> str:
     """Hex public key of the operator's account key, created in the keyring unless it exists."""
-    with user_errors():
-        store = Keystore(keyring_dir.expanduser())
-        if store.exists(validate_name(name)):
-            note(f"using the existing key {name!r} of {store.directory}")
-            return store.show(name).pubkey
-        passphrase = read_passphrase(passphrase_file, prompt=f"New passphrase for operator key {name!r}",
-                                     confirm=True)
-        return store.generate(name, passphrase, "account").pubkey
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _p2p_zones(home: Path, role: Role, zones: list[str], chosen: list[str] | None) -> list[str]:
-    """Zones the host publishes: --p2p-zone, else a DSO's own zones, else (LPD) every zone of the genesis."""
-    if chosen:
-        return sorted(set(chosen))
-    if role is Role.dso:
-        return zones
-    operators = cometbft.read_genesis(home).get("app_state", {}).get("operators", [])
-    return sorted({zone for op in operators for zone in op.get("zones", [])})
-
-
-def _check_p2p_options(zones: list[str], trusted: list[str]) -> None:
-    """Before anything is written: a bad option must not leave half a home."""
-    for zone in zones:
-        if NAME_PATTERN.fullmatch(zone) is None:
-            fail(f"--p2p-zone {zone!r} is not a valid zone name")
-    for key in trusted:
-        if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
-            fail(f"--p2p-trust-publisher {key!r} is not a 64-hex public key")
-
-
-def _setup_p2p(home: Path, *, chain_id: str, zones: list[str], listen: str, bootstrap: list[str],
-               trusted: list[str]) -> node_host.Identity | None:
-    """Identity and p2p.toml of the node's libp2p host; None (with a note) when there is no zone to serve."""
-    if not zones:
-        note("no zones to publish a feed for (an LPD on a chain without zones): the node runs no libp2p host; "
-             "add --p2p-zone to run one")
-        return None
-    identity = node_host.create_identity(home)
-    node_host.write_config(home, chain_id=chain_id, zones=zones, listen=[listen], bootstrap=bootstrap,
-                           trusted_publishers=[identity.pubkey, *(k.lower() for k in trusted)])
-    return identity
-
-
-def _own_genesis(home: Path, chain_id: str, operator: dict[str, Any]) -> None:
-    """A one-operator genesis: this node is the only validator of a new chain."""
-    genesis = cometbft.read_genesis(home)
-    genesis["chain_id"] = chain_id
-    genesis["validators"] = [cometbft.genesis_validator(operator["consensus_pubkey"], operator["power"],
-                                                        operator["name"])]
-    genesis["app_state"] = {"operators": [operator]}
-    cometbft.write_genesis(home, genesis)
+    store = Keystore(keyring_dir.expanduser())
+    if store.exists(validate_name(name)):
+        note(f"using the existing key {name!r} of {store.directory}")
+        return store.show(name).pubkey
+    passphrase = read_passphrase(passphrase_file, prompt=f"New passphrase for operator key {name!r}", confirm=True)
+    return store.generate(name, passphrase, "account").pubkey
 
 
 @node_app.command("init")
@@ -135,7 +63,7 @@ def init(
     power: Annotated[int, typer.Option(min=1, help="Voting power (governance and, as a validator, consensus).")]
     = 10,
     chain_id: Annotated[str, typer.Option(help="Chain id of a new one-operator chain (ignored with --genesis).")]
-    = DEFAULT_CHAIN_ID,
+    = node_home.DEFAULT_CHAIN_ID,
     genesis: Annotated[Path | None, typer.Option(
         help="genesis.json of the network to join (else: a new chain with this node as its only validator).")]
     = None,
@@ -169,11 +97,8 @@ def init(
     = "168h0m0s",
     key_name: Annotated[str | None, typer.Option(help="Keyring name of the operator's account key (default: "
                                                       "the moniker).")] = None,
-    keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
-                                              help="Keyring of the operator's account key.")] = DEFAULT_KEYRING,
-    passphrase_file: Annotated[Path | None, typer.Option(
-        "--passphrase-file", metavar="FILE", help="Passphrase file (else $GRIDLEDGER_PASSPHRASE, else ask).")]
-    = None,
+    keyring_dir: KeyringDirOpt = DEFAULT_KEYRING,
+    passphrase_file: PassphraseFileOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Create a validator home (CometBFT keys and config) and the operator's account key.
@@ -183,96 +108,29 @@ def init(
 
     Example: gridledger node init --home ~/.gridledger/node --moniker dso-east --role dso --zones east-1
     """
-    if NAME_PATTERN.fullmatch(moniker) is None:
-        fail(f"moniker {moniker!r} is not a valid name (1-64 of A-Z a-z 0-9 . _ : -)")
-    zone_list = _zones(zones, role)
-    _check_p2p_options(p2p_zone or [], p2p_trust_publisher or [])
-    home = home.expanduser().resolve()
-    if (home / "config" / "genesis.json").exists():
-        fail(f"{home} is already a node home; choose another --home")
-    if genesis is not None and not genesis.is_file():
-        fail(f"genesis file {genesis} not found")
-    try:
-        ports = cometbft.Ports.from_base(base_port)
-    except ValueError as exc:
-        fail(str(exc))
-    statesync = _statesync(genesis, state_sync_rpc or [], trust_period) if state_sync else {}
-    pubkey = _operator_key(keyring_dir, key_name or moniker.lower(), passphrase_file)
-    with user_errors():
-        cometbft.init_home(home)
-    network = cometbft.Network(ports=ports, p2p_host=p2p_host, local_host=rpc_host,
-                               peers=tuple(p.strip() for p in peers.split(",") if p.strip()),
-                               same_host_peers=_is_loopback(p2p_host))
-    cometbft.configure(home, {**cometbft.network_settings(network, moniker, cometbft.Timing(timeout_commit)),
-                              **statesync})
-    consensus_pubkey = cometbft.validator_pubkey(home)
-    operator = {"name": moniker, "role": role.value, "pubkey": pubkey, "zones": zone_list, "power": power,
-                "consensus_pubkey": consensus_pubkey}
-    if genesis is not None:
-        shutil.copyfile(genesis, home / "config" / "genesis.json")
-    else:
-        _own_genesis(home, chain_id, operator)
-    cometbft.write_node_settings(home, {
-        "app_metrics": f"{rpc_host}:{ports.app_metrics}",
-        "operator": {"name": moniker, "role": role.value, "zones": zone_list, "pubkey": pubkey,
-                     "key_name": key_name or moniker.lower()},
-        "snapshots": {"interval": DEFAULT_INTERVAL, "keep": DEFAULT_KEEP},
-    })
-    node_id = cometbft.node_id_from_key(home)
-    # Peers need an address they can reach; a wildcard listener has none to offer.
-    advertised = "<public-host>" if p2p_host in ("0.0.0.0", "::") else p2p_host
-    libp2p_port = node_host.port_of(base_port)
-    identity = None
-    if libp2p:
-        identity = _setup_p2p(home, chain_id=cometbft.read_genesis(home)["chain_id"],
-                              zones=_p2p_zones(home, role, zone_list, p2p_zone),
-                              listen=p2p_listen or node_host.multiaddr(p2p_host, libp2p_port),
-                              bootstrap=list(p2p_bootstrap or ()), trusted=list(p2p_trust_publisher or ()))
-    libp2p_facts = {} if identity is None else {
-        "libp2p_peer_id": identity.peer_id, "feed_publisher_key": identity.pubkey,
-        "libp2p_address": f"/ip4/{advertised}/tcp/{libp2p_port}/p2p/{identity.peer_id}" if p2p_listen is None
-        else f"{p2p_listen}/p2p/{identity.peer_id}",
-    }
-    Output(output.value).record({
-        "home": str(home), "moniker": moniker, "role": role.value, "zones": zone_list, "power": power,
-        "chain_id": cometbft.read_genesis(home)["chain_id"],
-        "node_id": node_id, "p2p_address": f"{node_id}@{advertised}:{ports.p2p}",
-        "consensus_pubkey": consensus_pubkey, "validator_address": cometbft.validator_address(consensus_pubkey),
-        "account_pubkey": pubkey, "account": account_id(bytes.fromhex(pubkey)),
-        "ports": ports.as_dict(),
-        **libp2p_facts,
-        **({"state_sync_trust_height": statesync["statesync"]["trust_height"],
-            "state_sync_trust_hash": statesync["statesync"]["trust_hash"]} if statesync else {}),
-    })
-    if identity is not None:
+    spec = node_home.HomeSpec(
+        home=home.expanduser().resolve(), moniker=moniker, role=role.value, zones=node_home.parse_zones(zones),
+        power=power, chain_id=chain_id, genesis=genesis, peers=tuple(p.strip() for p in peers.split(",") if p.strip()),
+        base_port=base_port, p2p_host=p2p_host, rpc_host=rpc_host, timeout_commit=timeout_commit, libp2p=libp2p,
+        p2p_listen=p2p_listen, p2p_zones=tuple(p2p_zone or ()), p2p_bootstrap=tuple(p2p_bootstrap or ()),
+        p2p_trusted=tuple(p2p_trust_publisher or ()), key_name=key_name or "")
+    node_home.check(spec)  # before the operator key is made: a bad option leaves nothing behind
+    trusted = node_home.trusted_block(genesis, state_sync_rpc or [], trust_period) if state_sync else None
+    if trusted is not None:
+        note(f"state sync: trusting block {trusted.height} ({trusted.hash}) of {trusted.rpc_servers[0]} "
+             f"for {trust_period}")
+    pubkey = _operator_key(keyring_dir, spec.operator_key_name, passphrase_file)
+    created = node_home.create(spec, pubkey, trusted)
+    Output(output.value).record(created.record)
+    if created.libp2p:
         note("the libp2p host: give libp2p_address and feed_publisher_key to the other validators (their "
-             f"--p2p-bootstrap and --p2p-trust-publisher, or p2p.toml); protect {home}/p2p_identity.key")
+             f"--p2p-bootstrap and --p2p-trust-publisher, or p2p.toml); protect {spec.home}/p2p_identity.key")
+    elif libp2p:
+        note("no zones to publish a feed for (an LPD on a chain without zones): the node runs no libp2p host; "
+             "add --p2p-zone to run one")
     note(f"next: share node_id, consensus_pubkey and account_pubkey with the operators; start with "
-         f"`gridledger node start --home {home}`; protect {home}/config/priv_validator_key.json and "
-         f"{home}/config/node_key.json")
-
-
-def _statesync(genesis: Path | None, rpc_servers: list[str], trust_period: str) -> dict[str, dict[str, Any]]:
-    """[statesync] settings, with the trusted height and hash read (and verified) from the first RPC server."""
-    if genesis is None:
-        fail("--state-sync joins an existing network: give its --genesis")
-    if not rpc_servers:
-        fail("--state-sync needs --state-sync-rpc URL of a node you trust (repeat it for witnesses)")
-    try:
-        chain_id = str(json.loads(genesis.read_text())["chain_id"])
-    except (OSError, ValueError, KeyError) as exc:
-        fail(f"cannot read the chain id of {genesis}: {exc}")
-    rpc = CometRpc(rpc_servers[0], timeout=10.0)
-    try:
-        height, block_hash = lightclient.trust_point(rpc, chain_id)
-    except NodeUnreachable:
-        fail(f"trusted RPC {rpc_servers[0]} is unreachable", NODE_UNREACHABLE)
-    except (RpcError, lightclient.LightClientError, KeyError, ValueError) as exc:
-        fail(f"trusted RPC {rpc_servers[0]} gave no verifiable block of chain {chain_id!r}: {exc}")
-    finally:
-        rpc.close()
-    note(f"state sync: trusting block {height} ({block_hash}) of {rpc_servers[0]} for {trust_period}")
-    return cometbft.statesync_settings(rpc_servers, height, block_hash, trust_period)
+         f"`gridledger node start --home {spec.home}`; protect {spec.home}/config/priv_validator_key.json and "
+         f"{spec.home}/config/node_key.json")
 
 
 # --- start -----------------------------------------------------------------------------
@@ -298,46 +156,12 @@ def start(
     """
     home = home.expanduser().resolve()
     if not (home / "config" / "genesis.json").exists():
-        fail(f"{home} is not a node home (no config/genesis.json)")
+        raise UsageError(f"{home} is not a node home (no config/genesis.json)")
     spec = supervisor.NodeSpec.from_home(home, abci_address=abci, rpc_laddr=rpc, p2p_laddr=p2p, app_metrics=metrics)
     raise typer.Exit(supervisor.run(spec))
 
 
 # --- status ----------------------------------------------------------------------------
-
-
-def node_status(client: NodeClient) -> dict[str, Any]:
-    """Height, app hash, sync state, peers and validator role of one node (exit 3 if unreachable)."""
-    status = client.call("status")
-    net_info = client.call("net_info")
-    validators = client.call("validators", per_page="100")
-    sync, info, me = status["sync_info"], status["node_info"], status["validator_info"]
-    power = int(me.get("voting_power", 0))
-    return {
-        "moniker": info.get("moniker", ""),
-        "node_id": info.get("id", ""),
-        "network": info.get("network", ""),
-        "height": int(sync["latest_block_height"]),
-        "block_time": sync.get("latest_block_time", ""),
-        "app_hash": sync.get("latest_app_hash", ""),
-        "catching_up": bool(sync.get("catching_up", False)),
-        "peers": int(net_info.get("n_peers", 0)),
-        "peer_monikers": sorted(p["node_info"].get("moniker", "") for p in net_info.get("peers", [])),
-        "validator": power > 0,
-        "voting_power": power,
-        "validator_address": me.get("address", ""),
-        "validators": int(validators.get("total", len(validators.get("validators", [])))),
-        "total_power": sum(int(v["voting_power"]) for v in validators.get("validators", [])),
-    }
-
-
-def _rpc_url_of(home: Path) -> str:
-    laddr = cometbft.read_config(home)["rpc"]["laddr"]
-    host_port = laddr.split("://", 1)[-1]
-    host, _, port = host_port.rpartition(":")
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{port}"
 
 
 @node_app.command("status")
@@ -356,6 +180,6 @@ def status(
     url = node
     if home is not None:
         if not (home / "config" / "config.toml").exists():
-            fail(f"{home} is not a node home (no config/config.toml)")
-        url = _rpc_url_of(home)
-    Output(output.value).record(node_status(NodeClient(url, timeout=5.0)))
+            raise UsageError(f"{home} is not a node home (no config/config.toml)")
+        url = cometbft.rpc_url(home)
+    Output(output.value).record(NodeClient(url, timeout=5.0).node_status())

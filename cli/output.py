@@ -4,7 +4,7 @@ Results go to stdout, either as a rich table for people or as JSON for
 scripts (keys sorted, so the shape is stable). Diagnostics and errors go to
 stderr, so `--output json` stays parseable even when something is reported.
 
-Exit codes shared by all commands:
+Exit codes shared by all commands (cli/main.py maps each error type to one):
 
     OK                0  success
     TX_REJECTED       1  the chain rejected a transaction
@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from enum import StrEnum
+from typing import Any
 
 import typer
 from rich import box
@@ -26,13 +27,24 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from node.client.chain import TxResult
+
 OK = 0
 TX_REJECTED = 1
 USAGE = 2
 NODE_UNREACHABLE = 3
 PROOF_INVALID = 4
 
-FORMATS = ("table", "json")
+
+
+class Format(StrEnum):
+    """``--output``: a table for people, JSON for scripts."""
+
+    table = "table"
+    json = "json"
+
+
+FORMATS = tuple(f.value for f in Format)
 
 Record = Mapping[str, Any]
 
@@ -51,10 +63,8 @@ def note(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def fail(message: str, code: int = USAGE) -> NoReturn:
-    """Report a user error on stderr and end the command with ``code``."""
-    error(message)
-    raise typer.Exit(code)
+class UsageError(Exception):
+    """A command's arguments or options do not fit together (exit code 2, like every input error)."""
 
 
 class Output:
@@ -112,6 +122,12 @@ class Output:
         with console.capture() as capture:
             console.print(table)
         typer.echo("\n".join(line.rstrip() for line in capture.get().splitlines()))
+
+
+def print_tx(out: Output, result: TxResult) -> None:
+    """Print a transaction's result; TxRejected (exit code 1) if the chain refused it."""
+    out.record(result.record())
+    result.raise_if_rejected()
 
 
 def _all_keys(records: Sequence[Record]) -> list[str]:

@@ -11,7 +11,8 @@ to that host through its control socket `<home>/control.sock`:
     p2p status   the host's peer id, addresses, peers and counters
 
 Exit codes: 0 ok, 1 transaction rejected, 2 usage or input error (also: no
-host listening), 3 node unreachable. docs/p2p.md has formats and limits.
+host listening), 3 node unreachable (or no feed event within --idle-timeout).
+docs/p2p.md has formats and limits.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import signal
 import threading
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,11 +33,22 @@ import trio
 import typer
 
 from abci_app.ledger.tx import encode_tx
-from cli.client import DEFAULT_NODE, NodeClient
-from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format, load_key, user_errors
-from cli.output import Output, fail, note
-from cli.tx import broadcast
-from cli.units import UnitError, format_energy, format_money, parse_energy, parse_price, parse_time
+from cli.options import (
+    DEFAULT_KEYRING,
+    DEFAULT_NODE,
+    NODE_ENV,
+    FromOpt,
+    KeyringDirOpt,
+    NodeOpt,
+    OutputOpt,
+    PassphraseFileOpt,
+    TimeoutOpt,
+    WaitOpt,
+    load_key,
+)
+from cli.output import Format, Output, UsageError, note, print_tx
+from node.client.chain import NodeClient
+from node.client.units import format_energy, format_money, parse_energy, parse_price, parse_time
 from node.p2p import messages
 from node.p2p.control import ControlClient, ControlError, socket_path
 from node.p2p.host import IDENTITY_FILE, HostConfig, P2PHost, load_or_create_identity
@@ -54,16 +65,6 @@ OFFER_COLUMNS = ("offer_id", "side", "quantity", "price", "slot", "valid_until",
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar=HOME_ENV,
                                        help="Directory of the p2p host: identity key, p2p.toml, control socket.")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
-
-
-@contextmanager
-def host_errors() -> Iterator[None]:
-    """A missing or refusing host is a usage problem (exit 2), never a traceback."""
-    try:
-        yield
-    except ControlError as exc:
-        fail(str(exc))
 
 
 def _client(home: Path, timeout: float = 10.0) -> ControlClient:
@@ -85,7 +86,7 @@ def _read_config(home: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        fail(f"{path}: {exc}")
+        raise UsageError(f"{path}: {exc}") from exc
 
 
 class _StopRequest:
@@ -128,13 +129,13 @@ def _await_node(node: str, seconds: float, stop: _StopRequest) -> bool:
 def _chain_facts(chain_id: str | None, node: str | None) -> ChainFacts:
     if node is None:
         if chain_id is None:
-            fail("give --chain-id, or --node URL to ask the node")
+            raise UsageError("give --chain-id, or --node URL to ask the node")
         note("no --node: prices are shown in EUR with 6 decimals (the default chain currency)")
         return ChainFacts(chain_id, "EUR", 6)
     client = NodeClient(node)
     info = client.chain_info()
     if chain_id is not None and chain_id != info.chain_id:
-        fail(f"--chain-id {chain_id} but the node runs {info.chain_id}")
+        raise UsageError(f"--chain-id {chain_id} but the node runs {info.chain_id}")
     return ChainFacts(info.chain_id, info.currency, info.currency_exponent)
 
 
@@ -143,7 +144,7 @@ def listen(
     home: HomeOpt = DEFAULT_HOME,
     zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone whose topics to join (repeat).")] = None,
     chain_id: Annotated[str | None, typer.Option("--chain-id", help="Chain id (default: from --node).")] = None,
-    node: Annotated[str | None, typer.Option("--node", envvar="GRIDLEDGER_NODE",
+    node: Annotated[str | None, typer.Option("--node", envvar=NODE_ENV,
                                              help="CometBFT RPC URL (chain facts; the feed's data).")] = None,
     listen_addr: Annotated[list[str] | None, typer.Option(
         "--listen", help=f"Multiaddr to listen on (repeat; default {DEFAULT_LISTEN}).")] = None,
@@ -171,13 +172,13 @@ def listen(
     node = node or config.get("node")
     zones = tuple(zone or config.get("zones", ()))
     if not zones:
-        fail("give at least one --zone (or zones in p2p.toml)")
+        raise UsageError("give at least one --zone (or zones in p2p.toml)")
     if node is not None and wait_node > 0 and not _await_node(node, wait_node, stop):
         note("stopped before the node answered")
         return
     facts = _chain_facts(chain_id or config.get("chain_id"), node)
     if publish_feed and node is None:
-        fail("--publish-feed reads the market from a node: give --node URL")
+        raise UsageError("--publish-feed reads the market from a node: give --node URL")
     trusted = [*config.get("trusted_publishers", ()), *(trust_publisher or ())]
     try:
         host_config = HostConfig(
@@ -186,18 +187,14 @@ def listen(
             bootstrap=(*config.get("bootstrap", ()), *(bootstrap or ())),
             trusted_publishers=frozenset(bytes.fromhex(k) for k in trusted) if trusted else None,
         )
-        with user_errors():
-            identity = load_or_create_identity(home / IDENTITY_FILE)
+        identity = load_or_create_identity(home / IDENTITY_FILE)
         host = P2PHost(host_config, identity)
         host.topic_names()  # raises ValueError for a zone name that cannot be a topic
     except ValueError as exc:
-        fail(str(exc))
+        raise UsageError(str(exc)) from exc
     extra = {"currency": facts.currency, "currency_exponent": facts.currency_exponent,
              "publisher": identity.pubkey.hex() if publish_feed else None}
-    try:
-        trio.run(_run_listener, host, home, extra, node if publish_feed else None, stop)
-    except ControlError as exc:
-        fail(str(exc))
+    trio.run(_run_listener, host, home, extra, node if publish_feed else None, stop)
 
 
 async def _run_listener(host: P2PHost, home: Path, extra: Mapping[str, Any], feed_node: str | None,
@@ -269,15 +266,13 @@ def offer(
     price: Annotated[str, typer.Option(help="Per kWh, e.g. 0.12EUR/kWh (bids: all-in, grid fee included).")],
     slot: Annotated[str, typer.Option(help="Slot start: unix seconds or ISO 8601 with zone, e.g. 2026-01-01T10:15Z.")],
     valid_until: Annotated[str, typer.Option(help="Last time it may be accepted: +15m, +2h, unix seconds, ISO 8601.")],
-    from_key: Annotated[str, typer.Option("--from", help="Account key (in the keyring) that signs the offer.")],
+    from_key: FromOpt,
     zone: Annotated[str | None, typer.Option(help="Your grid zone (default: the host's first zone).")] = None,
     origin: Annotated[str, typer.Option(help=f"Ask: {', '.join(messages.ORIGINS)}; bid: one of them or empty.")]
     = "",
     home: HomeOpt = DEFAULT_HOME,
-    keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
-                                              help="Directory of the encrypted keys.")] = DEFAULT_KEYRING,
-    passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file", metavar="FILE",
-                                                         help="Passphrase file.")] = None,
+    keyring_dir: KeyringDirOpt = DEFAULT_KEYRING,
+    passphrase_file: PassphraseFileOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Sign an offer with your account key and gossip it on your zone's offers topic.
@@ -287,28 +282,19 @@ def offer(
     """
     out = Output(output.value)
     client = _client(home)
-    with host_errors():
-        status = client.request("status")
+    status = client.request("status")
     now = int(time.time())
-    try:
-        quantity_wh = parse_energy(qty)
-        price_per_kwh = parse_price(price, status["currency"], status["currency_exponent"])
-        expiry = _valid_until(valid_until, now)
-        slot_start = parse_time(slot)
-    except UnitError as exc:
-        fail(str(exc))
-    with user_errors():
-        key = load_key(from_key, keyring_dir, passphrase_file)
+    quantity_wh = parse_energy(qty)
+    price_per_kwh = parse_price(price, status["currency"], status["currency_exponent"])
+    expiry = _valid_until(valid_until, now)
+    slot_start = parse_time(slot)
+    key = load_key(from_key, keyring_dir, passphrase_file)
     body = OfferBody(chain_id=status["chain_id"], maker=key.account, maker_pubkey=key.pubkey, side=side,
                      quantity_wh=quantity_wh, price=price_per_kwh, slot=slot_start, valid_until=expiry,
                      zone=zone or status["zones"][0], origin=origin, salt=os.urandom(messages.SALT_BYTES))
     signed = messages.sign_offer(body, key)
-    try:
-        messages.check_offer(signed, status["chain_id"], now)
-    except MessageError as exc:
-        fail(str(exc))
-    with host_errors():
-        answer = client.request("publish", offer=base64.b64encode(signed.encode()).decode())
+    messages.check_offer(signed, status["chain_id"], now)
+    answer = client.request("publish", offer=base64.b64encode(signed.encode()).decode())
     out.record({"offer_id": answer["offer_id"], "topic": answer["topic"], "side": side,
                 "quantity_wh": body.quantity_wh, "price": body.price, "slot": slot_start,
                 "valid_until": body.valid_until, "zone": body.zone, "maker": key.account})
@@ -328,7 +314,7 @@ def _offer_row(entry: Mapping[str, Any], currency: str, exponent: int) -> dict[s
 def offers(
     home: HomeOpt = DEFAULT_HOME,
     node: Annotated[str | None, typer.Option(
-        "--node", envvar="GRIDLEDGER_NODE",
+        "--node", envvar=NODE_ENV,
         help="CometBFT RPC URL: ask the chain which offers are already taken (and hide them).")] = None,
     show_taken: Annotated[bool, typer.Option("--all", help="With --node: list taken offers too.")] = False,
     output: OutputOpt = Format.table,
@@ -342,9 +328,8 @@ def offers(
     """
     out = Output(output.value)
     client = _client(home)
-    with host_errors():
-        status = client.request("status")
-        answer = client.request("offers")
+    status = client.request("status")
+    answer = client.request("offers")
     entries = [{k: v for k, v in entry.items() if k != "offer_b64"} for entry in answer["offers"]]
     hidden = 0
     if node is not None:
@@ -375,8 +360,7 @@ def status(home: HomeOpt = DEFAULT_HOME, output: OutputOpt = Format.table) -> No
 
     Example: gridledger p2p status
     """
-    with host_errors():
-        answer = _client(home).request("status")
+    answer = _client(home).request("status")
     answer.pop("ok", None)
     Output(output.value).record(answer)
 
@@ -385,19 +369,16 @@ def status(home: HomeOpt = DEFAULT_HOME, output: OutputOpt = Format.table) -> No
 @p2p_app.command("accept")
 def accept(
     offer_id: Annotated[str, typer.Argument(help="Offer id (64 hex) as `p2p offers` lists it.")],
-    from_key: Annotated[str, typer.Option("--from", help="Your account key: you take the offer.")],
+    from_key: FromOpt,
     qty: Annotated[str | None, typer.Option(help="Energy to take (default: all of it), e.g. 1kWh.")] = None,
     home: HomeOpt = DEFAULT_HOME,
-    node: Annotated[str, typer.Option("--node", envvar="GRIDLEDGER_NODE", help="CometBFT RPC URL.")]
-    = DEFAULT_NODE,
-    keyring_dir: Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV,
-                                              help="Directory of the encrypted keys.")] = DEFAULT_KEYRING,
-    passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file", metavar="FILE",
-                                                         help="Passphrase file.")] = None,
+    node: NodeOpt = DEFAULT_NODE,
+    keyring_dir: KeyringDirOpt = DEFAULT_KEYRING,
+    passphrase_file: PassphraseFileOpt = None,
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="Only write the signed acceptance (JSON) to FILE; submit nothing.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the commit; print the block result.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits for the commit.")] = 30.0,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 30.0,
     output: OutputOpt = Format.table,
 ) -> None:
     """Co-sign an offer as taker and submit an `accept_offer` transaction (first acceptance wins).
@@ -405,21 +386,16 @@ def accept(
     Example: gridledger p2p accept 3f2a...c9 --from bob --wait
     """
     out = Output(output.value)
-    with host_errors():
-        entry = _client(home).request("offer", offer_id=offer_id.lower())
+    entry = _client(home).request("offer", offer_id=offer_id.lower())
     offer_obj = messages.decode_as(SignedOffer, base64.b64decode(entry["offer_b64"]))
-    try:
-        quantity = parse_energy(qty) if qty is not None else None
-    except UnitError as exc:
-        fail(str(exc))
-    with user_errors():
-        key = load_key(from_key, keyring_dir, passphrase_file)
+    quantity = parse_energy(qty) if qty is not None else None
+    key = load_key(from_key, keyring_dir, passphrase_file)
     try:
         acceptance = messages.accept(offer_obj, key, quantity)
         body = messages.AcceptOfferBody(offer=offer_obj, acceptance=acceptance)
         messages.check_accept_offer(body, offer_obj.body.chain_id, int(time.time()))
     except MessageError as exc:
-        fail(f"cannot accept: {exc}")
+        raise UsageError(f"cannot accept: {exc}") from exc
     document = {"offer_id": offer_obj.offer_id.hex(), "taker": key.account,
                 "quantity_wh": acceptance.body.quantity_wh, "chain_id": offer_obj.body.chain_id,
                 "accept_offer_body_b64": base64.b64encode(body.encode()).decode()}
@@ -431,7 +407,7 @@ def accept(
     client = NodeClient(node)
     raw = encode_tx(offer_obj.body.chain_id, body, key, client.next_nonce(key.account))
     note(f"submitting accept_offer {tx_hash(raw)}")
-    broadcast(client, raw, out, wait, timeout)
+    print_tx(out, client.submit(raw, wait, timeout))
 
 
 # -- watch ----------------------------------------------------------------------------------------
@@ -458,9 +434,9 @@ def watch(
             if count is not None and seen >= count:
                 return
     except ControlError as exc:
-        if "in time" in str(exc):
-            fail(f"no feed event within {idle_timeout:g}s", 3)
-        fail(str(exc))
+        if isinstance(exc.__cause__, TimeoutError):  # the socket's timeout: --idle-timeout passed without an event
+            raise TimeoutError(f"no feed event within {idle_timeout:g}s") from exc
+        raise
 
 
 def _print_event(out: Output, event: Mapping[str, Any], currency: str, exponent: int) -> None:

@@ -21,18 +21,15 @@ from abci_app.ledger.params import PARAMS_KEY
 from abci_app.ledger.state import be64
 from abci_app.ledger.store import prefix_end
 from cli import verify
-from cli.client import DEFAULT_NODE, NodeClient
-from cli.keys import DEFAULT_KEYRING, KEYRING_ENV, Format
-from cli.output import Output, fail, note
-from cli.tx import resolve_account
-from cli.units import UnitError, format_money, format_price, parse_time
-from cli.verify import ChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
+from cli.options import DEFAULT_KEYRING, DEFAULT_NODE, KeyringDirOpt, NodeOpt, OutputOpt
+from cli.output import Format, Output, UsageError, note
+from cli.verify import ProveChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
+from node.client.chain import NodeClient
+from node.client.keystore import resolve_account
+from node.client.units import format_money, format_price, parse_time
 
 query_app = typer.Typer(help="Read ledger state (last committed block).", no_args_is_help=True)
 
-NodeOpt = Annotated[str, typer.Option("--node", envvar="GRIDLEDGER_NODE", help="CometBFT RPC URL.")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
-KeyringOpt = Annotated[Path, typer.Option("--keyring-dir", envvar=KEYRING_ENV, help="Keyring for key names.")]
 
 
 def _money_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, ...],
@@ -48,8 +45,8 @@ def _money_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, 
 @query_app.command("account")
 def account(
     who: Annotated[str, typer.Argument(help="Account id or key name.")],
-    node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING,
-    proof: ProveOpt = False, trusted: TrustedOpt = None, chain_id: ChainIdOpt = None,
+    node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING,
+    proof: ProveOpt = False, trusted: TrustedOpt = None, chain_id: ProveChainIdOpt = None,
 ) -> None:
     """Balances (free, locked), nonce, role, zone and DSO of an account.
 
@@ -58,10 +55,7 @@ def account(
 
     Example: gridledger query account alice --output json --prove
     """
-    try:
-        account_id = resolve_account(who, keyring_dir)
-    except UnitError as exc:
-        fail(str(exc))
+    account_id = resolve_account(who, keyring_dir)
     client = NodeClient(node)
     params = None
     if proof:
@@ -86,15 +80,12 @@ def participants(zone: Annotated[str, typer.Argument(help="Grid zone.")], node: 
 @query_app.command("meters")
 def meters(who: Annotated[str, typer.Argument(help="Participant: account id or key name.")],
            node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
-           keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+           keyring_dir: KeyringDirOpt = DEFAULT_KEYRING) -> None:
     """Smart meters registered to a participant.
 
     Example: gridledger query meters alice
     """
-    try:
-        account_id = resolve_account(who, keyring_dir)
-    except UnitError as exc:
-        fail(str(exc))
+    account_id = resolve_account(who, keyring_dir)
     answer = NodeClient(node).query(f"/meters/{account_id}")
     Output(output.value).records(answer["meters"], columns=("id", "owner", "import_capacity_w",
                                                             "export_capacity_w", "active"))
@@ -154,20 +145,6 @@ def validators(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -
 SlotArg = Annotated[str, typer.Argument(help="Slot start: unix seconds or ISO 8601 with zone (2026-01-01T10:15Z).")]
 
 
-def _slot(text: str) -> int:
-    try:
-        return parse_time(text)
-    except UnitError as exc:
-        fail(str(exc))
-
-
-def _account_arg(who: str, keyring_dir: Path) -> str:
-    try:
-        return resolve_account(who, keyring_dir)
-    except UnitError as exc:
-        fail(str(exc))
-
-
 def _price_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """Integer prices (money per kWh) keep their value; a ``*_fmt`` twin reads e.g. ``0.250000 EUR/kWh``."""
     params = client.query("/params")
@@ -185,7 +162,7 @@ def book(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")],
     Example: gridledger query book 2026-01-01T10:00Z zone-a
     """
     client = NodeClient(node)
-    answer = client.query(f"/book/{_slot(slot)}/{zone}")
+    answer = client.query(f"/book/{parse_time(slot)}/{zone}")
     rows = [_price_fields(client, {"side": side[:-1], **level}, ("price",))
             for side in ("bids", "asks") for level in answer[side]]
     Output(output.value).records(rows, columns=("side", "price_fmt", "quantity_wh", "orders"))
@@ -199,7 +176,7 @@ def best(slot: SlotArg, zone: Annotated[str, typer.Argument(help="The buyer's zo
     Example: gridledger query best 2026-01-01T10:00Z zone-a -o json
     """
     client = NodeClient(node)
-    answer = client.query(f"/best/{_slot(slot)}/{zone}")
+    answer = client.query(f"/best/{parse_time(slot)}/{zone}")
     for side in ("best_ask", "best_bid"):
         if answer[side] is not None:
             _price_fields(client, answer[side], ("price", "effective_price", "fee_per_kwh"))
@@ -208,13 +185,13 @@ def best(slot: SlotArg, zone: Annotated[str, typer.Argument(help="The buyer's zo
 
 @query_app.command("orders")
 def orders(who: Annotated[str, typer.Argument(help="Account id or key name.")], node: NodeOpt = DEFAULT_NODE,
-           output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+           output: OutputOpt = Format.table, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING) -> None:
     """Open orders of an account.
 
     Example: gridledger query orders alice
     """
     client = NodeClient(node)
-    answer = client.query(f"/orders/{_account_arg(who, keyring_dir)}")
+    answer = client.query(f"/orders/{resolve_account(who, keyring_dir)}")
     rows = [_price_fields(client, order, ("price",)) for order in answer["orders"]]
     Output(output.value).records(rows, columns=("id", "side", "slot", "price_fmt", "quantity_wh", "remaining_wh",
                                                 "tif", "origin", "valid_until", "locked"))
@@ -224,16 +201,16 @@ def orders(who: Annotated[str, typer.Argument(help="Account id or key name.")], 
 def trades(slot: Annotated[str | None, typer.Option(help="Trades of this slot.")] = None,
            account: Annotated[str | None, typer.Option(help="Trades of this account (id or key name).")] = None,
            node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
-           keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+           keyring_dir: KeyringDirOpt = DEFAULT_KEYRING) -> None:
     """Trades of a slot or of an account (the last 500).
 
     Example: gridledger query trades --slot 2026-01-01T10:00Z
     """
     if (slot is None) == (account is None):
-        fail("give exactly one of --slot or --account")
+        raise UsageError("give exactly one of --slot or --account")
     client = NodeClient(node)
-    path = f"/trades/slot/{_slot(slot)}" if slot is not None else \
-        f"/trades/account/{_account_arg(account or '', keyring_dir)}"
+    path = f"/trades/slot/{parse_time(slot)}" if slot is not None else \
+        f"/trades/account/{resolve_account(account or '', keyring_dir)}"
     rows = [_price_fields(client, trade, ("price", "fee_per_kwh")) for trade in client.query(path)["trades"]]
     Output(output.value).records(rows, columns=("id", "slot", "buyer", "seller", "quantity_wh", "price_fmt",
                                                 "fee_per_kwh_fmt", "origin", "mechanism", "height"))
@@ -247,20 +224,20 @@ def clearing(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.
     Example: gridledger query clearing 2026-01-01T10:00Z zone-a
     """
     client = NodeClient(node)
-    Output(output.value).record(_price_fields(client, client.query(f"/clearing/{_slot(slot)}/{zone}"), ("price",)))
+    Output(output.value).record(_price_fields(client, client.query(f"/clearing/{parse_time(slot)}/{zone}"), ("price",)))
 
 
 @query_app.command("position")
 def position(slot: SlotArg, who: Annotated[str, typer.Argument(help="Account id or key name.")],
              node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
-             keyring_dir: KeyringOpt = DEFAULT_KEYRING, proof: ProveOpt = False, trusted: TrustedOpt = None,
-             chain_id: ChainIdOpt = None) -> None:
+             keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, proof: ProveOpt = False, trusted: TrustedOpt = None,
+             chain_id: ProveChainIdOpt = None) -> None:
     """An account's open quantities, trades and locked collateral in one slot.
 
     Example: gridledger query position 2026-01-01T10:00Z alice --prove
     """
     client = NodeClient(node)
-    start, account_id = _slot(slot), _account_arg(who, keyring_dir)
+    start, account_id = parse_time(slot), resolve_account(who, keyring_dir)
     params = None
     if proof:
         proven = prove(node, trusted, chain_id, keys=[market_keys.position_key(start, account_id), PARAMS_KEY])
@@ -309,27 +286,20 @@ def _with_money_twins(client: NodeClient, records: list[dict[str, Any]], names: 
                 record[f"{name}_fmt"] = format_money(record[name], params["currency"], params["currency_exponent"])
 
 
-def _time_arg(text: str) -> int:
-    try:
-        return parse_time(text)
-    except UnitError as exc:
-        fail(str(exc))
-
-
 @query_app.command("settlement")
 def settlement(slot: SlotArg,
                who: Annotated[str | None, typer.Argument(help="Only this account (id or key name).")] = None,
                node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
-               keyring_dir: KeyringOpt = DEFAULT_KEYRING, proof: ProveOpt = False, trusted: TrustedOpt = None,
-               chain_id: ChainIdOpt = None) -> None:
+               keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, proof: ProveOpt = False, trusted: TrustedOpt = None,
+               chain_id: ProveChainIdOpt = None) -> None:
     """A slot's settlement: totals and every participant's report, or one participant's report.
 
     Example: gridledger query settlement 2026-01-01T10:00Z alice --prove
     """
     client = NodeClient(node)
     out = Output(output.value)
-    start = _slot(slot)
-    args = [str(start)] if who is None else [str(start), _account_arg(who, keyring_dir)]
+    start = parse_time(slot)
+    args = [str(start)] if who is None else [str(start), resolve_account(who, keyring_dir)]
     params = None
     if proof:
         reports = settlement_keys.report_slot_prefix(start)
@@ -354,13 +324,13 @@ def settlement(slot: SlotArg,
 
 @query_app.command("settlements")
 def settlements(who: Annotated[str, typer.Argument(help="Account id or key name.")], node: NodeOpt = DEFAULT_NODE,
-                output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+                output: OutputOpt = Format.table, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING) -> None:
     """An account's settlement reports, oldest slot first (the last 500).
 
     Example: gridledger query settlements alice -o json
     """
     client = NodeClient(node)
-    reports = client.query(f"/settlements/{_account_arg(who, keyring_dir)}")["reports"]
+    reports = client.query(f"/settlements/{resolve_account(who, keyring_dir)}")["reports"]
     _with_money_twins(client, reports, REPORT_MONEY)
     Output(output.value).records(reports, columns=REPORT_COLUMNS)
 
@@ -380,13 +350,13 @@ def reserve(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> N
 @query_app.command("owed")
 def owed(debtor: Annotated[str, typer.Argument(help="Debtor: 'reserve', an account id or a key name (the LPD).")],
          node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
-         keyring_dir: KeyringOpt = DEFAULT_KEYRING) -> None:
+         keyring_dir: KeyringDirOpt = DEFAULT_KEYRING) -> None:
     """What the reserve (or the LPD, to the reserve) could not pay yet, oldest slot first.
 
     Example: gridledger query owed reserve
     """
     client = NodeClient(node)
-    debtor_id = settlement_keys.RESERVE_ID if debtor == "reserve" else _account_arg(debtor, keyring_dir)
+    debtor_id = settlement_keys.RESERVE_ID if debtor == "reserve" else resolve_account(debtor, keyring_dir)
     answer = client.query(f"/owed/{debtor_id}")
     _with_money_twins(client, answer["owed"], ("amount",))
     out = Output(output.value)
@@ -404,8 +374,8 @@ def statement(
     end: Annotated[str | None, typer.Option("--to", help="End of the period (excluded; default: no end).")] = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the lines to this CSV file (billing).")]
     = None,
-    node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table, keyring_dir: KeyringOpt = DEFAULT_KEYRING,
-    proof: ProveOpt = False, trusted: TrustedOpt = None, chain_id: ChainIdOpt = None,
+    node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING,
+    proof: ProveOpt = False, trusted: TrustedOpt = None, chain_id: ProveChainIdOpt = None,
 ) -> None:
     """Every money movement of an account with FROM <= time < TO: deposits, trades, fees, balancing, debt.
 
@@ -415,10 +385,10 @@ def statement(
 
     Example: gridledger query statement alice --from 2026-01-01T00:00Z --to 2026-02-01T00:00Z --csv jan.csv
     """
-    account_id = _account_arg(who, keyring_dir)
-    first, until = _time_arg(start), END_OF_TIME if end is None else _time_arg(end)
+    account_id = resolve_account(who, keyring_dir)
+    first, until = parse_time(start), END_OF_TIME if end is None else parse_time(end)
     if until <= first:
-        fail("--to must be after --from")
+        raise UsageError("--to must be after --from")
     client = NodeClient(node)
     params = None
     if proof:
@@ -448,7 +418,7 @@ def _write_statement_csv(path: Path, lines: list[dict[str, Any]]) -> None:
                 writer.writerow([line["time_utc"], line["height"], line["kind"], line["amount"], line["amount_fmt"],
                                  line["reference"]])
     except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror or exc}")
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 @query_app.command("reading")

@@ -19,10 +19,10 @@ from typing import Annotated
 
 import typer
 
-from cli.keys import Format
-from cli.output import NODE_UNREACHABLE, Output, fail, note
+from cli.options import OutputOpt
+from cli.output import Format, Output, UsageError, note
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
 
 testnet_app = typer.Typer(help="Run a local multi-validator testnet (init, up, status, logs, down).",
                           no_args_is_help=True)
@@ -38,7 +38,6 @@ DirOpt = Annotated[Path, typer.Option("--dir", help="Testnet directory made by `
 DEFAULT_DIR = tn.DEFAULT_OUT
 NodesOpt = Annotated[list[str] | None, typer.Option(
     "--node", "-n", help="Only this node (node0 or its moniker); repeatable. Default: all.")]
-OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
 
 NEXT_STEPS = """
 testnet {chain_id}: {count} validators up. Keys (operators, participants, meters) are in
@@ -52,20 +51,6 @@ testnet {chain_id}: {count} validators up. Keys (operators, participants, meters
   gridledger testnet logs --dir {dir} --node node1 --follow
   gridledger testnet down --dir {dir}
 """
-
-
-def _load(directory: Path) -> tn.Testnet:
-    try:
-        return tn.load_testnet(directory)
-    except tn.TestnetError as exc:
-        fail(str(exc))
-
-
-def _select(testnet: tn.Testnet, names: list[str] | None) -> list[tn.NodeInfo]:
-    try:
-        return testnet.select(names)
-    except tn.TestnetError as exc:
-        fail(str(exc))
 
 
 @testnet_app.command("init")
@@ -102,10 +87,7 @@ def init(
         out = tn.DOCKER_OUT if docker else tn.DEFAULT_OUT
     options = tn.InitOptions(out=out, base_port=base_port, timing=timing, docker=docker, chain_id=chain_id,
                              p2p=p2p)
-    try:
-        testnet = tn.init_testnet(tn.load_roster(roster), options)
-    except (tn.TestnetError, FileNotFoundError) as exc:
-        fail(str(exc))
+    testnet = tn.init_testnet(tn.load_roster(roster), options)
     Output(output.value).records(
         [{"node": n.name, "moniker": n.moniker, "role": n.role, "power": n.power, "node_id": n.node_id,
           "rpc": n.rpc_url, "p2p": n.ports["p2p"], "libp2p": n.p2p_addr or None, "home": str(testnet.home(n))}
@@ -131,15 +113,12 @@ def up(
 
     Example: gridledger testnet up --dir /tmp/tn
     """
-    testnet = _load(directory)
-    try:
-        results = tn.up(testnet, _select(testnet, node), timeout)
-    except tn.TestnetError as exc:
-        fail(str(exc))
+    testnet = tn.load_testnet(directory)
+    results = tn.up(testnet, testnet.select(node), timeout)
     Output(output.value).records(results, columns=("node", "moniker", "pid", "rpc", "state"))
     failed = [r["node"] for r in results if r["state"] not in ("started", "already running")]
     if failed:
-        fail(f"not up: {', '.join(failed)} (see their node.log; `testnet down` stops the rest)", NODE_UNREACHABLE)
+        raise tn.NetworkUnhealthy(f"not up: {', '.join(failed)} (see their node.log; `testnet down` stops the rest)")
     note(NEXT_STEPS.format(chain_id=testnet.chain_id, count=len(testnet.nodes), keyring=testnet.keyring,
                            passphrase=tn.TESTNET_PASSPHRASE, rpc=testnet.nodes[0].rpc_url, dir=directory))
 
@@ -155,8 +134,8 @@ def down(
 
     Example: gridledger testnet down --dir /tmp/tn --node node3
     """
-    testnet = _load(directory)
-    Output(output.value).records(tn.down(testnet, _select(testnet, node), grace),
+    testnet = tn.load_testnet(directory)
+    Output(output.value).records(tn.down(testnet, testnet.select(node), grace),
                                  columns=("node", "moniker", "pid", "state"))
 
 
@@ -169,7 +148,7 @@ def status(directory: DirOpt = DEFAULT_DIR, output: OutputOpt = Format.table) ->
 
     Example: gridledger testnet status --dir /tmp/tn --output json
     """
-    testnet = _load(directory)
+    testnet = tn.load_testnet(directory)
     reports = [tn.node_report(testnet, n) for n in testnet.nodes]
     summary = tn.agreement(testnet, reports)
     out = Output(output.value)
@@ -181,9 +160,9 @@ def status(directory: DirOpt = DEFAULT_DIR, output: OutputOpt = Format.table) ->
         out.record({k: v for k, v in summary.items() if k != "hashes"}, title="agreement")
     unreachable = [r["node"] for r in reports if not r["reachable"]]
     if unreachable:
-        fail(f"not answering: {', '.join(unreachable)}", NODE_UNREACHABLE)
+        raise tn.NetworkUnhealthy(f"not answering: {', '.join(unreachable)}")
     if summary["agree"] is False:
-        fail(f"app hashes differ at height {summary['compared_height']}: {summary['hashes']}", NODE_UNREACHABLE)
+        raise tn.NetworkUnhealthy(f"app hashes differ at height {summary['compared_height']}: {summary['hashes']}")
 
 
 @testnet_app.command("p2p-peers")
@@ -195,10 +174,10 @@ def p2p_peers(directory: DirOpt = DEFAULT_DIR, output: OutputOpt = Format.table)
 
     Example: gridledger testnet p2p-peers --dir /tmp/tn --output json
     """
-    testnet = _load(directory)
+    testnet = tn.load_testnet(directory)
     peers = tn.p2p_peers(testnet)
     if not peers["bootstrap"]:
-        fail(f"the nodes of {testnet.directory} run no libp2p host (made with --no-p2p)")
+        raise UsageError(f"the nodes of {testnet.directory} run no libp2p host (made with --no-p2p)")
     out = Output(output.value)
     if output is Format.json:
         out.record(peers)
@@ -223,8 +202,8 @@ def logs(
 
     Example: gridledger testnet logs --dir /tmp/tn --node node2 --follow
     """
-    testnet = _load(directory)
-    chosen = _select(testnet, node)
+    testnet = tn.load_testnet(directory)
+    chosen = testnet.select(node)
     paths = {n.name: tn.log_file(testnet, n) for n in chosen}
     prefix = len(chosen) > 1
     for name, path in paths.items():

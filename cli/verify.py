@@ -2,9 +2,9 @@
 
 The node sends the raw entries behind the answer with Merkle proofs; the
 header that carries their app hash is verified against the validator set
-(node/lightclient.py, node/verified.py); the ledger's own query code then
+(node/client/lightclient.py, node/client/verified.py); the ledger's own query code then
 computes the answer from the proven entries alone. Anything that does not
-verify ends the command with exit code 4 (PROOF_INVALID) and says what failed.
+verify raises VerificationError: exit code 4 (PROOF_INVALID), saying what failed.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import typer
 from abci_app.ledger import errors
 from abci_app.ledger.params import get_params
 from abci_app.ledger.state import State
-from cli.client import NodeClient
-from cli.output import NODE_UNREACHABLE, PROOF_INVALID, fail, note
-from node.lightclient import LightClientError, Validator, load_trusted_validators
-from node.rpc import NodeUnreachable, RpcError
-from node.verified import ProvenState, QueryRefused, VerificationError, read
+from cli.output import UsageError, note
+from node.client.chain import NodeClient
+from node.client.lightclient import Validator, load_trusted_validators
+from node.client.verified import ProvenState, VerificationError, read
+from node.rpc import RpcError
 
 TRUSTED_ENV = "GRIDLEDGER_TRUSTED_VALIDATORS"
 ProveOpt = Annotated[bool, typer.Option(
@@ -32,7 +32,7 @@ TrustedOpt = Annotated[Path | None, typer.Option(
     "--trusted-validators", envvar=TRUSTED_ENV, metavar="FILE",
     help="With --prove: validators you trust (the chain's genesis.json, or a saved `query validators -o json`); "
          "more than 1/3 of their power must have signed.")]
-ChainIdOpt = Annotated[str | None, typer.Option(
+ProveChainIdOpt = Annotated[str | None, typer.Option(
     "--chain-id", envvar="GRIDLEDGER_CHAIN_ID", help="With --prove: the chain id signatures must be for "
     "(default: the trusted genesis file's, else the node's).")]
 
@@ -45,24 +45,15 @@ def prove(node: str, trusted_file: Path | None, chain_id: str | None, keys: Sequ
     client = NodeClient(node)
     trusted: list[Validator] | None = None
     if trusted_file is not None:
-        try:
-            trusted = load_trusted_validators(trusted_file)
-        except LightClientError as exc:
-            fail(str(exc))
+        trusted = load_trusted_validators(trusted_file)
         chain_id = chain_id or _genesis_chain_id(trusted_file)
     if chain_id is None:
         chain_id = str(client.call("status")["node_info"]["network"])
         note(f"chain id {chain_id!r} as the node reports it (pass --chain-id to insist on one)")
     try:
         proven = read(client.rpc, chain_id, keys, ranges, trusted)
-    except VerificationError as exc:
-        fail(f"NOT VERIFIED: {exc}", PROOF_INVALID)
-    except QueryRefused as exc:
-        fail(str(exc))
-    except NodeUnreachable:
-        fail(f"node {node} is unreachable (is it running? use --node URL)", NODE_UNREACHABLE)
-    except RpcError as exc:
-        fail(f"NOT VERIFIED: {exc}", PROOF_INVALID)
+    except RpcError as exc:  # the node refused a call the proof needs: nothing can be believed
+        raise VerificationError(str(exc)) from exc
     header = proven.header
     note(f"verified at height {proven.height} by validators holding {header.signed_power} of "
          f"{header.total_power} power (app hash {header.app_hash.hex()} in the header of block {header.height})")
@@ -80,7 +71,7 @@ def answer(proven: ProvenState, module_query: ModuleQuery, head: str, args: list
     try:
         result = module_query(proven.state, head, args)
     except errors.LedgerError as exc:
-        fail(f"{exc.log} (verified at height {proven.height})")
+        raise UsageError(f"{exc.log} (verified at height {proven.height})") from exc
     # The same JSON round trip as a node's answer, so both paths print identically.
     return json.loads(json.dumps(result, sort_keys=True))
 

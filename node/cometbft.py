@@ -45,6 +45,11 @@ class Ports:
         return {"p2p": self.p2p, "rpc": self.rpc, "abci": self.abci, "cometbft_metrics": self.cometbft_metrics,
                 "app_metrics": self.app_metrics}
 
+    @property
+    def rpc_url(self) -> str:
+        """Where this machine reaches the node's RPC over loopback."""
+        return f"http://127.0.0.1:{self.rpc}"
+
 
 @dataclass(frozen=True)
 class Network:
@@ -169,6 +174,16 @@ def read_genesis(home: Path) -> dict[str, Any]:
 
 def write_genesis(home: Path, genesis: dict[str, Any]) -> None:
     (home / "config" / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
+
+
+def rpc_url(home: Path, laddr: str | None = None) -> str:
+    """Where processes on this machine reach a node's RPC: ``laddr``, else the home's ``rpc.laddr``; a wildcard
+    listener via loopback."""
+    address = laddr or read_config(home)["rpc"]["laddr"]
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
 
 
 def read_config(home: Path) -> dict[str, Any]:

@@ -52,7 +52,8 @@ from prometheus_client import (
     start_http_server,
 )
 
-from abci_app.app import APP_PROTOCOL_VERSION, _version
+from abci_app import version
+from abci_app.app import APP_PROTOCOL_VERSION
 from abci_app.ledger import codec
 from abci_app.ledger.router import MESSAGE_TYPES
 from abci_app.pb.tendermint.abci import types_pb2 as abci
@@ -75,7 +76,7 @@ def build_labels() -> dict[str, str]:
     """What this process runs: gridledger's version, its ABCI app protocol version, the pinned CometBFT."""
     from node.cometbft import pinned_version
 
-    return {"version": _version(), "app_version": str(APP_PROTOCOL_VERSION), "cometbft_version": pinned_version()}
+    return {"version": version(), "app_version": str(APP_PROTOCOL_VERSION), "cometbft_version": pinned_version()}
 
 
 class AppMetrics:

@@ -9,7 +9,8 @@ instead as a fresh, single-threaded interpreter (``-S``: no site packages,
 only the standard library): it asks for PR_SET_PDEATHSIG, checks that the
 parent it was started for is still its parent (it may have died before the
 request, and then nobody would ever signal), and replaces itself with the
-program. The setting survives ``execve``, so the program keeps the same pid
+program, found on PATH as ``subprocess`` finds it when its name has no
+slash. The setting survives ``execve``, so the program keeps the same pid
 and dies with its parent even if the parent is SIGKILLed.
 
 The kernel sends the signal when the *thread* that started the child ends, so
@@ -45,7 +46,7 @@ def main(args: list[str]) -> int:
     if os.getppid() != parent:
         return 126
     try:
-        os.execv(program[0], program)
+        os.execvp(program[0], program)
     except OSError as exc:
         print(f"cannot run {program[0]}: {exc}", file=sys.stderr)
     return 127

@@ -18,6 +18,13 @@ class RpcError(Exception):
 class NodeUnreachable(Exception):
     """No answer from the node (connection refused, timeout)."""
 
+    def __init__(self, message: str, url: str = "", during: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+        """The node's RPC URL, when known."""
+        self.during = during
+        """What the caller was doing, e.g. "waiting for the commit" (may be empty)."""
+
 
 class CometRpc:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
@@ -32,7 +39,7 @@ class CometRpc:
         try:
             response = self._client.post(self.url, json=body)
         except httpx.HTTPError as exc:
-            raise NodeUnreachable(f"{self.url}: {exc}") from exc
+            raise NodeUnreachable(f"{self.url}: {exc}", url=self.url) from exc
         try:
             payload = response.json()
         except json.JSONDecodeError as exc:

@@ -36,12 +36,15 @@ idempotent and takes well under a second; if it fails, CometBFT starts anyway.
 
 No orphans: the children run in their own session (a Ctrl-C in the terminal
 reaches only the supervisor, which then stops them in order) and get
-PR_SET_PDEATHSIG, so even a SIGKILLed supervisor takes them down.
+PR_SET_PDEATHSIG, so even a SIGKILLed supervisor takes them down. They are
+started through ``node/parent_death_exec.py``, which asks for it in a fresh
+single-threaded interpreter: the supervisor has threads (output forwarding,
+child watchers), and Python code in ``preexec_fn`` between fork and exec of a
+threaded process can deadlock.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import signal
@@ -56,7 +59,7 @@ from typing import IO
 
 import psutil
 
-from node import cometbft
+from node import cometbft, parent_death_exec
 from node.p2p import node_host
 
 EXIT_OK = 0
@@ -75,7 +78,6 @@ _READY_HEIGHT = re.compile(r"at height (\d+)\s*$")
 # Blocks whose CometBFT events are re-indexed at every start (see the module doc).
 REINDEX_BLOCKS = 64
 _REINDEX_TIMEOUT_S = 120.0
-_PR_SET_PDEATHSIG = 1
 # Without a signal to wake on (signal handlers only run between bytecodes), the
 # main loop re-checks at this interval; child exits and stop requests wake it at once.
 _WAKE_CHECK_S = 1.0
@@ -85,22 +87,6 @@ _FOLLOW_S = 1.0
 # Restart delays of a dead p2p host; a run this long counts as healthy and resets them.
 P2P_RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 P2P_HEALTHY_RUN_S = 60.0
-
-
-# Loaded here, not in the forked child: dlopen after fork() of a threaded process can deadlock.
-_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def die_with(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn: ask the kernel for SIGTERM when the supervisor dies."""
-
-    def arm() -> None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        # The supervisor may have died between fork and prctl: then nobody would signal us.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return arm
 
 
 @dataclass
@@ -144,11 +130,7 @@ class NodeSpec:
 
     def rpc_url(self) -> str:
         """Where processes on this machine reach the node's RPC (a wildcard listener via loopback)."""
-        laddr = self.rpc_laddr or cometbft.read_config(self.home)["rpc"]["laddr"]
-        host, _, port = laddr.split("://", 1)[-1].rpartition(":")
-        if host in ("", "0.0.0.0", "::", "[::]"):
-            host = "127.0.0.1"
-        return f"http://{host}:{port}"
+        return cometbft.rpc_url(self.home, self.rpc_laddr)
 
     def app_argv(self) -> list[str]:
         argv = [sys.executable, "-m", "node.app_main", "--db", str(self.home / "data" / "app"),
@@ -291,9 +273,10 @@ class Supervisor:
     def _spawn(self, argv: list[str], prefix: str, ready: threading.Event | None = None) -> subprocess.Popen[str]:
         # A child's output is forwarded, never interpreted: bytes that are not UTF-8 become U+FFFD
         # instead of ending the forwarding thread (and then blocking the child on a full pipe).
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                encoding="utf-8", errors="replace", start_new_session=True,
-                                preexec_fn=die_with(os.getpid()))
+        # SIGTERM when the supervisor dies, even by SIGKILL (see the module doc).
+        proc = subprocess.Popen(parent_death_exec.command(os.getpid(), argv), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace",
+                                start_new_session=True)
         assert proc.stdout is not None
 
         def on_line(line: str) -> None:

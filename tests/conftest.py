@@ -1,20 +1,14 @@
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from lab.ports import free_port
 from node import cometbft
-
-
-def free_port() -> int:
-    """A TCP port on loopback that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.harness import Chain
+from tests.market_harness import market_chain
 
 
 @pytest.fixture
@@ -28,3 +22,20 @@ def tools_bin() -> Path:
 @pytest.fixture
 def ports() -> Iterator[list[int]]:
     yield [free_port() for _ in range(3)]
+
+
+@pytest.fixture
+def chain(request: pytest.FixtureRequest) -> Chain:
+    """An in-process chain (tests/harness.py) after its first block.
+
+    In a module marked ``pytestmark = pytest.mark.market(**params)`` it is the market
+    harness's chain (tests/market_harness.py: fees, meters, funded traders) with ``params``.
+    A module that needs more (an open proposal, a resting order) extends it with its own
+    ``chain`` fixture taking this one.
+    """
+    market = request.node.get_closest_marker("market")
+    if market is not None:
+        return market_chain(*market.args, **market.kwargs)
+    chain = Chain()
+    chain.block()
+    return chain

@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from node import localnet
+from lab.network import single
+from lab.ports import port_blocks
 from node.rpc import CometRpc
 from node.supervisor import NodeSpec, Supervisor
-from tests.conftest import free_port
 
 
 class LocalNode:
     def __init__(self, home: Path, app_state: dict[str, Any], chain_id: str = "e2e-chain",
                  timeout_commit: str = "200ms") -> None:
         self.home = home
-        self.ports = localnet.Ports(rpc=free_port(), p2p=free_port(), abci=free_port())
-        localnet.init_single(home, chain_id, app_state, self.ports, timeout_commit=timeout_commit)
+        self.ports = port_blocks(1)[0]
+        single(home, chain_id, app_state, self.ports, timeout_commit=timeout_commit)
         self.log: list[str] = []
         self.supervisor: Supervisor | None = None
         self.rpc = CometRpc(self.ports.rpc_url)

@@ -40,9 +40,7 @@ TEN_EUR = 10_000_000
 PRICE = OFFER_PRICE
 
 
-@pytest.fixture
-def chain() -> Chain:
-    return market_chain()
+pytestmark = pytest.mark.market
 
 
 def accepted(chain: Chain, msg: AcceptOffer, sender: str) -> dict[str, str]:

@@ -29,9 +29,7 @@ TEN_EUR = 10_000_000
 GATE = SLOT - 300
 
 
-@pytest.fixture
-def chain() -> Chain:
-    return market_chain(mode=1)
+pytestmark = pytest.mark.market(mode=1)
 
 
 def place_all(chain: Chain, orders: list[tuple[str, PlaceOrder]]) -> None:

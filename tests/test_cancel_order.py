@@ -11,7 +11,6 @@ from tests.market_harness import (
     SLOT,
     block_at,
     cancel,
-    market_chain,
     market_rejected,
     money,
     open_remaining,
@@ -23,9 +22,11 @@ from tests.market_harness import (
 TEN_EUR = 10_000_000
 
 
+pytestmark = pytest.mark.market
+
+
 @pytest.fixture
-def chain() -> Chain:
-    chain = market_chain()
+def chain(chain: Chain) -> Chain:
     place(chain, "bob", order("bid", 1_000, 250_000))  # order 1, locks 250000 + 20000
     return chain
 

@@ -36,13 +36,6 @@ def transfer(chain: Chain, amount: int) -> Transfer:
     return Transfer(recipient=chain.id("bob"), amount=amount, memo="")
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     first = chain.sign("alice", transfer(chain, 1))
     second = chain.sign("alice", transfer(chain, 2))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.keystore import Keystore
 from cli.main import app
+from node.client.keystore import Keystore
 from tests.conftest import free_port
 from tests.harness import Chain
 from tests.localnode import LocalNode

@@ -11,8 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
 from node.p2p import node_host
 
 REPO = cometbft.REPO_ROOT

@@ -122,13 +122,6 @@ def test_invalid_key_off_the_curve() -> None:
 
 
 # -- keys entering the state ---------------------------------------------------------------------------
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_invalid_participant_with_identity_key(chain: Chain) -> None:
     rejected(chain, "dso", RegisterParticipant(pubkey=IDENTITY, role="consumer", zone=ZONE_A),
              errors.MalformedBody, spends_nonce=False)

@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cli.keystore import Keystore
 from cli.main import app as cli_app
-from cli.scenario import Keys, Runner, load_scenario
 from dashboard.units import day_of, slot_label, utc
-from node.report import plot_overview
+from lab.report import plot_overview
+from lab.scenario import Keys, Runner, load_scenario
+from node.client.keystore import Keystore
 from node.rpc import RpcError
 from tests.dashboard_browser import (
     CONTRAST_JS,

@@ -7,7 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node import cometbft, localnet
+from lab.network import single
+from lab.ports import port_blocks
+from node import cometbft
 from node.supervisor import NodeSpec, Supervisor
 from tests.conftest import free_port
 from tests.dashboard_browser import wait_until
@@ -26,10 +28,10 @@ def dashboard_status(url: str) -> dict[str, object] | None:
 
 def test_the_supervisor_runs_the_dashboard_of_a_home_and_stops_it_first(tmp_path: Path) -> None:
     home = tmp_path / "node"
-    ports = localnet.Ports(rpc=free_port(), p2p=free_port(), abci=free_port())
+    ports = port_blocks(1)[0]
     chain = Chain(chain_id="e2e-dashboard-node")
     assert chain.app_state is not None
-    localnet.init_single(home, "e2e-dashboard-node", chain.app_state, ports, timeout_commit="200ms")
+    single(home, "e2e-dashboard-node", chain.app_state, ports, timeout_commit="200ms")
     listen = free_port()
     cometbft.write_node_settings(home, {"dashboard": {"listen": f"127.0.0.1:{listen}"}})
     spec = NodeSpec.from_home(home, rpc_laddr=f"tcp://127.0.0.1:{ports.rpc}",

@@ -18,9 +18,7 @@ def register_meter(chain: Chain, dso: str, owner: str, meter_id: str) -> None:
 
 
 @pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
+def chain(chain: Chain) -> Chain:
     register_meter(chain, "dso", "alice", "m-a")
     register_meter(chain, "dso_b", "carol", "m-c")
     return chain

@@ -11,13 +11,6 @@ from abci_app.ledger.modules.registry import Deactivate
 from tests.harness import Chain, events_of, rejected
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     result = chain.deliver("lpd", Deposit(account=chain.id("alice"), amount=750_000, reference="SEPA-42"))
     assert result.code == 0, result.log

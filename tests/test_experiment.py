@@ -17,19 +17,19 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from node import parent_death_exec
-from node.experiment import (
+from lab.cluster import THROUGHPUT_SETTINGS, ClusterSpec, LocalCluster, throughput_settings
+from lab.experiment import (
     ConfigError,
     ExperimentOutcome,
     RunOutcome,
     check_cometbft_settings,
     load_config,
 )
-from node.loadgen import LoadResult, LoadSettings, TxRecord
-from node.loadgen_accounts import load_app_state
-from node.loadgen_cluster import THROUGHPUT_SETTINGS, ClusterSpec, LocalCluster, throughput_settings
-from node.loadgen_stats import summarize
-from node.report import PLOT_FILES, write_experiment
+from lab.load.accounts import load_app_state
+from lab.load.generator import LoadResult, LoadSettings, TxRecord
+from lab.load.stats import summarize
+from lab.report import PLOT_FILES, write_experiment
+from node import parent_death_exec
 from tests.localnode import LocalNode
 
 PRESETS = Path(__file__).resolve().parents[1] / "config" / "experiments"
@@ -212,6 +212,12 @@ def test_invalid_exec_helper_usage_and_dead_parent() -> None:
     assert subprocess.run(helper, check=False).returncode == 126
     assert subprocess.run(parent_death_exec.command(os.getpid(), ["/nonexistent/x"]), check=False,
                           capture_output=True).returncode == 127
+
+
+def test_basic_exec_helper_finds_a_program_on_path() -> None:
+    """Like subprocess: the fault suite starts `ip netns exec ...` through the helper."""
+    done = subprocess.run(parent_death_exec.command(os.getpid(), ["true"]), check=False, capture_output=True)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.e2e

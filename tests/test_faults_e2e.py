@@ -51,9 +51,9 @@ from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.modules.market.msgs import PlaceOrder
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.tx import encode_tx
-from cli.keystore import Keystore
-from node import cometbft, supervisor
-from node import testnet as tn
+from lab import testnet as tn
+from node import cometbft, parent_death_exec
+from node.client.keystore import Keystore
 from tests import netns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -140,10 +140,9 @@ class Cluster:
                 "--home", str(node.home)]
         with node.log.open("ab") as log:
             # Dies with the test process even if that is SIGKILLed (the supervisor takes its children along).
-            node.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, cwd=cometbft.REPO_ROOT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                         preexec_fn=supervisor.die_with(os.getpid()))
+            node.proc = subprocess.Popen(parent_death_exec.command(os.getpid(), argv), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         cwd=cometbft.REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def live(self) -> list[Node]:
         with self.lock:

@@ -8,19 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
 from abci_app.ledger.crypto import SigningKey
-from cli import keystore
-from cli.keys import keys_app
-from cli.keystore import KeyExists, KeyNotFound, Keystore, KeystoreCorrupt, WrongPassphrase
+from cli.main import app
+from node.client import keystore
+from node.client.keystore import KeyExists, KeyNotFound, Keystore, KeystoreCorrupt, WrongPassphrase
 
 PASS = "correct horse battery staple"
 RECORD_KEYS = ["account", "created", "file", "kdf", "kind", "name", "pubkey", "version"]
 
-app = typer.Typer()
-app.add_typer(keys_app, name="keys")
 runner = CliRunner()
 
 
@@ -354,7 +351,7 @@ def test_production_kdf_parameters(ring: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_load_key_helper_for_other_commands(ring: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cli.keys import load_key
+    from cli.options import load_key
 
     info = Keystore(ring).generate("alice", PASS)
     monkeypatch.setenv("GRIDLEDGER_PASSPHRASE", PASS)

@@ -1,4 +1,4 @@
-"""node/lightclient.py: CometBFT's encodings and verification rules, checked against a real CometBFT."""
+"""node/client/lightclient.py: CometBFT's encodings and verification rules, checked against a real CometBFT."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from abci_app.ledger.modules.bank import Transfer
 from cli.main import app
 from cli.output import PROOF_INVALID
 from node import rpc as rpc_module
-from node.lightclient import (
+from node.client.lightclient import (
     LightClientError,
     fetch_validators,
     fetch_verified_header,

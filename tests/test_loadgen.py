@@ -21,8 +21,10 @@ import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
 from abci_app.ledger.tx import decode_tx
-from node import loadgen_workload
-from node.loadgen import (
+from lab.load import workload as loadgen_workload
+from lab.load.accounts import OpenOrder, load_accounts, load_app_state
+from lab.load.ceiling import step_figures
+from lab.load.generator import (
     BlockRecord,
     LoadResult,
     LoadSettings,
@@ -32,12 +34,10 @@ from node.loadgen import (
     run_load,
     write_csv,
 )
-from node.loadgen_accounts import OpenOrder, load_accounts, load_app_state
-from node.loadgen_ceiling import step_figures
-from node.loadgen_stats import committed_per_second, percentile, rejection_counts, summarize
-from node.loadgen_transport import CheckAnswer, answer_from_reply, error_kind, websocket_url
-from node.loadgen_workload import KvWorkload, LedgerWorkload, Mix, MixError, PreparedTx, UidCounter, market_available
-from node.report import PLOT_FILES, write_run
+from lab.load.stats import committed_per_second, percentile, rejection_counts, summarize
+from lab.load.transport import CheckAnswer, answer_from_reply, error_kind, websocket_url
+from lab.load.workload import KvWorkload, LedgerWorkload, Mix, MixError, PreparedTx, UidCounter, market_available
+from lab.report import PLOT_FILES, write_run
 from tests.harness import Chain
 
 CHAIN_ID = "load-test"
@@ -278,7 +278,7 @@ def test_stale_nonce_recovers_from_the_nodes_next_nonce() -> None:
 
 def test_no_signing_while_the_clock_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once the run is prepared, signing is forbidden; the whole run still gets every transaction in."""
-    import node.loadgen as loadgen
+    import lab.load.generator as loadgen
 
     prepare = loadgen.prepare_run
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cli.keystore import Keystore
 from cli.main import app
+from node.client.keystore import Keystore
 from tests.harness import Chain
 from tests.localnode import LocalNode
 from tests.market_harness import market_app_state

@@ -6,14 +6,12 @@ import pytest
 
 from abci_app.pb.tendermint.abci import types_pb2 as abci
 from tests.harness import ZONE_A, ZONE_B, Chain
-from tests.market_harness import SLOT, cancel, market_chain, order, place
+from tests.market_harness import SLOT, cancel, order, place
 
 NEXT = SLOT + 900
 
 
-@pytest.fixture
-def chain() -> Chain:
-    return market_chain()
+pytestmark = pytest.mark.market
 
 
 def code_of(chain: Chain, path: str) -> int:

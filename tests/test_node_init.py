@@ -16,9 +16,9 @@ from abci_app.app import LedgerApplication
 from abci_app.ledger.crypto import account_id
 from abci_app.ledger.store import MemoryBackend
 from abci_app.pb.tendermint.abci import types_pb2 as abci
-from cli.keystore import Keystore
 from cli.main import app
 from node import cometbft
+from node.client.keystore import Keystore
 from tests.conftest import free_port
 
 

@@ -7,17 +7,15 @@ import shutil
 import subprocess
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from abci_app.ledger.modules.bank import Transfer
-from node import localnet
+from lab.network import single
 from node.rpc import RpcError, tx_hash
 from node.supervisor import EXIT_HALTED, NodeSpec, Supervisor
-from tests.conftest import free_port
 from tests.harness import Chain
 from tests.localnode import LocalNode
 
@@ -49,11 +47,9 @@ def test_blocks_below_the_retain_height_are_pruned_and_metrics_are_served(tmp_pa
     signer = Chain(chain_id="e2e-prune")
     assert signer.app_state is not None
     node = LocalNode(tmp_path / "node", signer.app_state, chain_id="e2e-prune", timeout_commit="50ms")
-    # The demo's way to expose both metrics endpoints (node/localnet.py).
-    ports = replace(node.ports, app_metrics=free_port(), cometbft_metrics=free_port())
-    localnet.init_single(node.home, "e2e-prune", signer.app_state, ports, timeout_commit="50ms")
-    metrics_address = ports.app_metrics_address
-    assert metrics_address is not None
+    # The demo's way to expose both metrics endpoints (lab/network.py).
+    single(node.home, "e2e-prune", signer.app_state, node.ports, timeout_commit="50ms", metrics=True)
+    metrics_address = f"127.0.0.1:{node.ports.app_metrics}"
     assert NodeSpec.from_home(node.home).app_metrics == metrics_address
     supervisor = Supervisor(spec(node, retain_blocks=RETAIN, app_metrics=metrics_address), sink=node.log.append)
     supervisor.start()
@@ -82,7 +78,7 @@ def test_blocks_below_the_retain_height_are_pruned_and_metrics_are_served(tmp_pa
         assert 'gridledger_build_info{app_version="1"' in text
         assert "_created" not in text
         assert "gridledger_block_height" in text and height > RETAIN
-        comet = httpx.get(f"http://127.0.0.1:{ports.cometbft_metrics}/metrics", timeout=5).text
+        comet = httpx.get(f"http://127.0.0.1:{node.ports.cometbft_metrics}/metrics", timeout=5).text
         assert "cometbft_consensus_height" in comet
     finally:
         supervisor.request_stop()

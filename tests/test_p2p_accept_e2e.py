@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from abci_app.ledger import errors
-from cli.keystore import FAST_ENV, Keystore
 from cli.main import app
+from node.client.keystore import FAST_ENV, Keystore
 from tests.harness import Chain
 from tests.localnode import LocalNode
 from tests.market_harness import market_app_state

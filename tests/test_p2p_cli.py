@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cli.keystore import FAST_ENV, Keystore
 from cli.main import app
+from node.client.keystore import FAST_ENV, Keystore
 from node.p2p import messages
 from node.p2p.messages import AcceptOfferBody
 from tests.p2p_harness import GRIDLEDGER, Listener

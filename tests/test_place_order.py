@@ -38,9 +38,7 @@ PARTICIPANTS = ("alice", "bob", "carol", "dave", "erin")
 TEN_EUR = 10_000_000
 
 
-@pytest.fixture
-def chain() -> Chain:
-    return market_chain()
+pytestmark = pytest.mark.market
 
 
 @pytest.fixture

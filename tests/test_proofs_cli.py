@@ -1,7 +1,7 @@
 """`gridledger query … --prove` against an in-process node that signs its own headers.
 
 ``FakeNode`` answers CometBFT's RPC from an in-process chain (tests/harness.py)
-and signs block headers with one validator key, encoded by node/lightclient.py
+and signs block headers with one validator key, encoded by node/client/lightclient.py
 (tests/test_light_client.py checks those encodings against a real CometBFT).
 Every tampering a node could try is refused with exit code 4.
 """
@@ -24,7 +24,7 @@ from abci_app.pb.tendermint.abci import types_pb2 as abci
 from cli.main import app
 from cli.output import PROOF_INVALID
 from node import rpc as rpc_module
-from node.lightclient import Validator, header_hash, merkle_root, validator_set_hash, vote_sign_bytes
+from node.client.lightclient import Validator, header_hash, merkle_root, validator_set_hash, vote_sign_bytes
 from tests.harness import Chain
 from tests.market_harness import SLOT, order, place
 from tests.settlement_harness import SLOT_END, Registers

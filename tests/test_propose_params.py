@@ -16,13 +16,6 @@ def propose(*changes: tuple[str, int], description: str = "") -> ProposeParams:
     return ProposeParams(changes=tuple(ParamChange(name, value) for name, value in changes), description=description)
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     params = chain.query("/params")
     msg = propose(("max_meters_per_participant", 32), ("voting_period_s", 3_600), description="more meters")

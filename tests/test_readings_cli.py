@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 from abci_app.ledger.crypto import verify
 from abci_app.ledger.modules.settlement import reading_sign_bytes
 from abci_app.ledger.tx import encode_tx
-from cli.keystore import Keystore
 from cli.main import app
 from cli.output import TX_REJECTED, USAGE
 from node import cometbft
+from node.client.keystore import Keystore
 from tests.harness import Chain, seeded_key
 from tests.localnode import LocalNode
 from tests.market_harness import market_app_state, order

@@ -18,13 +18,6 @@ def meter(owner: str, meter_id: str = "m-1", pubkey: bytes = METER_KEY, **overri
     return RegisterMeter(meter_id=meter_id, pubkey=pubkey, owner=owner, **fields)
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     result = chain.deliver("dso", meter(chain.id("alice")))
     assert result.code == 0, result.log

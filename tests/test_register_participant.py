@@ -10,13 +10,6 @@ from abci_app.ledger.modules.registry import RegisterParticipant
 from tests.harness import GENESIS_TIME, ZONE_A, ZONE_B, Chain, events_of, rejected
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     dave = chain.keys["dave"]
     result = chain.deliver("dso", RegisterParticipant(pubkey=dave.pubkey, role="consumer", zone=ZONE_A))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.output import USAGE
-from cli.scenario import Keys, Runner, ScenarioError, TxFailed, TxOutcome, load_scenario
+from lab.scenario import Keys, Runner, ScenarioError, TxFailed, TxOutcome, load_scenario
 from tests.harness import GENESIS_TIME, Chain, seeded_key
 from tests.market_harness import market_app_state
 

@@ -33,7 +33,7 @@ import pytest
 from abci_app.ledger.modules.gov import CastVote, ProposeParams
 from abci_app.ledger.modules.gov.records import ParamChange
 from abci_app.ledger.tx import encode_tx
-from cli.scenario import Keys, RpcTransport, Runner, load_scenario
+from lab.scenario import Keys, RpcTransport, Runner, load_scenario
 from node.rpc import RpcError
 from tests.harness import Chain, seeded_key
 from tests.localnode import LocalNode

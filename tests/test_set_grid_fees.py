@@ -7,14 +7,12 @@ import pytest
 from abci_app.ledger import errors
 from abci_app.ledger.modules.market.msgs import FeeEntry, SetGridFees
 from tests.harness import ZONE_A, ZONE_B, Chain, events_of
-from tests.market_harness import SLOT, market_chain, market_rejected, money, order, place, trades
+from tests.market_harness import SLOT, market_rejected, money, order, place, trades
 
 TEN_EUR = 10_000_000
 
 
-@pytest.fixture
-def chain() -> Chain:
-    return market_chain()
+pytestmark = pytest.mark.market
 
 
 def fees(*entries: tuple[str, str, int]) -> SetGridFees:

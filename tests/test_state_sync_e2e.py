@@ -22,9 +22,10 @@ import psutil
 import pytest
 import tomlkit
 
-from cli.keystore import Keystore
+from lab import testnet as tn
+from lab.ports import free_base_port
 from node import cometbft
-from node import testnet as tn
+from node.client.keystore import Keystore
 from node.rpc import CometRpc
 from tests.test_testnet_e2e import ROSTER, cli, height, wait_until
 
@@ -48,7 +49,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tn.Testnet]:
         patch.setenv("GRIDLEDGER_KEYRING_DIR", str(out / "keyring"))
         patch.setenv("GRIDLEDGER_PASSPHRASE", tn.TESTNET_PASSPHRASE)
         timing = cometbft.Timing(timeout_commit="200ms", timeout_propose="1s")
-        testnet = tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=out, base_port=tn.free_base_port(5),
+        testnet = tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=out, base_port=free_base_port(5),
                                                                          timing=timing))
         for node in testnet.nodes:
             _snapshot_settings(testnet.home(node))

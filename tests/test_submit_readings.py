@@ -8,13 +8,13 @@ from abci_app.ledger import errors
 from abci_app.ledger.modules.registry import Deactivate
 from abci_app.ledger.modules.settlement import Reading, SubmitReadings
 from tests.harness import Chain, events_of, rejected
-from tests.market_harness import market_chain
 from tests.settlement_harness import DEADLINE, SLOT, SLOT_END, advance_to, reading, submit
+
+pytestmark = pytest.mark.market
 
 
 @pytest.fixture
-def chain() -> Chain:
-    chain = market_chain()
+def chain(chain: Chain) -> Chain:
     # Every meter reports every slot since genesis (so none settles with a substitute during a test), and
     # alice's 100 / 50 Wh fall in the slot before SLOT, which settles after the tests' last block.
     names = ("alice", "bob", "carol", "dave", "erin")

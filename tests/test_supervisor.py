@@ -233,3 +233,23 @@ def test_basic_p2p_host_ended_by_our_sigterm_is_a_clean_stop() -> None:
     assert supervisor.ChildExit("p2p host", -signal.SIGTERM, killed=False, stateless=True).clean
     assert not supervisor.ChildExit("CometBFT", -signal.SIGTERM, killed=False).clean
     assert not supervisor.ChildExit("p2p host", 1, killed=False, stateless=True).clean
+
+
+def test_basic_children_arm_their_death_signal_without_preexec_fn(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor has threads: Python code between fork and exec (preexec_fn) could deadlock its children."""
+    calls: list[tuple[list[str], dict[str, object]]] = []
+    popen = supervisor.subprocess.Popen
+
+    def recording(argv: list[str], **kwargs: object) -> object:
+        calls.append((argv, kwargs))
+        return popen(argv, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(supervisor.subprocess, "Popen", recording)
+    sup = Supervisor(NodeSpec(home=tmp_path, abci_address="tcp://127.0.0.1:1"), sink=lambda _line: None)
+    # The child reports its death signal setting (PR_GET_PDEATHSIG = 2) through its exit code.
+    child = [sys.executable, "-c", "import ctypes, signal, sys; s = ctypes.c_int(); "
+             "ctypes.CDLL(None).prctl(2, ctypes.byref(s), 0, 0, 0); sys.exit(s.value)"]
+    assert sup._spawn(child, "[child]").wait(30) == signal.SIGTERM
+    (argv, kwargs), = calls
+    assert "preexec_fn" not in kwargs and argv[-len(child):] == child and "parent_death_exec" in argv[3]

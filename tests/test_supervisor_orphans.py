@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from lab.ports import free_base_port
 from node import supervisor
 from node.rpc import CometRpc
-from node.testnet import free_base_port
 
 pytestmark = pytest.mark.e2e
 

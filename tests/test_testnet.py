@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from abci_app.app import LedgerApplication
 from abci_app.ledger.store import MemoryBackend
 from abci_app.pb.tendermint.abci import types_pb2 as abci
-from cli.keystore import Keystore
 from cli.main import app
+from lab import testnet as tn
 from node import cometbft
-from node import testnet as tn
+from node.client.keystore import Keystore
 from node.p2p import node_host
 
 ROSTER = cometbft.REPO_ROOT / "config" / "testnet-4.toml"
@@ -292,7 +292,7 @@ def test_invalid_init_failure_leaves_no_half_testnet(tmp_path: Path, monkeypatch
     def broken(*_: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(tn, "_keys", broken)
+    monkeypatch.setattr(tn.create, "_keys", broken)
     with pytest.raises(OSError, match="disk full"):
         tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=tmp_path / "net"))
     assert not (tmp_path / "net").exists()

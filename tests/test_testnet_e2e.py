@@ -21,10 +21,11 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from cli.keystore import Keystore
 from cli.main import app
+from lab import testnet as tn
+from lab.ports import free_base_port
 from node import cometbft
-from node import testnet as tn
+from node.client.keystore import Keystore
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -72,7 +73,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tn.Testnet]:
         patch.setenv("GRIDLEDGER_KEYRING_DIR", str(out / "keyring"))
         patch.setenv("GRIDLEDGER_PASSPHRASE", tn.TESTNET_PASSPHRASE)
         timing = cometbft.Timing(timeout_commit="300ms", timeout_propose="1s")
-        testnet = tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=out, base_port=tn.free_base_port(5),
+        testnet = tn.init_testnet(tn.load_roster(ROSTER), tn.InitOptions(out=out, base_port=free_base_port(5),
                                                                timing=timing))
         cli("testnet", "up", "--dir", str(out))
         supervisors = [tn.running_supervisor(testnet, n) for n in testnet.nodes]

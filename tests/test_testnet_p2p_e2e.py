@@ -20,8 +20,9 @@ import pytest
 import trio
 
 from abci_app.ledger.crypto import SigningKey
+from lab import testnet as tn
+from lab.ports import free_base_port
 from node import cometbft
-from node import testnet as tn
 from node.p2p.host import HostConfig, P2PHost
 from node.p2p.inbox import Admitted
 from node.p2p.messages import SignedFeed
@@ -44,7 +45,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tn.Testnet]:
         patch.setenv("GRIDLEDGER_KDF_FAST", "1")
         patch.setenv("GRIDLEDGER_KEYRING_DIR", str(out / "keyring"))
         patch.setenv("GRIDLEDGER_PASSPHRASE", tn.TESTNET_PASSPHRASE)
-        cli("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--base-port", str(tn.free_base_port(4)),
+        cli("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--base-port", str(free_base_port(4)),
             "--timeout-commit", "300ms", "--timeout-propose", "1s")
         testnet = tn.load_testnet(out)
         try:

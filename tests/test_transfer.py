@@ -10,13 +10,6 @@ from abci_app.ledger.modules.registry import Deactivate
 from tests.harness import Chain, events_of, rejected
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     supply = chain.query("/supply")
     result = chain.deliver("alice", Transfer(recipient=chain.id("carol"), amount=2_500, memo="solar"))

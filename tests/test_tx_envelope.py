@@ -58,13 +58,6 @@ def rejected_raw(chain: Chain, raw: bytes, error: type[errors.LedgerError]) -> N
     assert snapshot(chain) == before
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     msg = transfer(chain, 7)
     raw = encode_tx(CHAIN_ID, msg, ALICE, 1)

@@ -14,10 +14,8 @@ OPERATORS = ("dso", "dso_b", "lpd", "lpd_b")  # 4 x power 10 in the harness gene
 
 
 @pytest.fixture
-def chain() -> Chain:
+def chain(chain: Chain) -> Chain:
     """A chain with proposal 1 (max_meters_per_participant -> 3) open."""
-    chain = Chain()
-    chain.block()
     msg = ProposeParams(changes=(ParamChange("max_meters_per_participant", 3),), description="")
     assert chain.deliver("dso", msg).code == 0
     return chain

@@ -10,13 +10,6 @@ from abci_app.ledger.modules.registry import Deactivate
 from tests.harness import Chain, events_of, rejected
 
 
-@pytest.fixture
-def chain() -> Chain:
-    chain = Chain()
-    chain.block()
-    return chain
-
-
 def test_basic(chain: Chain) -> None:
     result = chain.deliver("alice", Withdraw(amount=400_000, agent=chain.id("lpd_b"), reference="payout-7"))
     assert result.code == 0, result.log

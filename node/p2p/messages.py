@@ -42,7 +42,6 @@ from abci_app.ledger.msg import NAME_PATTERN
 from abci_app.ledger.wire import I64, Record, WireError, plain
 
 FEED_DOMAIN = "gridledger/feed"
-SIDES = ("bid", "ask")
 
 
 class MessageError(ValueError):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import matplotlib.ticker
@@ -23,9 +23,14 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the backend is chosen before pyplot loads
 
+from abci_app import version
+from lab.cluster import THROUGHPUT_SETTINGS
+from lab.load.generator import LoadResult, write_blocks_csv, write_csv
+from lab.load.stats import committed_per_second, median_and_spread, summarize
+
+if TYPE_CHECKING:  # lab.experiment imports this module (lazily: matplotlib loads only for reports)
+    from lab.experiment import ExperimentOutcome, RunOutcome
 from node import cometbft
-from node.loadgen import LoadResult, write_blocks_csv, write_csv
-from node.loadgen_stats import committed_per_second, summarize
 
 PLOT_FILES = {"latency_cdf": "latency_cdf.png", "throughput": "committed_tps.png",
               "block_interval": "block_interval.png"}
@@ -141,8 +146,6 @@ def git_dirty() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    from abci_app.app import _version
-
     memory_kb = 0
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -160,7 +163,7 @@ def machine_info() -> dict[str, Any]:
         "memory_gib": round(memory_kb / 2**20, 1) if memory_kb else None,
         "os": platform.platform(),
         "python": sys.version.split()[0],
-        "gridledger": _version(),
+        "gridledger": version(),
         "git_commit": _command_output(["git", "-C", str(cometbft.REPO_ROOT), "rev-parse", "--short", "HEAD"]),
         "git_dirty": git_dirty(),
         "cometbft_pinned": cometbft.pinned_version(),
@@ -186,7 +189,7 @@ def ratio(ours: Any, base: Any) -> str:
 
 
 # -- a whole experiment ------------------------------------------------------------------
-def _kv_twin(runs: Sequence[Any], run: Any) -> Any:
+def _kv_twin(runs: Sequence[RunOutcome], run: RunOutcome) -> RunOutcome | None:
     for other in runs:
         if (other.app == "kvstore" and other.validators == run.validators and other.repetition == run.repetition
                 and other.timeout_commit == run.timeout_commit and other.rate == run.rate):
@@ -194,36 +197,36 @@ def _kv_twin(runs: Sequence[Any], run: Any) -> Any:
     return None
 
 
-def _groups(runs: Sequence[Any]) -> list[tuple[int, str]]:
+def _groups(runs: Sequence[RunOutcome]) -> list[tuple[int, str]]:
     seen: dict[tuple[int, str], None] = {}
     for run in runs:
         seen[(run.validators, run.timeout_commit)] = None
     return list(seen)
 
 
-def _group_plots(outcome: Any, validators: int, timeout_commit: str) -> dict[str, str]:
-    runs = [r for r in outcome.runs if r.validators == validators and r.timeout_commit == timeout_commit
-            and r.result is not None and r.repetition == 0]
+def _group_plots(outcome: ExperimentOutcome, validators: int, timeout_commit: str) -> dict[str, str]:
+    results = {f"{r.app} @ {r.rate:g} tx/s": r.result for r in outcome.runs
+               if r.validators == validators and r.timeout_commit == timeout_commit and r.result is not None
+               and r.repetition == 0}
     slug = f"v{validators}-tc{timeout_commit}"
     files = {kind: f"plots/{slug}-{name}" for kind, name in PLOT_FILES.items()}
     (outcome.directory / "plots").mkdir(exist_ok=True)
-    label = {id(r): f"{r.app} @ {r.rate:g} tx/s" for r in runs}
     title = f"{validators} validator(s), timeout_commit {timeout_commit}"
-    plot_latency_cdf({label[id(r)]: latencies(r.result) for r in runs}, outcome.directory / files["latency_cdf"],
-                     f"Commit latency, {title}")
-    plot_throughput({label[id(r)]: committed_per_second(r.result.records) for r in runs},
+    plot_latency_cdf({label: latencies(result) for label, result in results.items()},
+                     outcome.directory / files["latency_cdf"], f"Commit latency, {title}")
+    plot_throughput({label: committed_per_second(result.records) for label, result in results.items()},
                     outcome.directory / files["throughput"], f"Committed tx/s, {title}")
-    plot_block_intervals({label[id(r)]: block_interval_points(r.result) for r in runs},
+    plot_block_intervals({label: block_interval_points(result) for label, result in results.items()},
                          outcome.directory / files["block_interval"], f"Block interval, {title}")
     return files
 
 
-def _run_entries(outcome: Any) -> list[dict[str, Any]]:
+def _run_entries(outcome: ExperimentOutcome) -> list[dict[str, Any]]:
     return [{"app": r.app, "validators": r.validators, "timeout_commit": r.timeout_commit, "rate": r.rate,
              "repetition": r.repetition, "summary": r.summary} for r in outcome.runs]
 
 
-def _overview_plot(outcome: Any) -> str | None:
+def _overview_plot(outcome: ExperimentOutcome) -> str | None:
     return plot_overview(_run_entries(outcome), outcome.directory, list(outcome.ceilings.values()))
 
 
@@ -288,10 +291,10 @@ def plot_overview(runs: Sequence[Mapping[str, Any]], directory: Path,
     return path
 
 
-def _problems(outcome: Any) -> tuple[list[str], list[str]]:
+def _problems(outcome: ExperimentOutcome) -> tuple[list[str], list[str]]:
     """(errors, warnings): errors are failures of the run; warnings are results worth a look."""
     errors = list(outcome.errors)
-    warnings = []
+    warnings: list[str] = []
     for group, apps in outcome.applied_settings.items():
         if len({json.dumps(values, sort_keys=True) for values in apps.values()}) > 1:
             errors.append(f"{group}: the applications ran with different CometBFT settings: {apps}")
@@ -319,7 +322,7 @@ def _problems(outcome: Any) -> tuple[list[str], list[str]]:
     return errors, warnings
 
 
-def _result_rows(outcome: Any) -> list[str]:
+def _result_rows(outcome: ExperimentOutcome) -> list[str]:
     repeated = outcome.config.repeat > 1
     rows = ["| validators | timeout_commit | offered tx/s | app |" + (" rep |" if repeated else "")
             + " sent | committed | achieved tx/s | committed tx/s | sustained tx/s "
@@ -347,7 +350,7 @@ def _result_rows(outcome: Any) -> list[str]:
     return rows
 
 
-def _ratio_rows(outcome: Any) -> list[str]:
+def _ratio_rows(outcome: ExperimentOutcome) -> list[str]:
     rows = ["| validators | timeout_commit | offered tx/s | committed tx/s: gridledger / kvstore = ratio "
             "| p50 latency ms: gridledger / kvstore = ratio | p99 latency ms: gridledger / kvstore = ratio "
             "| samples (gridledger / kvstore) |",
@@ -369,7 +372,7 @@ def _ratio_rows(outcome: Any) -> list[str]:
     return rows
 
 
-def saturation_points(outcome: Any) -> list[dict[str, Any]]:
+def saturation_points(outcome: ExperimentOutcome) -> list[dict[str, Any]]:
     """Per (validators, timeout_commit, repetition) and app: the highest sustained committed tx/s and where."""
     best: dict[tuple[int, str, int, str], dict[str, Any]] = {}
     for run in outcome.runs:
@@ -387,7 +390,7 @@ def saturation_points(outcome: Any) -> list[dict[str, Any]]:
     return list(best.values())
 
 
-def _saturation_rows(outcome: Any) -> list[str]:
+def _saturation_rows(outcome: ExperimentOutcome) -> list[str]:
     points = saturation_points(outcome)
     rows = ["| validators | timeout_commit | app | highest sustained committed tx/s (at offered) "
             "| first saturated offered rate | ratio to kvstore |", "|---:|---|---|---|---:|---:|"]
@@ -404,7 +407,7 @@ def _saturation_rows(outcome: Any) -> list[str]:
     return rows
 
 
-def _ceiling_lines(outcome: Any) -> list[str]:
+def _ceiling_lines(outcome: ExperimentOutcome) -> list[str]:
     if not outcome.ceilings:
         reason = "no kvstore baseline in this preset" if not outcome.config.baseline else "the probe did not run"
         return [f"Not measured ({reason}).", ""]
@@ -425,7 +428,7 @@ def _ceiling_lines(outcome: Any) -> list[str]:
     return lines
 
 
-def _which_side(outcome: Any) -> str:
+def _which_side(outcome: ExperimentOutcome) -> str:
     """One sentence per application and group: did it saturate below what the generator could offer?"""
     sentences = []
     points = saturation_points(outcome)
@@ -452,10 +455,8 @@ def _which_side(outcome: Any) -> str:
     return " ".join(sentences)
 
 
-def _repeat_rows(outcome: Any) -> list[str]:
+def _repeat_rows(outcome: ExperimentOutcome) -> list[str]:
     """Medians over repetitions, with their spread (min-max)."""
-    from node.experiment import median_and_spread
-
     cells: dict[tuple[int, str, float, str], list[dict[str, Any]]] = {}
     for run in outcome.runs:
         if run.summary is not None:
@@ -478,14 +479,12 @@ def _spread(figures: tuple[float, float, float] | None, digits: int = 1) -> str:
     return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
-def _settings_rows(outcome: Any) -> list[str]:
-    from node.loadgen_cluster import THROUGHPUT_SETTINGS
-
+def _settings_rows(outcome: ExperimentOutcome) -> list[str]:
     why = {setting.name: setting.why for setting in THROUGHPUT_SETTINGS}
     chosen = outcome.config.settings()["cometbft"]
     applied: dict[str, dict[str, Any]] = {}
-    for apps in outcome.applied_settings.values():
-        for app, values in apps.items():
+    for group_apps in outcome.applied_settings.values():
+        for app, values in group_apps.items():
             applied.setdefault(app, values)
     apps = sorted(applied)
     header = ["config.toml setting", "chosen", *(f"{app} nodes" for app in apps), "why"]
@@ -497,8 +496,8 @@ def _settings_rows(outcome: Any) -> list[str]:
     return rows
 
 
-def render_report(outcome: Any, machine: dict[str, Any], group_plots: dict[tuple[int, str], dict[str, str]],
-                  overview: str | None) -> str:
+def render_report(outcome: ExperimentOutcome, machine: dict[str, Any],
+                  group_plots: dict[tuple[int, str], dict[str, str]], overview: str | None) -> str:
     config = outcome.config
     errors, warnings = _problems(outcome)
     lines = [f"# Experiment `{config.name}`", ""]
@@ -560,7 +559,7 @@ def _load(values: Sequence[float] | None) -> str:
     return "/".join(f"{v:.2f}" for v in values) if values else "n/a"
 
 
-def write_experiment(outcome: Any) -> Path:
+def write_experiment(outcome: ExperimentOutcome) -> Path:
     """summary.json, plots/ and report.md for a finished experiment; returns the report's path."""
     machine = machine_info()
     group_plots = {group: _group_plots(outcome, *group) for group in _groups(outcome.runs)}

@@ -1,28 +1,29 @@
 """A throw-away network of N validators on 127.0.0.1 for load experiments.
 
-Both applications of a comparison are set up by the same code: ``cometbft
-testnet`` writes N validator homes with one shared genesis, then every node
-gets its own free ports, the full list of its peers, the block settings under
-test, the throughput settings (``THROUGHPUT_SETTINGS`` merged with the
-preset's ``[cometbft]`` overrides) and, for gridledger, the load
-``app_state``. Only the application differs: gridledger nodes run under
-``node.supervisor`` (app process + CometBFT), kvstore nodes are a bare
-``cometbft start --proxy_app kvstore``. ``applied_settings`` reads the values
-back from every node's config.toml, so a report can show that both chains ran
-with the same ones.
+Both applications of a comparison are set up by the same code: a
+``LocalNetwork`` (lab/network.py) of N validator homes with one shared
+genesis, every node with a free port block (lab/ports.py), the full list of
+its peers, the block settings under test, the throughput settings
+(``THROUGHPUT_SETTINGS`` merged with the preset's ``[cometbft]`` overrides)
+and, for gridledger, the load ``app_state``. Only the application differs:
+gridledger nodes run under ``node.supervisor`` (app process + CometBFT),
+kvstore nodes are a bare ``cometbft start --proxy_app kvstore``.
+``applied_settings`` reads the values back from every node's config.toml, so
+a report can show that both chains ran with the same ones.
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from lab.kvstore import KvstoreNode
+from lab.network import LocalNetwork, Member, merge
+from lab.ports import port_blocks
 from node import cometbft
-from node.kvstore_baseline import KvstoreNode
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 from node.supervisor import NodeSpec, Supervisor
 
@@ -89,13 +90,6 @@ def applied_settings(home: Path, chosen: dict[str, dict[str, Any]]) -> dict[str,
     return dict(sorted(values.items()))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class ClusterSpec:
     app: str
@@ -117,15 +111,11 @@ class ClusterSpec:
         return str(self.extra_config.get("", {}).get("log_level", "error"))
 
 
-@dataclass(frozen=True)
-class NodePorts:
-    rpc: int
-    p2p: int
-    abci: int
+def _line_writer(log: IO[str]) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        log.write(line + "\n")
 
-    @property
-    def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc}"
+    return write
 
 
 class LocalCluster:
@@ -134,8 +124,12 @@ class LocalCluster:
     def __init__(self, spec: ClusterSpec, workdir: Path) -> None:
         self.spec = spec
         self.workdir = workdir
-        self.homes = [workdir / f"node{i}" for i in range(spec.validators)]
-        self.ports = [NodePorts(free_port(), free_port(), free_port()) for _ in self.homes]
+        self.ports = port_blocks(spec.validators)
+        proxy_app = "kvstore" if spec.app == "kvstore" else None
+        self.network = LocalNetwork([Member(home=workdir / f"node{i}", moniker=f"node{i}", ports=ports, power=1,
+                                            proxy_app=proxy_app) for i, ports in enumerate(self.ports)],
+                                    cometbft.Timing(timeout_commit=spec.timeout_commit))
+        self.homes = self.network.homes
         self._supervisors: list[Supervisor] = []
         self._kvstores: list[KvstoreNode] = []
         self._logs: list[IO[str]] = []
@@ -145,32 +139,11 @@ class LocalCluster:
         return [p.rpc_url for p in self.ports]
 
     def init(self) -> None:
+        """Homes, genesis and config.toml: the experiment's settings, then what no preset may override."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(cometbft.binary()), "testnet", "--v", str(self.spec.validators), "--o",
-                        str(self.workdir), "--starting-ip-address", "127.0.0.1", "--populate-persistent-peers=false"],
-                       check=True, capture_output=True)
-        ids = [cometbft.node_id(home) for home in self.homes]
-        for index, home in enumerate(self.homes):
-            peers = ",".join(f"{ids[j]}@127.0.0.1:{self.ports[j].p2p}" for j in range(len(self.homes)) if j != index)
-            cometbft.configure(home, self._settings(index, peers))
-            cometbft.set_genesis(home, self.spec.chain_id, self.spec.app_state or {})
-
-    def _settings(self, index: int, peers: str) -> dict[str, dict[str, Any]]:
-        ports = self.ports[index]
-        proxy = "kvstore" if self.spec.app == "kvstore" else f"tcp://127.0.0.1:{ports.abci}"
-        settings: dict[str, dict[str, Any]] = {}
-        for section, values in self.spec.extra_config.items():
-            settings.setdefault(section, {}).update(values)
-        # What makes the network a network comes last: no preset may override it.
-        for section, values in {
-            "": {"proxy_app": proxy, "moniker": f"node{index}"},
-            "rpc": {"laddr": f"tcp://127.0.0.1:{ports.rpc}"},
-            "p2p": {"laddr": f"tcp://127.0.0.1:{ports.p2p}", "persistent_peers": peers,
-                    "allow_duplicate_ip": True, "addr_book_strict": False, "pex": False},
-            "consensus": {"timeout_commit": self.spec.timeout_commit},
-        }.items():
-            settings.setdefault(section, {}).update(values)
-        return settings
+        fixed: dict[str, dict[str, Any]] = {"consensus": {"timeout_commit": self.spec.timeout_commit},
+                                           "p2p": {"pex": False}}
+        self.network.create(self.spec.chain_id, self.spec.app_state or {}, merge(self.spec.extra_config, fixed))
 
     def applied_settings(self) -> dict[str, Any]:
         """The experiment settings as every node's config.toml holds them; raises if two nodes differ."""
@@ -194,7 +167,7 @@ class LocalCluster:
             self._logs.append(log)
             supervisor = Supervisor(NodeSpec(home=home, abci_address=f"tcp://127.0.0.1:{ports.abci}",
                                              rpc_laddr=rpc, p2p_laddr=p2p, log_level=self.spec.log_level),
-                                    sink=lambda line, log=log: log.write(line + "\n"))
+                                    sink=_line_writer(log))
             self._supervisors.append(supervisor)
             supervisor.start()
 

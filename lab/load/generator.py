@@ -13,7 +13,7 @@ the account idle longest; an account is busy from its ``broadcast_tx_sync``
 until the node's CheckTx answer, so its transactions reach its node in nonce
 order. Accounts are pinned to nodes (``index mod nodes``) and to one of the
 node's connections (``transport``: pipelined websockets or a pool of HTTP
-connections, ``connections`` per node, see node/loadgen_transport.py). When
+connections, ``connections`` per node, see lab/load/transport.py). When
 no account is idle, or the sockets cannot take more, a transaction leaves
 late: the delay is recorded per transaction (``send_lag_s``) and summarised as
 "fell behind"; the schedule itself never shifts.
@@ -61,8 +61,9 @@ import httpx
 import websockets
 
 from abci_app.ledger.errors import StaleNonce
-from node.loadgen_accounts import LoadAccount
-from node.loadgen_transport import (
+from lab.load import LoadSetupError
+from lab.load.accounts import LoadAccount
+from lab.load.transport import (
     TRANSPORTS,
     CheckAnswer,
     RpcCallError,
@@ -70,7 +71,7 @@ from node.loadgen_transport import (
     make_transport,
     websocket_url,
 )
-from node.loadgen_workload import Plan, PreparedTx, UidCounter, Workload
+from lab.load.workload import Plan, PreparedTx, UidCounter, Workload
 
 SUBSCRIBE_QUERY = "tm.event='NewBlock'"
 RPC_TIMEOUT_S = 30.0
@@ -151,15 +152,15 @@ class LoadSettings:
 
     def __post_init__(self) -> None:
         if not self.nodes:
-            raise ValueError("at least one node URL is needed")
+            raise LoadSetupError("at least one node URL is needed")
         if self.rate <= 0 or self.duration_s <= 0:
-            raise ValueError("rate and duration must be positive")
+            raise LoadSetupError("rate and duration must be positive")
         if self.drain_timeout_s < 0:
-            raise ValueError("drain timeout must not be negative")
+            raise LoadSetupError("drain timeout must not be negative")
         if self.transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
+            raise LoadSetupError(f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}")
         if self.connections < 1:
-            raise ValueError("at least one connection per node is needed")
+            raise LoadSetupError("at least one connection per node is needed")
 
     @property
     def planned(self) -> int:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from node.loadgen import BEHIND_TOLERANCE_S, BlockRecord, LoadResult, TxRecord
+from lab.load.generator import BEHIND_TOLERANCE_S, BlockRecord, LoadResult, TxRecord
 
 SATURATED_BELOW = 0.8
 
@@ -153,3 +154,10 @@ def committed_per_second(records: Sequence[TxRecord]) -> list[tuple[int, int]]:
     if not seconds:
         return []
     return [(s, seconds.get(s, 0)) for s in range(0, max(seconds) + 1)]
+
+
+def median_and_spread(values: list[float]) -> tuple[float, float, float] | None:
+    """(median, min, max) of repeated figures; None without values."""
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)

@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from node.loadgen import BEHIND_TOLERANCE_S, LoadResult, LoadSettings, run_load
-from node.loadgen_accounts import LoadAccount
-from node.loadgen_workload import KvWorkload
+from lab.load import LoadSetupError
+from lab.load.accounts import LoadAccount
+from lab.load.generator import BEHIND_TOLERANCE_S, LoadResult, LoadSettings, run_load
+from lab.load.workload import KvWorkload
 
 HELD_BEHIND_SHARE = 0.05
 HELD_ERROR_SHARE = 0.01
@@ -46,7 +47,7 @@ class CeilingSettings:
 
     def __post_init__(self) -> None:
         if self.start_rate <= 0 or self.max_rate < self.start_rate or self.step_s <= 0:
-            raise ValueError("ceiling: need 0 < start_rate <= max_rate and step_s > 0")
+            raise LoadSetupError("ceiling: need 0 < start_rate <= max_rate and step_s > 0")
 
     def rates(self) -> list[float]:
         rates, rate = [], self.start_rate

@@ -2,7 +2,7 @@
 
 ``read`` asks a node for the raw entries behind an answer with ``prove=true``,
 verifies the header of block H+1 (it carries the app hash of the state at H)
-with ``node/lightclient.py``, and checks every proof against that app hash.
+with ``node/client/lightclient.py``, and checks every proof against that app hash.
 The result is a small key-value store of proven entries, so the ledger's own
 query code can compute the usual answer from it (``ProvenState.state``): what
 the participant sees is computed from proven state only (docs/queries.md).
@@ -19,7 +19,7 @@ from abci_app.ledger import errors
 from abci_app.ledger.proofs import PROOF_TYPE, RAW_PATH, ProofError, decode_range_answer, parse_op_data, verify_range
 from abci_app.ledger.state import State
 from abci_app.ledger.store import MemoryBackend, Overlay
-from node.lightclient import LightClientError, Validator, VerifiedHeader, fetch_verified_header
+from node.client.lightclient import LightClientError, Validator, VerifiedHeader, fetch_verified_header
 from node.rpc import CometRpc
 
 MAX_ATTEMPTS = 5

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import httpx
 import websockets
 
-from node.loadgen_workload import PreparedTx
+from lab.load.workload import PreparedTx
 
 TRANSPORTS = ("ws", "http")
 RPC_TIMEOUT_S = 30.0
@@ -63,7 +63,11 @@ class RpcCallError(RuntimeError):
 
 class Transport(Protocol):
     name: str
-    backlogged_sends: int
+
+    @property
+    def backlogged_sends(self) -> int:
+        """Requests written while earlier bytes were still unsent (the node read slower than we wrote)."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from abci_app.ledger.crypto import SigningKey
+from lab.load import LoadSetupError
+from node.rpc import CometRpc, RpcError
 
 DEFAULT_LABEL = "gridledger-load"
 LOAD_ZONE = "load-zone"
@@ -64,7 +66,7 @@ class LoadAccount:
 
 def load_accounts(count: int, label: str = DEFAULT_LABEL) -> list[LoadAccount]:
     if count < 1:
-        raise ValueError("at least one load account is needed")
+        raise LoadSetupError("at least one load account is needed")
     return [LoadAccount(index=i, key=derived_key(label, "participant", i)) for i in range(count)]
 
 
@@ -94,3 +96,17 @@ def load_app_state(count: int, label: str = DEFAULT_LABEL) -> dict[str, Any]:
             for a in accounts
         ],
     }
+
+
+def sync_accounts(rpc: CometRpc, accounts: list[LoadAccount], orders: bool) -> None:
+    """Start from each account's next nonce (and, for cancels, its open orders) on chain; then count locally."""
+    for account in accounts:
+        try:
+            account.next_nonce = int(rpc.query_json(f"/next_nonce/{account.account_id}")["next_nonce"])
+            if orders:
+                account.open_orders = [OpenOrder(int(o["id"]), int(o["valid_until"]))
+                                       for o in rpc.query_json(f"/orders/{account.account_id}")["orders"]]
+        except RpcError as exc:
+            raise LoadSetupError(
+                f"load account {account.index} ({account.account_id}) is not on this chain: start the chain from "
+                f"a genesis with `gridledger bench app-state --accounts {len(accounts)}`") from exc

@@ -113,6 +113,10 @@ class BadImportFile(KeystoreError):
         super().__init__(f"cannot import {path}: {reason}")
 
 
+class UnknownAccount(KeystoreError):
+    """Text that is neither an id (or public key) nor the name of a key in the keyring."""
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     """The public (clear-text) part of a key file."""
@@ -273,6 +277,30 @@ class Keystore:
         # mkdir's mode is filtered by the umask, which can only remove bits,
         # so a new directory is at most 0700. An existing one is left alone.
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+# --- names for ids ---------------------------------------------------------------
+
+
+def resolve_account(text: str, keyring_dir: Path) -> str:
+    """An account id, or the account of a key in the keyring (no passphrase needed)."""
+    if len(text) == 40 and all(c in "0123456789abcdef" for c in text):
+        return text
+    try:
+        info = Keystore(keyring_dir.expanduser()).show(text)
+    except KeystoreError:
+        raise UnknownAccount(f"{text!r} is neither a 40-hex account id nor a key in {keyring_dir}") from None
+    return account_id(bytes.fromhex(info.pubkey))
+
+
+def resolve_pubkey(text: str, keyring_dir: Path) -> bytes:
+    """A 64-hex public key, or the public key of a key in the keyring."""
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return bytes.fromhex(text)
+    try:
+        return bytes.fromhex(Keystore(keyring_dir.expanduser()).show(text).pubkey)
+    except KeystoreError:
+        raise UnknownAccount(f"{text!r} is neither a 64-hex public key nor a key in {keyring_dir}") from None
 
 
 # --- file format ---------------------------------------------------------------

@@ -8,7 +8,7 @@ starts it, warms it up with a short unrecorded load, runs one recorded load
 per offered rate (waiting for the mempools to empty in between), and tears the
 network down. With ``stop_after_saturation`` an application's remaining, higher
 rates are skipped once one of its runs saturated. In the kvstore network the
-runner finally measures the generator's own ceiling (node/loadgen_ceiling.py).
+runner finally measures the generator's own ceiling (lab/load/ceiling.py).
 Everything lands in ``results/NAME/<timestamp>/``: one directory per run (CSV,
 JSON, plots), group plots, ``summary.json`` and ``report.md``.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import tempfile
 import time
 import tomllib
@@ -32,13 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node import cometbft
-from node.loadgen import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadResult, LoadSettings, run_load
-from node.loadgen_accounts import load_accounts, load_app_state
-from node.loadgen_ceiling import CeilingSettings, probe_ceiling
-from node.loadgen_cluster import ClusterSpec, LocalCluster, throughput_settings
-from node.loadgen_transport import TRANSPORTS
-from node.loadgen_workload import (
+from lab.cluster import ClusterSpec, LocalCluster, throughput_settings
+from lab.load.accounts import load_accounts, load_app_state
+from lab.load.ceiling import CeilingSettings, probe_ceiling
+from lab.load.generator import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadResult, LoadSettings, run_load
+from lab.load.transport import TRANSPORTS
+from lab.load.workload import (
     KvWorkload,
     LedgerWorkload,
     Mix,
@@ -47,6 +45,7 @@ from node.loadgen_workload import (
     market_params,
     sample_tx_size,
 )
+from node import cometbft
 
 Progress = Callable[[str], None]
 _SCALARS = (str, int, float, bool)
@@ -54,6 +53,10 @@ _SCALARS = (str, int, float, bool)
 
 class ConfigError(ValueError):
     """The experiment file is missing a key or has a value of the wrong kind."""
+
+
+class ExperimentFailed(Exception):
+    """The experiment ran, but its report lists errors (a run failed, a node died, or commits went missing)."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,7 @@ def _load_settings(config: ExperimentConfig, nodes: tuple[str, ...], rate: float
 def _run_group(outcome: ExperimentOutcome, app: str, validators: int, timeout_commit: str, repetition: int,
                progress: Progress) -> None:
     """One network: init, start, warm up, one load per rate (up to saturation), the ceiling probe, tear down."""
-    from node.report import write_run
+    from lab.report import write_run
 
     config = outcome.config
     group = run_slug(app, validators, timeout_commit, repetition=repetition)
@@ -365,7 +368,7 @@ def _run_group(outcome: ExperimentOutcome, app: str, validators: int, timeout_co
 def run_experiment(config: ExperimentConfig, results_root: Path, progress: Progress | None = None,
                    repeat: int | None = None) -> ExperimentOutcome:
     """Run the whole matrix (``repeat`` times) and write the report; never raises for a failed run (it is reported)."""
-    from node.report import write_experiment
+    from lab.report import write_experiment
 
     if repeat is not None:
         if repeat < 1:
@@ -397,10 +400,3 @@ def run_experiment(config: ExperimentConfig, results_root: Path, progress: Progr
     write_experiment(outcome)
     (directory / "config.json").write_text(json.dumps(config.settings(), indent=2) + "\n")
     return outcome
-
-
-def median_and_spread(values: list[float]) -> tuple[float, float, float] | None:
-    """(median, min, max) of repeated figures; None without values."""
-    if not values:
-        return None
-    return statistics.median(values), min(values), max(values)

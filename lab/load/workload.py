@@ -26,6 +26,7 @@ import hashlib
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,7 +34,8 @@ from abci_app.ledger.modules.bank import Transfer
 from abci_app.ledger.msg import Msg
 from abci_app.ledger.router import MESSAGE_TYPES
 from abci_app.ledger.tx import encode_tx
-from node.loadgen_accounts import LoadAccount, OpenOrder, load_accounts
+from lab.load import LoadSetupError
+from lab.load.accounts import LoadAccount, OpenOrder, load_accounts, sync_accounts
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 KINDS = ("order", "cancel", "transfer")
@@ -50,7 +52,7 @@ MARKET_DEFAULTS = {"slot_length_s": 900, "gate_closure_lead_s": 300, "max_slot_a
 OPEN_ORDER_HEADROOM = 20
 
 
-class MixError(ValueError):
+class MixError(LoadSetupError):
     """The mix text is not ``orders:cancels:transfers`` with non-negative weights."""
 
 
@@ -176,6 +178,21 @@ def market_params(rpc_url: str) -> dict[str, int]:
     finally:
         rpc.close()
     return {key: int(params[key]) for key in MARKET_DEFAULTS if key in params}
+
+
+def ledger_workload(urls: tuple[str, ...], mix: Mix, accounts: list[LoadAccount], seed: int, chain_id: str | None,
+                    duration_s: float, progress: Callable[[str], None] = lambda _line: None) -> LedgerWorkload:
+    """A workload for a running chain: its chain id (unless given), the accounts' nonces (and open orders) on it."""
+    rpc = CometRpc(urls[0])
+    try:
+        chain = chain_id or str(rpc.query_json("/chain")["chain_id"])
+        progress(f"reading the nonces{' and open orders' if mix.cancels else ''} of {len(accounts)} load accounts "
+                 f"from {urls[0]}")
+        sync_accounts(rpc, accounts, orders=mix.cancels > 0)
+    finally:
+        rpc.close()
+    return LedgerWorkload(chain, mix, accounts, seed=seed, duration_s=duration_s,
+                          market_params=market_params(urls[0]) if mix.needs_market else None)
 
 
 class LedgerWorkload:
