@@ -27,6 +27,7 @@ from cli.verify import ProveChainIdOpt, ProveOpt, TrustedOpt, money_params, prov
 from node.client.chain import NodeClient
 from node.client.keystore import resolve_account
 from node.client.units import format_money, format_price, parse_time
+from node.validators import named_validators
 
 query_app = typer.Typer(help="Read ledger state (last committed block).", no_args_is_help=True)
 
@@ -125,21 +126,22 @@ def proposals(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) ->
 
     Example: gridledger query proposals
     """
-    Output(output.value).records(NodeClient(node).query("/proposals")["proposals"],
-                                 columns=("id", "kind", "status", "yes_power", "no_power", "expires_at", "changes"))
+    rows = [{**proposal, "expires_at_utc": utc(proposal["expires_at"])} if isinstance(proposal.get("expires_at"), int)
+            else proposal for proposal in NodeClient(node).query("/proposals")["proposals"]]
+    Output(output.value).records(rows, columns=("id", "kind", "status", "proposer_name", "summary", "yes_power",
+                                                "no_power", "expires_at_utc"))
 
 
 @query_app.command("validators")
 def validators(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
-    """The current CometBFT validator set.
+    """The current CometBFT validator set, with the operator (name, role) holding each consensus key.
 
     Example: gridledger query validators
     """
-    answer = NodeClient(node).call("validators", page="1", per_page="100")
-    Output(output.value).records([
-        {"address": v["address"], "pub_key": v["pub_key"]["value"], "voting_power": int(v["voting_power"])}
-        for v in answer["validators"]
-    ])
+    client = NodeClient(node)
+    answer = client.call("validators", page="1", per_page="100")
+    rows = named_validators(answer["validators"], client.query("/operators")["operators"])
+    Output(output.value).records(rows, columns=("name", "role", "address", "pub_key", "voting_power"))
 
 
 SlotArg = Annotated[str, typer.Argument(help="Slot start: unix seconds or ISO 8601 with zone (2026-01-01T10:15Z).")]

@@ -53,6 +53,7 @@ from node.client.keystore import resolve_account, resolve_pubkey
 from node.client.readings import UnsignedReading, read_readings_csv, sign_reading
 from node.client.units import UnitError, parse_energy, parse_money, parse_power, parse_price, parse_time
 from node.rpc import tx_hash
+from node.validators import KeyFormatError, consensus_key_text, parse_consensus_pubkey
 
 tx_app = typer.Typer(help="Sign and send transactions (or sign offline).", no_args_is_help=True)
 participant_app = typer.Typer(help="DSO: register or deactivate participants.", no_args_is_help=True)
@@ -141,6 +142,8 @@ def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
 
 def describe(raw: bytes, msg: Msg, key: SigningKey, chain_id: str, nonce: int) -> dict[str, Any]:
     body = plain(msg)
+    if isinstance(msg, ProposeValidator):  # consensus keys read in base64 everywhere, as CometBFT writes them
+        body["change"]["consensus_pubkey"] = consensus_key_text(msg.change.consensus_pubkey)
     return {"hash": tx_hash(raw), "type": msg.TYPE, "chain_id": chain_id, "signer": key.account,
             "nonce": nonce, "body": body, "bytes": len(raw)}
 
@@ -319,12 +322,13 @@ def propose_params(
 
 
 def _consensus_key(text: str) -> bytes:
+    """--consensus-pubkey: base64 as CometBFT writes it (the hex of older JSON is accepted too)."""
     if not text:
         return b""
     try:
-        return base64.b64decode(text, validate=True)
-    except ValueError as exc:
-        raise UnitError(f"--consensus-pubkey {text!r} is not base64") from exc
+        return parse_consensus_pubkey(text)
+    except KeyFormatError as exc:
+        raise UnitError(f"--consensus-pubkey: {exc}") from exc
 
 
 @gov_app.command("propose-validator")
