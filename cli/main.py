@@ -28,6 +28,7 @@ from cli.dashboard import dashboard
 from cli.experiment import experiment_app
 from cli.keys import keys_app
 from cli.node import node_app
+from cli.options import DEFAULT_NODE, LogLevel
 from cli.output import NODE_UNREACHABLE, PROOF_INVALID, TX_REJECTED, USAGE, UsageError, error, note
 from cli.p2p import p2p_app
 from cli.query import query_app
@@ -39,7 +40,6 @@ from lab import demo as demo_chain
 from lab.experiment import ConfigError as ExperimentConfigError
 from lab.experiment import ExperimentFailed
 from lab.load import LoadSetupError
-from lab.network import single
 from lab.ports import port_blocks
 from lab.scenario import ScenarioError
 from lab.testnet import NetworkUnhealthy, TestnetError
@@ -146,16 +146,18 @@ app.command("dashboard")(dashboard)
 
 DEMO_HINT = """
 demo chain: home {home}, RPC {rpc}  (Ctrl-C stops CometBFT, then the app)
-demo keys (dso, lpd, alice, bob) are in {home}/keyring under the passphrase 'demo'. In another shell:
+demo keys (dso, lpd, alice, bob, alice-meter, bob-meter) are in {home}/keyring under the passphrase 'demo'.
+alice (PV) and bob own meters; a meter reader signs their readings at every slot end, relayed by the DSO.
+{metrics}log: {log} (CometBFT's lines only there)
+In another shell, trade at once:
 
   . .venv/bin/activate
-  export GRIDLEDGER_KEYRING_DIR={home}/keyring GRIDLEDGER_PASSPHRASE=demo
-  gridledger query account alice
-  gridledger tx transfer bob 1.50EUR --from alice --wait
-  gridledger keys add carol
-  gridledger tx participant register carol --role consumer --zone zone-a --from dso --wait
-  gridledger tx deposit carol 25EUR --reference demo-1 --from lpd --wait
-  gridledger query account carol
+  export GRIDLEDGER_KEYRING_DIR={home}/keyring GRIDLEDGER_PASSPHRASE=demo{node_env}
+  gridledger query slots
+  gridledger tx order place --side ask --qty 2kWh --price 0.24EUR/kWh --slot next --origin solar --from alice --wait
+  gridledger tx order place --side bid --qty 1kWh --price 0.27EUR/kWh --slot next --from bob --wait
+  gridledger query trades --slot next
+  gridledger query account bob
 """
 
 
@@ -171,26 +173,52 @@ def version() -> None:
 @app.command()
 def demo(
     home: Path = typer.Option(Path(".gridledger/demo"), help="Home directory of the demo chain."),
-    rpc_port: int = typer.Option(26657, help="CometBFT RPC port on 127.0.0.1."),
-    p2p_port: int = typer.Option(26656, help="CometBFT p2p port on 127.0.0.1."),
-    abci_port: int = typer.Option(26658, help="ABCI port on 127.0.0.1."),
+    base_port: int = typer.Option(cometbft.DEFAULT_BASE_PORT, help="Port block: app metrics +5, p2p +6, RPC +7, "
+                                  "ABCI +8, CometBFT metrics +9 (the default: 26655 .. 26659)."),
+    rpc_port: int | None = typer.Option(None, help="CometBFT RPC port on 127.0.0.1 (default: the block's)."),
+    p2p_port: int | None = typer.Option(None, help="CometBFT p2p port on 127.0.0.1 (default: the block's)."),
+    abci_port: int | None = typer.Option(None, help="ABCI port on 127.0.0.1 (default: the block's)."),
     rpc_host: str = typer.Option("127.0.0.1", help="Interface the RPC listens on (0.0.0.0 in a container)."),
     dashboard_listen: str = typer.Option("127.0.0.1:8080", help="Where the demo's dashboard listens; 'off': none."),
+    metrics: bool = typer.Option(True, "--metrics/--no-metrics",
+                                 help="Serve the app's (port 26655) and CometBFT's (26659) Prometheus metrics."),
+    meters: bool = typer.Option(True, "--meters/--no-meters",
+                                help="Run the meter reader (alice's and bob's readings at every slot end)."),
+    log_level: LogLevel = typer.Option(LogLevel.warn, "--log-level", case_sensitive=False,
+                                       help="CometBFT and the app (warn: CometBFT's errors only)."),
 ) -> None:
-    """Start a single-validator local chain with demo operators and participants.
+    """Start a single-validator local chain with demo operators, participants and meters.
 
     Example: gridledger demo --home /tmp/gl-demo
     """
     # The standard port block, with the ports given on the command line.
-    ports = replace(port_blocks(1, cometbft.DEFAULT_BASE_PORT)[0], rpc=rpc_port, p2p=p2p_port, abci=abci_port)
+    block = port_blocks(1, base_port)[0]
+    ports = replace(block, rpc=rpc_port or block.rpc, p2p=p2p_port or block.p2p, abci=abci_port or block.abci)
     home = home.resolve()
-    single(home, "gridledger-demo", demo_chain.demo_app_state(home), ports, rpc_host=rpc_host)
-    typer.echo(DEMO_HINT.format(home=home, rpc=ports.rpc_url, cwd=Path.cwd()), err=True)
+    demo_chain.create(home, ports, rpc_host=rpc_host, metrics=metrics)
+    log = demo_chain.DemoLog(home / "logs" / "demo.log")
+    served = (f"metrics: app http://127.0.0.1:{ports.app_metrics}/metrics, "
+              f"CometBFT http://127.0.0.1:{ports.cometbft_metrics}/metrics\n") if metrics else ""
+    node_env = "" if ports.rpc_url == DEFAULT_NODE else f" GRIDLEDGER_NODE={ports.rpc_url}"
+    typer.echo(DEMO_HINT.format(home=home, rpc=ports.rpc_url, metrics=served, log=log.path, node_env=node_env),
+               err=True)
+    if meters and not demo_chain.has_meters(home):
+        note(f"this demo home predates the demo's meters: remove {home} for a demo you can trade on")
+        meters = False
     dashboard = _demo_dashboard(home, dashboard_listen)
-    code = supervisor.run(supervisor.NodeSpec(
-        home=home, abci_address=f"tcp://127.0.0.1:{abci_port}",
-        rpc_laddr=f"tcp://{rpc_host}:{rpc_port}", p2p_laddr=f"tcp://127.0.0.1:{p2p_port}", dashboard=dashboard,
-    ))
+    cometbft_level, app_level = supervisor.log_levels(log_level.value)
+    spec = supervisor.NodeSpec(
+        home=home, abci_address=f"tcp://127.0.0.1:{ports.abci}", rpc_laddr=f"tcp://{rpc_host}:{ports.rpc}",
+        p2p_laddr=f"tcp://127.0.0.1:{ports.p2p}", dashboard=dashboard, log_level=cometbft_level,
+        app_log_level=app_level, app_metrics=f"127.0.0.1:{ports.app_metrics}" if metrics else None)
+    reader = demo_chain.start_meter_reader(home, ports.rpc_url, log) if meters else None
+    try:
+        code = supervisor.run(spec, sink=log)
+    finally:
+        if reader is not None:
+            reader[1].set()
+            reader[0].join(timeout=5)
+        log.close()
     raise typer.Exit(code)
 
 

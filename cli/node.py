@@ -19,6 +19,7 @@ from cli.options import (
     DEFAULT_KEYRING,
     DEFAULT_NODE,
     KeyringDirOpt,
+    LogLevelOpt,
     NodeOpt,
     OutputOpt,
     PassphraseFileOpt,
@@ -36,19 +37,6 @@ node_app = typer.Typer(help="Run a validator node (CometBFT + the gridledger ABC
 class Role(StrEnum):
     dso = "dso"
     lpd = "lpd"
-
-
-class LogLevel(StrEnum):
-    """One level for the whole node (node/supervisor.py LOG_LEVELS): CometBFT has no warn, so warn keeps its errors."""
-
-    debug = "debug"
-    info = "info"
-    warn = "warn"
-    error = "error"
-
-
-LogLevelOpt = Annotated[LogLevel | None, typer.Option(
-    "--log-level", help="debug | info | warn | error, for CometBFT and the app (default: config.toml's, app INFO).")]
 
 
 HomeOpt = Annotated[Path, typer.Option("--home", help="Node home directory (CometBFT home).")]

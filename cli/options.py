@@ -10,6 +10,7 @@ prompt (asked twice when a key is created).
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,19 @@ DEFAULT_KEYRING = Path("~/.gridledger/keys")
 # -- where and how --------------------------------------------------------------------------
 NodeOpt = Annotated[str, typer.Option("--node", envvar=NODE_ENV, help="CometBFT RPC URL.")]
 OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
+
+class LogLevel(StrEnum):
+    """One level for a whole node (node/supervisor.py LOG_LEVELS): CometBFT has no warn, so warn keeps its errors."""
+
+    debug = "debug"
+    info = "info"
+    warn = "warn"
+    error = "error"
+
+
+LogLevelOpt = Annotated[LogLevel | None, typer.Option(
+    "--log-level", case_sensitive=False,
+    help="debug | info | warn | error, for CometBFT and the app (default: config.toml's, app INFO).")]
 
 # -- keys -----------------------------------------------------------------------------------
 KeyringDirOpt = Annotated[Path, typer.Option(

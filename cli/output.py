@@ -145,7 +145,11 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Mapping):
-        return " ".join(f"{k}={_cell(v)}" for k, v in sorted(value.items()))
+        # An event reads by its type first: "trade  buyer=... price=...".
+        head = f"{value['type']}  " if isinstance(value.get("type"), str) else ""
+        return head + " ".join(f"{k}={_cell(v)}" for k, v in sorted(value.items()) if not (head and k == "type"))
     if isinstance(value, list | tuple):
-        return ", ".join(_cell(v) for v in value)
+        # Records (events, changes) one per line; plain values on one line.
+        separator = "\n" if any(isinstance(v, Mapping) for v in value) else ", "
+        return separator.join(_cell(v) for v in value)
     return str(value)

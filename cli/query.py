@@ -26,6 +26,8 @@ from cli.output import Format, Output, UsageError, note
 from cli.verify import ProveChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
 from node.client.chain import NodeClient
 from node.client.keystore import resolve_account
+from node.client.orders import rules_of
+from node.client.slots import iso
 from node.client.units import format_money, format_price, parse_time
 from node.validators import named_validators
 
@@ -144,7 +146,38 @@ def validators(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -
     Output(output.value).records(rows, columns=("name", "role", "address", "pub_key", "voting_power"))
 
 
-SlotArg = Annotated[str, typer.Argument(help="Slot start: unix seconds or ISO 8601 with zone (2026-01-01T10:15Z).")]
+SlotArg = Annotated[str, typer.Argument(
+    help="Slot: next, +2h, a start in ISO 8601 with zone (2026-11-27T14:15Z) or unix seconds.")]
+
+
+def slot_start(client: NodeClient, text: str) -> int:
+    """A slot as people write it (node/client/slots.py) against the chain's last block time."""
+    stripped = text.strip()
+    if stripped.isdigit():
+        return int(stripped)
+    return rules_of(client.query("/params")).resolve(text, int(client.query("/chain")["time"]))
+
+
+@query_app.command("slots")
+def slots(count: Annotated[int, typer.Option(min=1, max=1000, help="How many slots to list.")] = 8,
+          node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """The open delivery slots: where orders are accepted now, with each gate closure (ISO 8601 UTC).
+
+    Example: gridledger query slots --count 4
+    """
+    client = NodeClient(node)
+    rules, now = rules_of(client.query("/params")), int(client.query("/chain")["time"])
+    rows = [{"slot": iso(slot), "gate_closure": iso(rules.gate(slot)), "end": iso(slot + rules.slot_length_s),
+             "gate_closes_in": _until(rules.gate(slot) - now), "slot_unix": slot, "gate_closure_unix": rules.gate(slot)}
+            for slot in rules.open_slots(now, count)]
+    note(f"chain time {iso(now)}; slots of {rules.slot_length_s // 60} min, gates close "
+         f"{rules.gate_closure_lead_s // 60} min before the start")
+    Output(output.value).records(rows, columns=("slot", "gate_closure", "gate_closes_in", "end"))
+
+
+def _until(seconds: int) -> str:
+    hours, rest = divmod(max(seconds, 0), 3_600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
 def _price_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -156,6 +189,14 @@ def _price_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, 
     return record
 
 
+def _with_iso(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Unix seconds stay (JSON); an ISO 8601 twin ``*_utc`` is added for tables and people."""
+    for name in names:
+        if isinstance(record.get(name), int):
+            record[f"{name}_utc"] = iso(record[name])
+    return record
+
+
 @query_app.command("book")
 def book(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
          output: OutputOpt = Format.table) -> None:
@@ -164,7 +205,7 @@ def book(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")],
     Example: gridledger query book 2026-01-01T10:00Z zone-a
     """
     client = NodeClient(node)
-    answer = client.query(f"/book/{parse_time(slot)}/{zone}")
+    answer = client.query(f"/book/{slot_start(client, slot)}/{zone}")
     rows = [_price_fields(client, {"side": side[:-1], **level}, ("price",))
             for side in ("bids", "asks") for level in answer[side]]
     Output(output.value).records(rows, columns=("side", "price_fmt", "quantity_wh", "orders"))
@@ -178,7 +219,7 @@ def best(slot: SlotArg, zone: Annotated[str, typer.Argument(help="The buyer's zo
     Example: gridledger query best 2026-01-01T10:00Z zone-a -o json
     """
     client = NodeClient(node)
-    answer = client.query(f"/best/{parse_time(slot)}/{zone}")
+    answer = client.query(f"/best/{slot_start(client, slot)}/{zone}")
     for side in ("best_ask", "best_bid"):
         if answer[side] is not None:
             _price_fields(client, answer[side], ("price", "effective_price", "fee_per_kwh"))
@@ -194,9 +235,9 @@ def orders(who: Annotated[str, typer.Argument(help="Account id or key name.")], 
     """
     client = NodeClient(node)
     answer = client.query(f"/orders/{resolve_account(who, keyring_dir)}")
-    rows = [_price_fields(client, order, ("price",)) for order in answer["orders"]]
-    Output(output.value).records(rows, columns=("id", "side", "slot", "price_fmt", "quantity_wh", "remaining_wh",
-                                                "tif", "origin", "valid_until", "locked"))
+    rows = [_with_iso(_price_fields(client, order, ("price",)), ("slot", "valid_until")) for order in answer["orders"]]
+    Output(output.value).records(rows, columns=("id", "side", "slot_utc", "price_fmt", "quantity_wh", "remaining_wh",
+                                                "tif", "origin", "valid_until_utc", "locked"))
 
 
 @query_app.command("trades")
@@ -211,10 +252,11 @@ def trades(slot: Annotated[str | None, typer.Option(help="Trades of this slot.")
     if (slot is None) == (account is None):
         raise UsageError("give exactly one of --slot or --account")
     client = NodeClient(node)
-    path = f"/trades/slot/{parse_time(slot)}" if slot is not None else \
+    path = f"/trades/slot/{slot_start(client, slot)}" if slot is not None else \
         f"/trades/account/{resolve_account(account or '', keyring_dir)}"
-    rows = [_price_fields(client, trade, ("price", "fee_per_kwh")) for trade in client.query(path)["trades"]]
-    Output(output.value).records(rows, columns=("id", "slot", "buyer", "seller", "quantity_wh", "price_fmt",
+    rows = [_with_iso(_price_fields(client, trade, ("price", "fee_per_kwh")), ("slot",))
+            for trade in client.query(path)["trades"]]
+    Output(output.value).records(rows, columns=("id", "slot_utc", "buyer", "seller", "quantity_wh", "price_fmt",
                                                 "fee_per_kwh_fmt", "origin", "mechanism", "height"))
 
 
@@ -226,7 +268,8 @@ def clearing(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.
     Example: gridledger query clearing 2026-01-01T10:00Z zone-a
     """
     client = NodeClient(node)
-    Output(output.value).record(_price_fields(client, client.query(f"/clearing/{parse_time(slot)}/{zone}"), ("price",)))
+    answer = client.query(f"/clearing/{slot_start(client, slot)}/{zone}")
+    Output(output.value).record(_price_fields(client, answer, ("price",)))
 
 
 @query_app.command("position")
@@ -239,7 +282,7 @@ def position(slot: SlotArg, who: Annotated[str, typer.Argument(help="Account id 
     Example: gridledger query position 2026-01-01T10:00Z alice --prove
     """
     client = NodeClient(node)
-    start, account_id = parse_time(slot), resolve_account(who, keyring_dir)
+    start, account_id = slot_start(client, slot), resolve_account(who, keyring_dir)
     params = None
     if proof:
         proven = prove(node, trusted, chain_id, keys=[market_keys.position_key(start, account_id), PARAMS_KEY])
@@ -300,7 +343,7 @@ def settlement(slot: SlotArg,
     """
     client = NodeClient(node)
     out = Output(output.value)
-    start = parse_time(slot)
+    start = slot_start(client, slot)
     args = [str(start)] if who is None else [str(start), resolve_account(who, keyring_dir)]
     params = None
     if proof:

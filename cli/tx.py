@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +26,8 @@ from abci_app.ledger.crypto import SigningKey
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams, ProposeValidator
 from abci_app.ledger.modules.gov.records import ParamChange, ValidatorChange
-from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, PlaceOrder, SetGridFees
+from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, SetGridFees
+from abci_app.ledger.modules.market.records import ORIGINS
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.modules.settlement.msgs import MAX_READINGS, SubmitReadings
 from abci_app.ledger.msg import Msg
@@ -50,6 +53,7 @@ from cli.options import (
 from cli.output import Format, Output, UsageError, note, print_tx
 from node.client.chain import ChainInfo, NodeClient
 from node.client.keystore import resolve_account, resolve_pubkey
+from node.client.orders import OrderInput, build_order
 from node.client.readings import UnsignedReading, read_readings_csv, sign_reading
 from node.client.units import UnitError, parse_energy, parse_money, parse_power, parse_price, parse_time
 from node.rpc import tx_hash
@@ -78,6 +82,10 @@ class BuildContext:
 
     chain: ChainInfo
     keyring_dir: Path
+    params: dict[str, Any] | None = None
+    """The chain's parameters; None offline."""
+    now: int = 0
+    """The chain's last block time (offline: this machine's clock), for relative times."""
 
     def money(self, text: str) -> int:
         return parse_money(text, self.chain.currency, self.chain.currency_exponent)
@@ -119,10 +127,15 @@ def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
     if offline and (opts.chain_id is None or opts.nonce is None):
         raise UsageError("offline signing needs --chain-id and --nonce (the node is not asked)")
     client = NodeClient(opts.node)
-    chain = OFFLINE_DEFAULT if offline else client.chain_info()
     if offline:
         note("offline: amounts are read in EUR with 6 decimals (the default chain currency)")
-    msg = build(BuildContext(chain, opts.keyring_dir))
+        context = BuildContext(OFFLINE_DEFAULT, opts.keyring_dir, None, int(time.time()))
+    else:
+        facts, params = client.query("/chain"), client.query("/params")
+        chain = ChainInfo(facts["chain_id"], params["currency"], params["currency_exponent"])
+        context = BuildContext(chain, opts.keyring_dir, params, int(facts["time"]))
+    chain = context.chain
+    msg = build(context)
     key = load_key(opts.from_key, opts.keyring_dir, opts.passphrase_file)
     chain_id = opts.chain_id or chain.chain_id
     nonce = opts.nonce if opts.nonce is not None else client.next_nonce(key.account)
@@ -389,18 +402,38 @@ def vote(
          lambda _ctx: CastVote(proposal_id=proposal_id, approve=_approve(choice)))
 
 
+class Side(StrEnum):
+    bid = "bid"
+    ask = "ask"
+
+
+class TimeInForce(StrEnum):
+    limit = "limit"
+    ioc = "ioc"
+    fok = "fok"
+    post_only = "post_only"
+
+
+Origin = StrEnum("Origin", {name.replace("-", "_"): name for name in ORIGINS})  # type: ignore[misc]
+
+
 @order_app.command("place")
 def order_place(
-    side: Annotated[str, typer.Option(help="bid (buy) | ask (sell).")],
+    side: Annotated[Side, typer.Option(help="bid (buy) | ask (sell).", case_sensitive=False)],
     qty: Annotated[str, typer.Option(help="Energy, e.g. 2kWh or 500Wh.")],
     price: Annotated[str, typer.Option(help="Limit per kWh, e.g. 0.26EUR/kWh (bids: all-in, grid fee included).")],
-    slot: Annotated[str, typer.Option(help="Slot start: unix seconds or ISO 8601 with zone, e.g. 2026-01-01T10:15Z.")],
-    valid_until: Annotated[str | None, typer.Option(help="Last time the order may trade (default: the slot start).")]
+    slot: Annotated[str, typer.Option(
+        help="Slot: next (first open), +2h (the slot in 2 hours), a start in ISO 8601 (2026-11-27T14:00Z) or unix "
+             "seconds; see `gridledger query slots`.")],
+    valid_until: Annotated[str | None, typer.Option(
+        help="Last time the order may trade: +15m, gate, slot-start, slot-end, ISO 8601 (default: the slot start).")]
     = None,
-    tif: Annotated[str, typer.Option(help="limit | ioc | fok | post_only.")] = "limit",
+    tif: Annotated[TimeInForce, typer.Option(help="Time in force.", case_sensitive=False)] = TimeInForce.limit,
     client_order_id: Annotated[str, typer.Option(help="Your own reference.")] = "",
-    origin: Annotated[str, typer.Option(help="Asks: solar | wind | hydro | biomass | storage | grid-mix.")] = "",
-    accept: Annotated[str, typer.Option(help="Bids: accepted origins, comma-separated (default: any).")] = "",
+    origin: Annotated[Origin | None, typer.Option(help="Asks: where the energy comes from.",
+                                                  case_sensitive=False)] = None,
+    accept: Annotated[str, typer.Option(help=f"Bids: accepted origins, comma-separated, of {', '.join(ORIGINS)} "
+                                             "(default: any).")] = "",
     *,
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
@@ -409,20 +442,18 @@ def order_place(
 ) -> None:
     """Place a bid or an ask for one delivery slot (docs/market.md).
 
-    Example: gridledger tx order place --side ask --qty 2kWh --price 0.24EUR/kWh --slot 2026-01-01T10:00Z
+    Side, origins, time in force, the slot (aligned, gate open), the tick, the price range and the
+    minimum quantity are checked before signing: a mistake exits 2 with the fix, nothing is sent.
+
+    Example: gridledger tx order place --side ask --qty 2kWh --price 0.24EUR/kWh --slot next
     --origin solar --from alice --wait
     """
-    def build(ctx: BuildContext) -> Msg:
-        slot_start = parse_time(slot)
-        return PlaceOrder(
-            side=side, quantity_wh=parse_energy(qty), price=ctx.price(price), slot=slot_start,
-            valid_until=parse_time(valid_until) if valid_until is not None else slot_start, tif=tif,
-            client_order_id=client_order_id, origin=origin,
-            accept_origins=tuple(sorted({o.strip() for o in accept.split(",") if o.strip()})),
-        )
-
+    order = OrderInput(side=side.value, qty=qty, price=price, slot=slot, valid_until=valid_until, tif=tif.value,
+                       client_order_id=client_order_id, origin=origin.value if origin is not None else "",
+                       accept=accept)
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output), build)
+                   dry_run, output),
+         lambda ctx: build_order(order, ctx.chain.currency, ctx.chain.currency_exponent, ctx.params, ctx.now))
 
 
 @order_app.command("cancel")

@@ -69,7 +69,8 @@ class TxResult:
 
     def record(self) -> dict[str, Any]:
         """The fields a user sees: the CheckTx answer, and the block result when there is one."""
-        out: dict[str, Any] = {"hash": self.hash, "check_code": self.check_code, "check_log": self.check_log}
+        out: dict[str, Any] = {"hash": self.hash, "check_code": self.check_code, "check_log": self.check_log,
+                               "code": self.check_code, "log": self.check_log}
         if self.height is not None:
             out.update(height=self.height, code=self.code, log=self.log, events=list(self.events))
         return out
@@ -83,8 +84,8 @@ class TxResult:
 
 class NodeClient:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url
         self.rpc = CometRpc(url, timeout=timeout)
+        self.url = self.rpc.url
 
     def call(self, method: str, **params: Any) -> Any:
         """A CometBFT RPC call's result (NodeUnreachable, RpcError)."""
@@ -156,7 +157,13 @@ class NodeClient:
     def submit(self, raw: bytes, wait: bool = False, timeout: float = 30.0) -> TxResult:
         """Broadcast ``raw``; with ``wait``, also wait for its block result (unless CheckTx refused it)."""
         digest = tx_hash(raw)
-        checked = self.broadcast(raw)
+        try:
+            checked = self.broadcast(raw)
+        except RpcError as exc:
+            # CometBFT refuses a transaction its mempool cache holds: the same bytes were sent before.
+            if "already exists in cache" not in str(exc):
+                raise
+            checked = {"code": 0, "log": f"already submitted (hash {digest})"}
         result = TxResult(digest, int(checked.get("code", 0)), str(checked.get("log", "")))
         if result.check_code != 0 or not wait:
             return result
