@@ -28,8 +28,8 @@ from cli.dashboard import dashboard
 from cli.experiment import experiment_app
 from cli.keys import keys_app
 from cli.node import node_app
-from cli.options import DEFAULT_NODE, LogLevel
-from cli.output import NODE_UNREACHABLE, PROOF_INVALID, TX_REJECTED, USAGE, UsageError, error, note
+from cli.options import DEFAULT_NODE, LogLevel, NodeOpt, OutputOpt
+from cli.output import NODE_UNREACHABLE, PROOF_INVALID, TX_REJECTED, USAGE, Format, Output, UsageError, error, note
 from cli.p2p import p2p_app
 from cli.query import query_app
 from cli.scenario import scenario_app
@@ -44,13 +44,12 @@ from lab.ports import port_blocks
 from lab.scenario import ScenarioError
 from lab.testnet import NetworkUnhealthy, TestnetError
 from node import cometbft, supervisor
-from node.client.chain import CommitTimeout, QueryFailed, TxRejected
+from node.client.chain import CommitTimeout, NodeClient, QueryFailed, TxRejected
 from node.client.keystore import KeystoreError
 from node.client.lightclient import LightClientError
 from node.client.units import UnitError
 from node.client.verified import QueryRefused, VerificationError
 from node.home import HomeError
-from node.p2p.control import ControlError
 from node.p2p.messages import MessageError
 from node.rpc import NodeUnreachable, RpcError
 
@@ -66,7 +65,7 @@ def _os_error(exc: OSError) -> str:
 
 
 # The error table: the first entry whose type matches wins, so a subclass comes before its base.
-ERRORS: tuple[tuple[type[BaseException], int, Callable[[Any], str]], ...] = (
+ERRORS: tuple[tuple[type[BaseException] | tuple[str, str], int, Callable[[Any], str]], ...] = (
     (TxRejected, TX_REJECTED, str),
     (VerificationError, PROOF_INVALID, lambda exc: f"NOT VERIFIED: {exc}"),
     (NodeUnreachable, NODE_UNREACHABLE, _unreachable),
@@ -81,7 +80,8 @@ ERRORS: tuple[tuple[type[BaseException], int, Callable[[Any], str]], ...] = (
     (QueryRefused, USAGE, str),
     (RpcError, USAGE, str),
     (LightClientError, USAGE, str),
-    (ControlError, USAGE, str),
+    # Defined in a module only the p2p commands import (it loads trio): looked up when it is loaded.
+    (("node.p2p.control", "ControlError"), USAGE, str),
     (MessageError, USAGE, str),
     (HomeError, USAGE, str),
     (TestnetError, USAGE, str),
@@ -100,6 +100,11 @@ _debug = False
 def exit_code_for(exc: BaseException) -> tuple[int, str] | None:
     """The exit code and one-line message of an error in the table; None for anything else."""
     for kind, code, message in ERRORS:
+        if isinstance(kind, tuple):  # (module, name): unloaded, its error cannot have been raised
+            module = sys.modules.get(kind[0])
+            if module is None:
+                continue
+            kind = getattr(module, kind[1])
         if isinstance(exc, kind):
             return code, message(exc)
     return None
@@ -159,6 +164,27 @@ In another shell, trade at once:
   gridledger query trades --slot next
   gridledger query account bob
 """
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gridledger {app_version()}\nCometBFT {cometbft.pinned_version()} (pinned)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version_flag: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                            help="Print gridledger's and the pinned CometBFT's versions.")) -> None:
+    """Permissioned peer-to-peer energy-trading ledger on CometBFT."""
+
+
+@app.command("status")
+def status(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """The node's height, block time, app hash, sync state, peers and validator set (as `node status`).
+
+    Example: gridledger status
+    """
+    Output(output.value).record(NodeClient(node, timeout=5.0).node_status())
 
 
 @app.command()

@@ -24,11 +24,11 @@ from cli import verify
 from cli.options import DEFAULT_KEYRING, DEFAULT_NODE, KeyringDirOpt, NodeOpt, OutputOpt
 from cli.output import Format, Output, UsageError, note
 from cli.verify import ProveChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
-from node.client.chain import NodeClient
-from node.client.keystore import resolve_account
+from node.client.chain import NodeClient, block_summary, committed_tx, search_txs
+from node.client.names import account_names, resolve, with_names
 from node.client.orders import rules_of
 from node.client.slots import iso
-from node.client.units import format_money, format_price, parse_time
+from node.client.units import format_energy, format_money, format_price, parse_time
 from node.validators import named_validators
 
 query_app = typer.Typer(help="Read ledger state (last committed block).", no_args_is_help=True)
@@ -58,8 +58,8 @@ def account(
 
     Example: gridledger query account alice --output json --prove
     """
-    account_id = resolve_account(who, keyring_dir)
     client = NodeClient(node)
+    account_id = resolve(who, keyring_dir, client)
     params = None
     if proof:
         proven = prove(node, trusted, chain_id, keys=[account_key(account_id), PARAMS_KEY])
@@ -88,8 +88,8 @@ def meters(who: Annotated[str, typer.Argument(help="Participant: account id or k
 
     Example: gridledger query meters alice
     """
-    account_id = resolve_account(who, keyring_dir)
-    answer = NodeClient(node).query(f"/meters/{account_id}")
+    client = NodeClient(node)
+    answer = client.query(f"/meters/{resolve(who, keyring_dir, client)}")
     Output(output.value).records(answer["meters"], columns=("id", "owner", "import_capacity_w",
                                                             "export_capacity_w", "active"))
 
@@ -234,7 +234,7 @@ def orders(who: Annotated[str, typer.Argument(help="Account id or key name.")], 
     Example: gridledger query orders alice
     """
     client = NodeClient(node)
-    answer = client.query(f"/orders/{resolve_account(who, keyring_dir)}")
+    answer = client.query(f"/orders/{resolve(who, keyring_dir, client)}")
     rows = [_with_iso(_price_fields(client, order, ("price",)), ("slot", "valid_until")) for order in answer["orders"]]
     Output(output.value).records(rows, columns=("id", "side", "slot_utc", "price_fmt", "quantity_wh", "remaining_wh",
                                                 "tif", "origin", "valid_until_utc", "locked"))
@@ -253,11 +253,14 @@ def trades(slot: Annotated[str | None, typer.Option(help="Trades of this slot.")
         raise UsageError("give exactly one of --slot or --account")
     client = NodeClient(node)
     path = f"/trades/slot/{slot_start(client, slot)}" if slot is not None else \
-        f"/trades/account/{resolve_account(account or '', keyring_dir)}"
+        f"/trades/account/{resolve(account or '', keyring_dir, client)}"
     rows = [_with_iso(_price_fields(client, trade, ("price", "fee_per_kwh")), ("slot",))
             for trade in client.query(path)["trades"]]
-    Output(output.value).records(rows, columns=("id", "slot_utc", "buyer", "seller", "quantity_wh", "price_fmt",
-                                                "fee_per_kwh_fmt", "origin", "mechanism", "height"))
+    with_names(rows, ("buyer", "seller"), account_names(keyring_dir, client))
+    for row in rows:
+        row["quantity_fmt"] = format_energy(row["quantity_wh"])
+    Output(output.value).records(rows, columns=("id", "slot_utc", "buyer_name", "seller_name", "quantity_fmt",
+                                                "price_fmt", "fee_per_kwh_fmt", "origin", "mechanism", "height"))
 
 
 @query_app.command("clearing")
@@ -282,7 +285,7 @@ def position(slot: SlotArg, who: Annotated[str, typer.Argument(help="Account id 
     Example: gridledger query position 2026-01-01T10:00Z alice --prove
     """
     client = NodeClient(node)
-    start, account_id = slot_start(client, slot), resolve_account(who, keyring_dir)
+    start, account_id = slot_start(client, slot), resolve(who, keyring_dir, client)
     params = None
     if proof:
         proven = prove(node, trusted, chain_id, keys=[market_keys.position_key(start, account_id), PARAMS_KEY])
@@ -344,7 +347,7 @@ def settlement(slot: SlotArg,
     client = NodeClient(node)
     out = Output(output.value)
     start = slot_start(client, slot)
-    args = [str(start)] if who is None else [str(start), resolve_account(who, keyring_dir)]
+    args = [str(start)] if who is None else [str(start), resolve(who, keyring_dir, client)]
     params = None
     if proof:
         reports = settlement_keys.report_slot_prefix(start)
@@ -375,7 +378,7 @@ def settlements(who: Annotated[str, typer.Argument(help="Account id or key name.
     Example: gridledger query settlements alice -o json
     """
     client = NodeClient(node)
-    reports = client.query(f"/settlements/{resolve_account(who, keyring_dir)}")["reports"]
+    reports = client.query(f"/settlements/{resolve(who, keyring_dir, client)}")["reports"]
     _with_money_twins(client, reports, REPORT_MONEY)
     Output(output.value).records(reports, columns=REPORT_COLUMNS)
 
@@ -401,7 +404,7 @@ def owed(debtor: Annotated[str, typer.Argument(help="Debtor: 'reserve', an accou
     Example: gridledger query owed reserve
     """
     client = NodeClient(node)
-    debtor_id = settlement_keys.RESERVE_ID if debtor == "reserve" else resolve_account(debtor, keyring_dir)
+    debtor_id = settlement_keys.RESERVE_ID if debtor == "reserve" else resolve(debtor, keyring_dir, client)
     answer = client.query(f"/owed/{debtor_id}")
     _with_money_twins(client, answer["owed"], ("amount",))
     out = Output(output.value)
@@ -430,11 +433,11 @@ def statement(
 
     Example: gridledger query statement alice --from 2026-01-01T00:00Z --to 2026-02-01T00:00Z --csv jan.csv
     """
-    account_id = resolve_account(who, keyring_dir)
+    client = NodeClient(node)
+    account_id = resolve(who, keyring_dir, client)
     first, until = parse_time(start), END_OF_TIME if end is None else parse_time(end)
     if until <= first:
         raise UsageError("--to must be after --from")
-    client = NodeClient(node)
     params = None
     if proof:
         journal = bank_keys.journal_prefix(account_id)
@@ -475,3 +478,48 @@ def reading(meter: Annotated[str, typer.Argument(help="Meter id.")], node: NodeO
     """
     record = NodeClient(node).query(f"/reading/{meter}")
     Output(output.value).record({**record, "time_utc": utc(record["time"])})
+
+
+# -- transactions and blocks (CometBFT's store and index) ------------------------------
+@query_app.command("tx")
+def tx(digest: Annotated[str, typer.Argument(help="Transaction hash (64 hex, as `tx` commands print it).")],
+       node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """A committed transaction: height, result code and log, its decoded message, one event per line.
+
+    Example: gridledger query tx 3A41235E72BFFD69A7E072F83816D86A96F038FAB95032D3914056BCEA140479
+    """
+    Output(output.value).record(committed_tx(NodeClient(node), digest))
+
+
+@query_app.command("block")
+def block(height: Annotated[int | None, typer.Argument(min=1, help="Block height (default: the latest).")] = None,
+          node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
+          keyring_dir: KeyringDirOpt = DEFAULT_KEYRING) -> None:
+    """A block: height, time, proposer, app hash and its transactions (hash, type, signer, result code).
+
+    Example: gridledger query block 12
+    """
+    client = NodeClient(node)
+    summary = block_summary(client, height)
+    with_names(summary["txs"], ("signer",), account_names(keyring_dir, client))
+    out = Output(output.value)
+    if out.fmt == "json":
+        out.record(summary)
+        return
+    out.record({key: value for key, value in summary.items() if key != "txs"}, title="block")
+    if summary["txs"]:
+        out.records(summary["txs"], columns=("hash", "type", "signer_name", "code"))
+
+
+@query_app.command("txs")
+def txs(events: Annotated[str, typer.Option(
+            "--events", help="CometBFT event query, e.g. \"trade.buyer='<account id>'\" or \"tx.height>=5\" "
+                             "(docs/events.md).")],
+        limit: Annotated[int, typer.Option(min=1, max=100, help="At most this many, oldest first.")] = 30,
+        node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """Committed transactions whose events match a query (CometBFT's tx_search).
+
+    Example: gridledger query txs --events "order.placed.side='ask'"
+    """
+    Output(output.value).records(search_txs(NodeClient(node), events, limit), columns=("hash", "height", "code",
+                                                                                      "events"))

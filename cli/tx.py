@@ -52,7 +52,8 @@ from cli.options import (
 )
 from cli.output import Format, Output, UsageError, note, print_tx
 from node.client.chain import ChainInfo, NodeClient
-from node.client.keystore import resolve_account, resolve_pubkey
+from node.client.keystore import Keystore, resolve_pubkey
+from node.client.names import resolve
 from node.client.orders import OrderInput, build_order
 from node.client.readings import UnsignedReading, read_readings_csv, sign_reading
 from node.client.units import UnitError, parse_energy, parse_money, parse_power, parse_price, parse_time
@@ -86,12 +87,15 @@ class BuildContext:
     """The chain's parameters; None offline."""
     now: int = 0
     """The chain's last block time (offline: this machine's clock), for relative times."""
+    client: NodeClient | None = None
+    """The node (None offline): operator names are looked up there."""
 
     def money(self, text: str) -> int:
         return parse_money(text, self.chain.currency, self.chain.currency_exponent)
 
     def account(self, text: str) -> str:
-        return resolve_account(text, self.keyring_dir)
+        """An id, a key name, or (online) an operator name of the chain."""
+        return resolve(text, self.keyring_dir, self.client)
 
     def pubkey(self, text: str) -> bytes:
         return resolve_pubkey(text, self.keyring_dir)
@@ -133,9 +137,12 @@ def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
     else:
         facts, params = client.query("/chain"), client.query("/params")
         chain = ChainInfo(facts["chain_id"], params["currency"], params["currency_exponent"])
-        context = BuildContext(chain, opts.keyring_dir, params, int(facts["time"]))
+        context = BuildContext(chain, opts.keyring_dir, params, int(facts["time"]), client)
     chain = context.chain
     msg = build(context)
+    if Keystore(opts.keyring_dir.expanduser()).show(opts.from_key).kind == "meter":
+        raise UsageError(f"{opts.from_key!r} is a meter key: a meter signs readings (tx readings submit "
+                         f"--meter-key {opts.from_key}); sign transactions with an account key (--from)")
     key = load_key(opts.from_key, opts.keyring_dir, opts.passphrase_file)
     chain_id = opts.chain_id or chain.chain_id
     nonce = opts.nonce if opts.nonce is not None else client.next_nonce(key.account)
