@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 
 from abci_app import version as app_version
 from cli.bench import bench_app
+from cli.config import config_app
 from cli.dashboard import dashboard
 from cli.experiment import experiment_app
 from cli.keys import keys_app
@@ -44,6 +45,7 @@ from lab.ports import port_blocks
 from lab.scenario import ScenarioError
 from lab.testnet import NetworkUnhealthy, TestnetError
 from node import cometbft, supervisor
+from node.client import config as client_config
 from node.client.chain import CommitTimeout, NodeClient, QueryFailed, TxRejected
 from node.client.keystore import KeystoreError
 from node.client.lightclient import LightClientError
@@ -74,6 +76,7 @@ ERRORS: tuple[tuple[type[BaseException] | tuple[str, str], int, Callable[[Any], 
     (NetworkUnhealthy, NODE_UNREACHABLE, str),
     (ExperimentFailed, NODE_UNREACHABLE, str),
     (UsageError, USAGE, str),
+    (client_config.ConfigError, USAGE, str),
     (UnitError, USAGE, str),
     (KeystoreError, USAGE, str),
     (QueryFailed, USAGE, str),
@@ -147,6 +150,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(p2p_app, name="p2p")
 app.add_typer(scenario_app, name="scenario")
+app.add_typer(config_app, name="config")
 app.command("dashboard")(dashboard)
 
 DEMO_HINT = """
@@ -176,6 +180,8 @@ def _print_version(value: bool) -> None:
 def _root(version_flag: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                             help="Print gridledger's and the pinned CometBFT's versions.")) -> None:
     """Permissioned peer-to-peer energy-trading ledger on CometBFT."""
+    # The client config file's values become defaults before any subcommand reads its options.
+    client_config.apply_defaults()
 
 
 @app.command("status")

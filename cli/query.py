@@ -21,7 +21,7 @@ from abci_app.ledger.params import PARAMS_KEY
 from abci_app.ledger.state import be64
 from abci_app.ledger.store import prefix_end
 from cli import verify
-from cli.options import DEFAULT_KEYRING, DEFAULT_NODE, KeyringDirOpt, NodeOpt, OutputOpt
+from cli.options import DEFAULT_KEYRING, DEFAULT_NODE, KeyringDirOpt, NodeOpt, OutputOpt, ZoneArg
 from cli.output import Format, Output, UsageError, note
 from cli.verify import ProveChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
 from node.client.chain import NodeClient, block_summary, committed_tx, search_txs
@@ -70,7 +70,7 @@ def account(
 
 
 @query_app.command("participants")
-def participants(zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+def participants(zone: ZoneArg, node: NodeOpt = DEFAULT_NODE,
                  output: OutputOpt = Format.table) -> None:
     """Account ids of the participants in a zone.
 
@@ -198,7 +198,7 @@ def _with_iso(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 @query_app.command("book")
-def book(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+def book(slot: SlotArg, zone: ZoneArg, node: NodeOpt = DEFAULT_NODE,
          output: OutputOpt = Format.table) -> None:
     """Depth of a zone's order book in one slot, by price level (bids all-in, asks energy price).
 
@@ -264,7 +264,7 @@ def trades(slot: Annotated[str | None, typer.Option(help="Trades of this slot.")
 
 
 @query_app.command("clearing")
-def clearing(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+def clearing(slot: SlotArg, zone: ZoneArg, node: NodeOpt = DEFAULT_NODE,
              output: OutputOpt = Format.table) -> None:
     """Last price formed in a slot and zone (call-auction clearing price or last trade price).
 

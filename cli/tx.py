@@ -37,6 +37,7 @@ from cli.options import (
     DEFAULT_KEYRING,
     DEFAULT_NODE,
     ChainIdOpt,
+    CurrencyOpt,
     DryRunOpt,
     FromOpt,
     KeyringDirOpt,
@@ -48,6 +49,7 @@ from cli.options import (
     SignOnlyOpt,
     TimeoutOpt,
     WaitOpt,
+    complete_zones,
     load_key,
 )
 from cli.output import Format, Output, UsageError, note, print_tx
@@ -75,6 +77,16 @@ tx_app.add_typer(fees_app, name="grid-fees")
 tx_app.add_typer(readings_app, name="readings")
 
 OFFLINE_DEFAULT = ChainInfo(chain_id="", currency="EUR", currency_exponent=6)
+
+
+def offline_currency(text: str | None) -> tuple[str, int]:
+    """``--currency TOK`` or ``TOK:6``: the currency code and exponent amounts are read in when offline."""
+    if text is None:
+        return OFFLINE_DEFAULT.currency, OFFLINE_DEFAULT.currency_exponent
+    code, _, exponent = text.partition(":")
+    if not code.isascii() or not code.isalpha() or (exponent and not exponent.isdigit()) or int(exponent or 0) > 18:
+        raise UsageError(f"--currency {text!r}: write the chain's currency as CODE or CODE:EXPONENT, e.g. TOK:6")
+    return code, int(exponent) if exponent else OFFLINE_DEFAULT.currency_exponent
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,8 @@ class TxOptions:
     out: Path | None
     dry_run: bool
     output: Format
+    currency: str | None = None
+    """Offline: the chain's currency as CODE[:EXPONENT] (default EUR:6)."""
 
 
 def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
@@ -132,8 +146,10 @@ def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
         raise UsageError("offline signing needs --chain-id and --nonce (the node is not asked)")
     client = NodeClient(opts.node)
     if offline:
-        note("offline: amounts are read in EUR with 6 decimals (the default chain currency)")
-        context = BuildContext(OFFLINE_DEFAULT, opts.keyring_dir, None, int(time.time()))
+        code, exponent = offline_currency(opts.currency)
+        if opts.currency is None:
+            note(f"offline: amounts are read in {code} with {exponent} decimals (another chain: --currency CODE:N)")
+        context = BuildContext(ChainInfo("", code, exponent), opts.keyring_dir, None, int(time.time()))
     else:
         facts, params = client.query("/chain"), client.query("/params")
         chain = ChainInfo(facts["chain_id"], params["currency"], params["currency_exponent"])
@@ -178,6 +194,7 @@ def transfer(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Send money to another account.
@@ -185,7 +202,7 @@ def transfer(
     Example: gridledger tx transfer bob 12.50EUR --from alice --wait
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Transfer(recipient=ctx.account(recipient), amount=ctx.money(amount), memo=memo))
 
 
@@ -198,6 +215,7 @@ def deposit(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """LPD: credit an account against an off-chain payment received.
@@ -205,7 +223,7 @@ def deposit(
     Example: gridledger tx deposit alice 100EUR --reference SEPA-4711 --from lpd
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Deposit(account=ctx.account(account), amount=ctx.money(amount), reference=reference))
 
 
@@ -218,6 +236,7 @@ def withdraw(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Ask an LPD to pay part of the free balance out off-chain.
@@ -225,7 +244,7 @@ def withdraw(
     Example: gridledger tx withdraw 20EUR --agent lpd --from alice
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Withdraw(amount=ctx.money(amount), agent=ctx.account(agent), reference=reference))
 
 
@@ -233,11 +252,12 @@ def withdraw(
 def participant_register(
     pubkey: Annotated[str, typer.Argument(help="Participant's public key (64 hex) or key name.")],
     role: Annotated[str, typer.Option(help="consumer | prosumer | producer.")],
-    zone: Annotated[str, typer.Option(help="Grid zone served by the signing DSO.")],
+    zone: Annotated[str, typer.Option(help="Grid zone served by the signing DSO.", autocompletion=complete_zones)],
     *,
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: register a participant in one of its zones.
@@ -245,7 +265,7 @@ def participant_register(
     Example: gridledger tx participant register carol --role consumer --zone zone-a --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: RegisterParticipant(pubkey=ctx.pubkey(pubkey), role=role, zone=zone))
 
 
@@ -256,6 +276,7 @@ def participant_deactivate(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: deactivate one of its participants (it can still withdraw).
@@ -263,7 +284,7 @@ def participant_deactivate(
     Example: gridledger tx participant deactivate carol --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Deactivate(kind="participant", target=ctx.account(account)))
 
 
@@ -280,6 +301,7 @@ def meter_register(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: register a smart meter to one of its participants.
@@ -287,7 +309,7 @@ def meter_register(
     Example: gridledger tx meter register m-001 --pubkey m-001 --owner alice --export-capacity 8kW --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: RegisterMeter(
              meter_id=meter_id, pubkey=ctx.pubkey(pubkey), owner=ctx.account(owner),
              import_capacity_w=parse_power(import_capacity), export_capacity_w=parse_power(export_capacity),
@@ -301,6 +323,7 @@ def meter_deactivate(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: deactivate one of its meters.
@@ -308,7 +331,7 @@ def meter_deactivate(
     Example: gridledger tx meter deactivate m-001 --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: Deactivate(kind="meter", target=meter_id))
 
 
@@ -330,6 +353,7 @@ def propose_params(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Operator: propose new parameter values (pass with > 2/3 of operator power).
@@ -337,7 +361,7 @@ def propose_params(
     Example: gridledger tx gov propose-params voting_period_s=3600 --description "faster votes" --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: ProposeParams(changes=_param_changes(changes), description=description))
 
 
@@ -366,6 +390,7 @@ def propose_validator(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Operator: propose adding a DSO/LPD validator, removing one, or changing its power.
@@ -381,7 +406,7 @@ def propose_validator(
         return ProposeValidator(change=change, description=description)
 
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output), build)
+                   dry_run, output, currency), build)
 
 
 def _approve(choice: str) -> bool:
@@ -398,6 +423,7 @@ def vote(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Operator: vote on an open proposal.
@@ -405,7 +431,7 @@ def vote(
     Example: gridledger tx gov vote 1 yes --from lpd
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: CastVote(proposal_id=proposal_id, approve=_approve(choice)))
 
 
@@ -445,6 +471,7 @@ def order_place(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Place a bid or an ask for one delivery slot (docs/market.md).
@@ -459,7 +486,7 @@ def order_place(
                        client_order_id=client_order_id, origin=origin.value if origin is not None else "",
                        accept=accept)
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: build_order(order, ctx.chain.currency, ctx.chain.currency_exponent, ctx.params, ctx.now))
 
 
@@ -470,6 +497,7 @@ def order_cancel(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Cancel one of your open orders; its locked money is released.
@@ -477,7 +505,7 @@ def order_cancel(
     Example: gridledger tx order cancel 17 --from alice
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: CancelOrder(order_id=order_id))
 
 
@@ -499,6 +527,7 @@ def grid_fees_set(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: set its component of the grid fee for routes touching its zones (0 removes it).
@@ -506,29 +535,61 @@ def grid_fees_set(
     Example: gridledger tx grid-fees set zone-a:zone-a=0.01EUR/kWh zone-a:zone-b=0.015EUR/kWh --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: SetGridFees(entries=_fee_entries(ctx, entries)))
 
 
 @tx_app.command("broadcast")
 def broadcast_file(
-    file: Annotated[Path, typer.Argument(help="File written by --sign-only.")],
+    files: Annotated[list[Path], typer.Argument(
+        help="Files written by --sign-only, or JSON lines of them (one object with tx_base64 per line); '-' reads "
+             "standard input.")],
     node: NodeOpt = DEFAULT_NODE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0,
     output: OutputOpt = Format.table,
 ) -> None:
-    """Send a transaction signed offline with --sign-only.
+    """Send transactions signed offline with --sign-only, in the order given.
+
+    All are sent first, then (with --wait) their commits awaited, so a day of signed
+    orders goes out in a few blocks. A file sent before says "already submitted".
+    Exit code 1 if the chain rejected any.
 
     Example: gridledger tx broadcast transfer.json --wait
     """
+    raws = [raw for file in files for raw in signed_txs(file)]
+    if not raws:
+        raise UsageError("no transactions in " + ", ".join(map(str, files)))
+    results = NodeClient(node).submit_many(raws, wait, timeout)
+    out = Output(output.value)
+    if len(results) == 1:
+        print_tx(out, results[0])
+        return
+    out.records([result.record() for result in results], columns=("hash", "code", "height", "log"))
+    rejected = [result for result in results if result.rejected]
+    if rejected:
+        rejected[0].raise_if_rejected()
+
+
+def signed_txs(file: Path) -> list[bytes]:
+    """The transactions of a --sign-only file, or of JSON lines of them (``-``: standard input)."""
+    import sys
+
     try:
-        doc = json.loads(file.read_text())
-        raw = base64.b64decode(doc["tx_base64"], validate=True)
-        codec.decode(raw)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{file} is not a signed transaction file: {exc}") from None
-    print_tx(Output(output.value), NodeClient(node).submit(raw, wait, timeout))
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{file}: {exc}") from None
+    try:
+        try:
+            docs = [json.loads(text)]  # one --sign-only file (indented JSON)
+        except json.JSONDecodeError:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]  # JSON lines
+        raws = [base64.b64decode(doc["tx_base64"], validate=True) for doc in docs]
+        for raw in raws:
+            codec.decode(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{file} is not a signed transaction file (or JSON lines of them): {exc}") from None
+    return raws
 
 
 # -- meter readings (docs/settlement.md) ----------------------------------------------
@@ -573,6 +634,7 @@ def readings_submit(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Relay meter readings: each is signed with its METER's key, the transaction with --from's.
@@ -594,4 +656,4 @@ def readings_submit(
         return SubmitReadings(readings=tuple(sign_reading(meters_chain, r, keys[r.meter_key]) for r in unsigned))
 
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output), build)
+                   dry_run, output, currency), build)

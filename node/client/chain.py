@@ -154,6 +154,20 @@ class NodeClient:
         except RpcError as exc:
             raise CommitTimeout(digest, timeout, str(exc)) from exc
 
+    def submit_many(self, raws: list[bytes], wait: bool = False, timeout: float = 30.0) -> list[TxResult]:
+        """Broadcast every transaction in order, then (with ``wait``) wait for each one CheckTx accepted."""
+        checked = [self.submit(raw, wait=False) for raw in raws]
+        if not wait:
+            return checked
+        return [result if result.check_code != 0 else self._committed(result, timeout) for result in checked]
+
+    def _committed(self, result: TxResult, timeout: float) -> TxResult:
+        committed = self.wait(result.hash, timeout)
+        tx_result = committed["tx_result"]
+        return TxResult(result.hash, result.check_code, result.check_log, height=int(committed["height"]),
+                        code=int(tx_result.get("code", 0)), log=str(tx_result.get("log", "")),
+                        events=tuple(events_of(tx_result)))
+
     def submit(self, raw: bytes, wait: bool = False, timeout: float = 30.0) -> TxResult:
         """Broadcast ``raw``; with ``wait``, also wait for its block result (unless CheckTx refused it)."""
         digest = tx_hash(raw)
@@ -167,11 +181,7 @@ class NodeClient:
         result = TxResult(digest, int(checked.get("code", 0)), str(checked.get("log", "")))
         if result.check_code != 0 or not wait:
             return result
-        committed = self.wait(digest, timeout)
-        tx_result = committed["tx_result"]
-        events = tuple(events_of(tx_result))
-        return TxResult(digest, result.check_code, result.check_log, height=int(committed["height"]),
-                        code=int(tx_result.get("code", 0)), log=str(tx_result.get("log", "")), events=events)
+        return self._committed(result, timeout)
 
 
 # --- committed transactions and blocks, for people -------------------------------------------------

@@ -91,7 +91,7 @@ class SlotRules:
         try:
             return self.check_aligned(parse_time(text))
         except UnitError as exc:
-            if "is not a slot start" in str(exc):
+            if "is not a slot start" in str(exc) or "has no zone" in str(exc):
                 raise
             raise UnitError(f"slot {text!r}: write next, +2h (the slot in two hours), or a slot start in "
                             f"ISO 8601 with a zone, e.g. 2026-11-27T14:00Z") from None
