@@ -22,6 +22,7 @@ import typer
 from cli.options import OutputOpt
 from cli.output import Format, Output, UsageError, note
 from lab import testnet as tn
+from lab.testnet.compose import write_compose
 from node import cometbft
 
 testnet_app = typer.Typer(help="Run a local multi-validator testnet (init, up, status, logs, down).",
@@ -71,7 +72,11 @@ def init(
     create_empty_blocks_interval: Annotated[str, typer.Option(
         help="With --create-empty-blocks false: still make an empty block this often (0s: never).")] = "0s",
     docker: Annotated[bool, typer.Option(
-        "--docker", help="Homes for docker-compose.yml: peers by service name, listen on 0.0.0.0.")] = False,
+        "--docker", help="Homes for containers (peers by service name, listen on 0.0.0.0) and their compose file.")]
+    = False,
+    compose: Annotated[Path, typer.Option(
+        help="With --docker: the compose file to write (its image builds from the current directory).")]
+    = Path("docker-compose.yml"),
     p2p: Annotated[bool, typer.Option(
         "--p2p/--no-p2p", help="Give every node a libp2p host (offers, market feed) on port BASE+10K+4.")] = True,
     output: OutputOpt = Format.table,
@@ -94,8 +99,11 @@ def init(
          for n in testnet.nodes],
         columns=("node", "moniker", "role", "power", "rpc", "p2p", "libp2p", "home"))
     if docker:
-        note(f"docker homes written to {testnet.directory}; run them with `docker compose up --build` "
-             "(see README, section Docker)")
+        written = write_compose(testnet, compose, Path.cwd(), roster.as_posix())
+        up = "docker compose up --build" if written == Path("docker-compose.yml") else \
+            f"docker compose -f {written} up --build"
+        note(f"docker homes written to {testnet.directory}, their compose file to {written}; run them with "
+             f"`{up}` (see README, section Docker)")
     else:
         note(f"start it with: gridledger testnet up --dir {out}")
 
