@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,7 +41,7 @@ NodesOpt = Annotated[list[str] | None, typer.Option(
     "--node", "-n", help="Only this node (node0 or its moniker); repeatable. Default: all.")]
 
 NEXT_STEPS = """
-testnet {chain_id}: {count} validators up. Keys (operators, participants, meters) are in
+testnet {chain_id}: {started}. Keys (operators, participants, meters) are in
 {keyring} under the passphrase '{passphrase}'. Try:
 
   export GRIDLEDGER_KEYRING_DIR={keyring} GRIDLEDGER_PASSPHRASE={passphrase} GRIDLEDGER_NODE={rpc}
@@ -127,8 +127,20 @@ def up(
     failed = [r["node"] for r in results if r["state"] not in ("started", "already running")]
     if failed:
         raise tn.NetworkUnhealthy(f"not up: {', '.join(failed)} (see their node.log; `testnet down` stops the rest)")
-    note(NEXT_STEPS.format(chain_id=testnet.chain_id, count=len(testnet.nodes), keyring=testnet.keyring,
+    note(NEXT_STEPS.format(chain_id=testnet.chain_id, started=up_summary(results, len(testnet.nodes)),
+                           keyring=testnet.keyring,
                            passphrase=tn.TESTNET_PASSPHRASE, rpc=testnet.nodes[0].rpc_url, dir=directory))
+
+
+def up_summary(results: list[dict[str, Any]], total: int) -> str:
+    """What `up` did, by node ("node3 started; the other 3 nodes not touched"), not a count it did not check."""
+    started = [r["node"] for r in results if r["state"] == "started"]
+    running = [r["node"] for r in results if r["state"] == "already running"]
+    parts = ([f"{', '.join(started)} started"] if started else []) + \
+        ([f"{', '.join(running)} already running"] if running else [])
+    untouched = total - len(results)
+    scope = "" if untouched == 0 else f"; the other {untouched} node{'s' if untouched > 1 else ''} not touched"
+    return f"{'; '.join(parts) or 'nothing started'}{scope}"
 
 
 @testnet_app.command("down")

@@ -186,3 +186,11 @@ def test_basic_one_event_per_line_and_code_in_every_record() -> None:
     assert refused["code"] == 22 and refused["log"] == "insufficient funds"
     committed = TxResult("AB", 0, "", height=5, code=61, log="gate closed").record()
     assert (committed["check_code"], committed["code"]) == (0, 61)
+
+
+def test_basic_testnet_up_reports_what_it_started() -> None:
+    from cli.testnet import up_summary
+
+    assert up_summary([{"node": "node3", "state": "started"}], 4) == "node3 started; the other 3 nodes not touched"
+    both = [{"node": "node0", "state": "started"}, {"node": "node1", "state": "already running"}]
+    assert up_summary(both, 2) == "node0 started; node1 already running"

@@ -63,8 +63,10 @@ def gridledger_commands(text: str) -> list[tuple[list[str], int]]:
             if not words or Path(words[0]).name != "gridledger" or "<" in line:
                 continue
             expected = _EXPECTED.search(line.partition("#")[2])
-            commands.append(([w for w in words[1:] if w not in ("&", ">", "app_state.json")],
-                             int(expected.group(1)) if expected else 0))
+            if ">" in words:  # a redirection and its target are the shell's
+                at = words.index(">")
+                words = words[:at] + words[at + 2:]
+            commands.append(([w for w in words[1:] if w != "&"], int(expected.group(1)) if expected else 0))
     return commands
 
 
