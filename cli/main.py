@@ -118,7 +118,9 @@ class _Gridledger(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:  # click's Context: typer vendors click and does not export its type
         try:
-            return super().invoke(ctx)
+            # The client config file's values are the defaults of this one invocation (node/client/config.py).
+            with client_config.defaults():
+                return super().invoke(ctx)
         except (typer.Exit, typer.TyperException):  # click's own exits and usage errors
             raise
         except Exception as exc:
@@ -180,8 +182,6 @@ def _print_version(value: bool) -> None:
 def _root(version_flag: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                             help="Print gridledger's and the pinned CometBFT's versions.")) -> None:
     """Permissioned peer-to-peer energy-trading ledger on CometBFT."""
-    # The client config file's values become defaults before any subcommand reads its options.
-    client_config.apply_defaults()
 
 
 @app.command("status")

@@ -16,6 +16,8 @@ from cli.output import Format, Output, note
 from lab.scenario import Keys, RpcTransport, Runner, key_names, load_scenario
 from node.client.chain import NodeClient
 from node.client.orders import rules_of
+from node.client.slots import parse_duration
+from node.client.units import parse_time
 
 scenario_app = typer.Typer(help="Play market scenarios (orders and meter readings) from CSV files.",
                            no_args_is_help=True)
@@ -50,9 +52,11 @@ def run(
     """
     scenario = load_scenario(file)
     first_slot = None
-    if start is not None:
-        client = NodeClient(node)
+    if start is not None and (start.strip().lower() == "next" or parse_duration(start) is not None):
+        client = NodeClient(node)  # relative to the chain's time
         first_slot = rules_of(client.query("/params")).resolve(start, int(client.query("/chain")["time"]))
+    elif start is not None:
+        first_slot = parse_time(start)  # the runner checks it is a slot start
     accounts, meters = key_names(scenario, relayer)
     keys = Keys(accounts={name: load_key(name, keyring_dir, passphrase_file) for name in accounts},
                 meters={name: load_key(name, keyring_dir, passphrase_file) for name in meters})

@@ -40,6 +40,8 @@ from node.client.readings import UnsignedReading, sign_reading
 from node.rpc import NodeUnreachable, RpcError
 
 HOURS = 24
+QUIET_START_TRIES = 15
+"""Failed tries at start before the reader says the node does not answer (30 s at the default retry)."""
 MAX_CATCH_UP_SLOTS = 96
 """How many past slots one reading covers at most after a pause (a day of 15-minute slots)."""
 
@@ -187,7 +189,12 @@ class MeterReader:
         return imported, exported
 
     def run(self, stop: threading.Event, retry_s: float = 2.0) -> None:
-        """Read at every slot end until ``stop`` is set; waits for the node, logs and retries what fails."""
+        """Read at every slot end until ``stop`` is set; waits for the node, logs and retries what fails.
+
+        A node that does not answer yet at start is expected (the reader starts with it): that is logged
+        only if it lasts (``QUIET_START_TRIES`` tries); a node lost later is logged at once.
+        """
+        failures = 0
         while not stop.is_set():
             try:
                 now = self.transport.block_time()
@@ -199,8 +206,11 @@ class MeterReader:
                     stop.wait(min(retry_s, 1.0))
                 if not stop.is_set():
                     self.read(slot_end)
+                failures = 0
             except (NodeUnreachable, RpcError, QueryFailed, CommitTimeout, TimeoutError) as exc:
-                self.log(f"node not answering ({exc}); retrying")
+                failures += 1
+                if failures == (1 if self.readings_sent else QUIET_START_TRIES):
+                    self.log(f"node not answering ({exc}); retrying every {retry_s:g} s")
                 stop.wait(retry_s)
             except MeterReaderError as exc:
                 self.log(f"stopped: {exc}")

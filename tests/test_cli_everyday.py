@@ -3,6 +3,7 @@ addresses, the client config file, completion, one event per line, and `code` in
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,7 @@ def test_basic_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # The file's node is the default: `status` goes there (nothing listens: exit 3 naming it).
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 3 and "127.0.0.1:1" in result.stderr
+    assert "GRIDLEDGER_NODE" not in os.environ  # a default of that one command, not of the process
     # The environment wins over the file.
     monkeypatch.setenv("GRIDLEDGER_NODE", "http://127.0.0.1:2")
     result = runner.invoke(app, ["status"])

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from lab.meter_reader import CONSUMER, PV_PROSUMER, MeterReader, MeterReaderError, MeterSpec, Profile, slot_energy
+from lab.meter_reader import (
+    CONSUMER,
+    PV_PROSUMER,
+    QUIET_START_TRIES,
+    MeterReader,
+    MeterReaderError,
+    MeterSpec,
+    Profile,
+    slot_energy,
+)
+from node.rpc import NodeUnreachable
 from tests.harness import GENESIS_TIME, Chain, seeded_key
 from tests.test_scenario import ChainTransport
 
@@ -129,3 +139,20 @@ def test_invalid_profiles() -> None:
 def test_basic_energy_is_capped_at_the_capacity() -> None:
     loud = Profile(import_w=(50_000,) * 24, export_w=(0,) * 24, jitter_percent=0)
     assert slot_energy(loud, "m", 1, GENESIS_TIME, SLOT, 11_000, 0) == (11_000 * SLOT // 3_600, 0)
+
+
+def test_basic_a_node_not_up_yet_is_logged_only_if_it_lasts() -> None:
+    chain = demo_like_chain()
+    reader, transport, logged = reader_of(chain)
+    stop, tries = threading.Event(), []
+
+    def down() -> int:
+        tries.append(1)
+        if len(tries) >= QUIET_START_TRIES + 5:
+            stop.set()
+        raise NodeUnreachable("connection refused")
+
+    transport.block_time = down  # type: ignore[method-assign]
+    reader.run(stop, retry_s=0.0)
+    assert len([line for line in logged if "not answering" in line]) == 1
+    assert len(tries) == QUIET_START_TRIES + 5

@@ -9,8 +9,10 @@ environment variable and the command line still win, in that order:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import tomlkit
@@ -78,7 +80,18 @@ def unset(key: str) -> Path:
     return write(values)
 
 
-def apply_defaults() -> None:
-    """Make the file's values the defaults: set each one's environment variable unless it is set already."""
-    for key, value in read().items():
-        os.environ.setdefault(KEYS[key], value)
+@contextlib.contextmanager
+def defaults() -> Iterator[None]:
+    """Within the block, the file's values are defaults: each sets its environment variable unless that is set.
+
+    The environment is put back afterwards, so a program that runs many commands (or a test) keeps its own.
+    """
+    values = read()
+    added = [KEYS[key] for key in values if KEYS[key] not in os.environ]
+    try:
+        for key, value in values.items():
+            os.environ.setdefault(KEYS[key], value)
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
