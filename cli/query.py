@@ -66,6 +66,8 @@ def account(
         record, params = verify.answer(proven, auth_query.query, "account", [account_id]), money_params(proven)
     else:
         record = client.query(f"/account/{account_id}")
+    if record.get("dso"):
+        with_names([record], ("dso",), account_names(keyring_dir, client))
     Output(output.value).record(_money_fields(client, record, ("balance", "free", "locked", "debt"), params))
 
 
@@ -313,7 +315,7 @@ REPORT_MONEY = ("energy_paid", "energy_received", "fees_paid", "balancing_charge
                 "debt_written_off", "balancing_credit_due", "feed_in_due", "credit_paid", "credit_owed")
 SLOT_MONEY = ("traded_value", "charges", "collected", "debt", "credits_due", "lpd_due", "lpd_owes", "dso_due", "paid",
               "owed")
-REPORT_COLUMNS = ("slot", "account", "regime", "contracted_wh", "measured_wh", "deviation_wh", "charged_fmt",
+REPORT_COLUMNS = ("slot_utc", "account", "regime", "contracted_wh", "measured_wh", "deviation_wh", "charged_fmt",
                   "balancing_credit_due_fmt", "feed_in_due_fmt", "collateral_used_fmt", "debt_added_fmt", "height")
 STATEMENT_CSV_COLUMNS = ("time", "height", "kind", "amount", "amount_fmt", "reference")
 END_OF_TIME = (1 << 63) - 1
@@ -358,11 +360,11 @@ def settlement(slot: SlotArg,
     else:
         answer = client.query("/settlement/" + "/".join(args))
     if who is not None:
-        _with_money_twins(client, [answer], REPORT_MONEY, params)
+        _with_money_twins(client, [_with_iso(answer, ("slot",))], REPORT_MONEY, params)
         out.record(answer)
         return
-    _with_money_twins(client, [answer], SLOT_MONEY, params)
-    _with_money_twins(client, answer["reports"], REPORT_MONEY, params)
+    _with_money_twins(client, [_with_iso(answer, ("slot",))], SLOT_MONEY, params)
+    _with_money_twins(client, [_with_iso(r, ("slot",)) for r in answer["reports"]], REPORT_MONEY, params)
     if out.fmt == "json":
         out.record(answer)
         return
@@ -378,7 +380,8 @@ def settlements(who: Annotated[str, typer.Argument(help="Account id or key name.
     Example: gridledger query settlements alice -o json
     """
     client = NodeClient(node)
-    reports = client.query(f"/settlements/{resolve(who, keyring_dir, client)}")["reports"]
+    reports = [_with_iso(report, ("slot",))
+               for report in client.query(f"/settlements/{resolve(who, keyring_dir, client)}")["reports"]]
     _with_money_twins(client, reports, REPORT_MONEY)
     Output(output.value).records(reports, columns=REPORT_COLUMNS)
 

@@ -196,3 +196,10 @@ def test_basic_testnet_up_reports_what_it_started() -> None:
     assert up_summary([{"node": "node3", "state": "started"}], 4) == "node3 started; the other 3 nodes not touched"
     both = [{"node": "node0", "state": "started"}, {"node": "node1", "state": "already running"}]
     assert up_summary(both, 2) == "node0 started; node1 already running"
+
+
+def test_basic_formatted_values_come_first_in_tables() -> None:
+    from cli.output import formatted_first
+
+    record = {"balance": 5, "nonce": 1, "slot": 9, "balance_fmt": "0.000005 EUR", "slot_utc": "1970-01-01T00:00Z"}
+    assert formatted_first(record) == ["balance_fmt", "balance", "nonce", "slot_utc", "slot"]
