@@ -229,6 +229,59 @@ def test_basic_deactivated_meter_gets_no_substitute() -> None:
     assert balance(chain, "bob") == START
 
 
+def set_settlement_batch(chain: Chain, batch: int) -> None:
+    assert chain.deliver("dso", ProposeParams(changes=(ParamChange("settlement_batch", batch),),
+                                              description="")).code == 0
+    for voter in ("dso", "dso_b", "lpd"):
+        assert chain.deliver(voter, CastVote(proposal_id=1, approve=True)).code == 0
+
+
+def test_invalid_escape_proceeds_and_collateral_held_until_the_seller_is_charged() -> None:
+    """A seller that does not deliver cannot move the sale's proceeds or collateral out first, not even
+    between the blocks of a settlement spread out by a small settlement_batch."""
+    chain = chain_with()
+    assert chain.deliver("carol", Transfer(recipient=chain.id("alice"), amount=START - 40_000, memo="")).code == 0
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    set_settlement_batch(chain, 1)
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (2_000, 0)})
+    assert chain.account("carol")["locked"] == 40_000 + 440_000
+    advance_to(chain, SLOT_END + 3_601)
+    escaped = 0
+    while not _settled(chain, SLOT) or not chain.query(f"/settlement/{SLOT}")["complete"]:
+        account = chain.account("carol")
+        free = int(account["balance"]) - int(account["locked"])
+        if free > 0 and chain.deliver("carol", Transfer(recipient=chain.id("alice"), amount=free, memo="")).code == 0:
+            escaped += free
+        chain.block(dt=1)
+    assert escaped == 0
+    carol = report(chain, "carol")
+    assert (carol["charged"], carol["collateral_used"], carol["debt_added"]) == (1_200_000, 480_000, 720_000)
+
+
+def test_basic_released_proceeds_repay_earlier_debt() -> None:
+    """What a position held and its charge did not take is money the seller receives: it repays debt first."""
+    chain = chain_with()
+    following = SLOT + 900
+    assert chain.deliver("carol", Transfer(recipient=chain.id("alice"), amount=START - 60_000, memo="")).code == 0
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    place(chain, "carol", order("ask", 1_000, 220_000, origin="wind", slot=following, valid_until=following))
+    place(chain, "dave", order("bid", 1_000, 230_000, slot=following, valid_until=following))
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (2_000, 0)})  # carol delivers nothing in SLOT ...
+    registers.read(chain, SLOT_END + 900, {"carol": (0, 1_000), "dave": (1_000, 0)})  # ... and all in the next
+    settle(chain, SLOT)
+    assert chain.account("carol")["debt"] == 1_200_000 - 480_000
+    settle(chain, following)
+    # The next slot charges her nothing: its 20000 collateral and 220000 proceeds repay her debt.
+    assert report(chain, "carol", following)["charged"] == 0
+    assert (chain.account("carol")["debt"], chain.account("carol")["locked"]) == (720_000 - 240_000, 0)
+
+
 # -- debt -------------------------------------------------------------------------------------------------
 def test_basic_debt_blocks_money_leaving_and_any_credit_repays_it() -> None:
     chain = chain_with()
@@ -237,10 +290,11 @@ def test_basic_debt_blocks_money_leaving_and_any_credit_repays_it() -> None:
     place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
     place(chain, "dave", order("bid", 2_000, 230_000))
     registers = deliver(chain, Registers(), {"dave": (2_000, 0)})
-    # carol delivers nothing: 2000 x 600000 = 1200000; she pays 40000 + 440000, owes 720000.
+    # carol delivers nothing: 2000 x 600000 = 1200000; she pays what was held for the slot, her 40000
+    # collateral and the 440000 she received (she could not move it before settlement), and owes 720000.
     carol = report(chain, "carol")
     assert (carol["charged"], carol["collateral_used"], carol["paid_from_balance"], carol["debt_added"]) == (
-        1_200_000, 40_000, 440_000, 720_000)
+        1_200_000, 480_000, 0, 720_000)
     assert (balance(chain, "carol"), chain.account("carol")["debt"]) == (0, 720_000)
     # The reserve could pay the LPD only 480000 of its 1200000: the rest is owed, on chain.
     assert balance(chain, lpd(chain)) == 480_000
@@ -344,8 +398,8 @@ def test_basic_report_fields() -> None:
         "deviation_wh": -1_000, "substituted": False, "energy_paid": 0, "energy_received": 440_000, "fees_paid": 0,
         "price_high": 220_000, "price_low": 220_000, "shortfall_wh": 1_000, "surplus_wh": 0, "netted_wh": 0,
         "supplied_wh": 0, "fed_in_wh": 0, "unmatched_import_wh": 0, "balancing_charge": 600_000,
-        "supply_charge": 0, "network_charge": 0, "charged": 600_000, "collateral_released": 40_000,
-        "collateral_used": 40_000, "paid_from_balance": 560_000, "debt_added": 0, "debt_written_off": 0,
+        "supply_charge": 0, "network_charge": 0, "charged": 600_000, "collateral_released": 480_000,
+        "collateral_used": 480_000, "paid_from_balance": 120_000, "debt_added": 0, "debt_written_off": 0,
         "balancing_credit_due": 0, "feed_in_due": 0,
         "credit_paid": 0, "credit_owed": 0, "height": report(chain, "carol")["height"],
     }

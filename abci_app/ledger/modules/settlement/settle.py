@@ -24,6 +24,7 @@ from msgspec.structs import replace
 from abci_app.ledger import codec, errors
 from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.auth import keeper as auth
+from abci_app.ledger.modules.auth.records import Account
 from abci_app.ledger.modules.bank import keeper as bank
 from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.modules.market.keeper import Market
@@ -160,10 +161,9 @@ def _measure(state: State, params: Params, total: SlotSettlement, account_id: st
     measured = exported - imported
     deviation = measured - contracted
     highs, lows = _own_prices(position.sold_wh, position.received, position.bought_wh, position.paid)
-    # The slot's collateral is released first; charges are then paid out of it, then the rest of the balance.
-    if position.collateral:
-        bank.unlock(state, account_id, position.collateral)
-    market.put_position(replace(position, collateral=0, bid_open_wh=0, ask_open_wh=0, bought_wh=0, sold_wh=0))
+    # The slot's collateral stays locked until this participant is charged (a later block when the slot
+    # settles in batches): released any earlier, it could be withdrawn before the charge it secures.
+    market.put_position(replace(position, bid_open_wh=0, ask_open_wh=0, bought_wh=0, sold_wh=0))
     report = SettlementReport(
         slot=total.slot, account=account_id, regime=MARKET if traded else TARIFF, bought_wh=position.bought_wh,
         sold_wh=position.sold_wh, contracted_wh=contracted, imported_wh=imported, exported_wh=exported,
@@ -210,23 +210,25 @@ def _charge_phase(state: State, params: Params, total: SlotSettlement, budget: i
         if not batch:
             return total, budget, True
         for account_id in batch:
-            total, event_ = _charge(state, params, total, account_id, height, time)
+            total, charge_events = _charge(state, params, total, account_id, height, time)
             keeper.close_open(state, total.slot, account_id)
-            events.append(event_)
+            events += charge_events
         budget -= len(batch)
     return total, budget, not keeper.open_accounts_after(state, total.slot, "", 1)
 
 
 def _charge(state: State, params: Params, total: SlotSettlement, account_id: str, height: int,
-            time: int) -> tuple[SlotSettlement, Event]:
+            time: int) -> tuple[SlotSettlement, list[Event]]:
     report = keeper.get_report(state, total.slot, account_id)
     if report is None:
         raise errors.InvariantViolated(f"participant {account_id} of slot {total.slot} was never measured")
     reference = f"slot {total.slot}"
     # Shortfall: the part offset by others' surplus at the reference price, the rest at the balancing buy
-    # price; never below the party's own trade price, so failing to deliver never pays.
+    # price; never below the party's own trade price, so failing to deliver never pays; and the netted part
+    # never below the balancing sell price, the most a surplus is paid, so netting never costs the reserve.
     short_netted = report.shortfall_wh * total.netted_wh // total.shortfall_wh if total.shortfall_wh else 0
-    balancing_charge = (amount_up(short_netted, max(report.price_high, total.reference_price))
+    netted_price = max(report.price_high, total.reference_price, params.balancing_sell_price)
+    balancing_charge = (amount_up(short_netted, netted_price)
                         + amount_up(report.shortfall_wh - short_netted,
                                     max(report.price_high, params.balancing_buy_price)))
     # Surplus: paid at most the lesser of its own trade price and the balancing sell price.
@@ -235,19 +237,23 @@ def _charge(state: State, params: Params, total: SlotSettlement, account_id: str
     supply_charge = amount_up(report.supplied_wh, params.supplier_tariff)
     feed_in = amount(report.fed_in_wh, params.feed_in_tariff)
     # Network charges: every DSO's component of the zone's own fee on import not covered by energy bought.
-    account = auth.require_account(state, account_id)
+    zone = auth.require_account(state, account_id).zone
     network = [(c.dso, amount_up(report.unmatched_import_wh, c.fee_per_kwh))
-               for c in Market(state).fee_components(account.zone, account.zone)]
+               for c in Market(state).fee_components(zone, zone)]
     network_charge = sum(share for _, share in network)
     charged = balancing_charge + supply_charge + network_charge
+    # The slot's collateral is released now and pays the charges first, then the rest of the balance.
+    account = _release_collateral(state, total.slot, account_id)
     paid = min(charged, account.free)
     if paid:
         bank.debit(state, account_id, paid)
         bank.credit(state, RESERVE_ID, paid)
+        left = paid  # each statement line shows what was really taken for it
         for kind, part in (("balancing_charge", balancing_charge), ("supply_charge", supply_charge),
                            ("network_charge", network_charge)):
-            if part:
-                bank.journal(state, account_id, time, height, kind, -min(part, paid), reference)
+            if part and left:
+                bank.journal(state, account_id, time, height, kind, -min(part, left), reference)
+                left -= min(part, left)
         bank.journal(state, RESERVE_ID, time, height, "settlement_collected", paid, f"{reference} {account_id}")
     unpaid = charged - paid
     written_off = 0
@@ -272,12 +278,27 @@ def _charge(state: State, params: Params, total: SlotSettlement, account_id: str
                     debt=_sum(total.debt, unpaid), credits_due=_sum(total.credits_due, balancing_credit, feed_in),
                     dso_due=_sum(total.dso_due, network_charge), lpd_due=_sum(total.lpd_due, supply_charge),
                     lpd_owes=_sum(total.lpd_owes, feed_in))
-    return total, event("settlement.participant", slot=total.slot, account=account_id, regime=report.regime,
-                        contracted_wh=report.contracted_wh, measured_wh=report.measured_wh,
-                        deviation_wh=report.deviation_wh, substituted=report.substituted, charged=charged,
-                        balancing_charge=balancing_charge, supply_charge=supply_charge,
-                        network_charge=network_charge, credit_due=balancing_credit + feed_in,
-                        collateral_used=collateral_used, debt_added=report.debt_added)
+    events = [event("settlement.participant", slot=total.slot, account=account_id, regime=report.regime,
+                    contracted_wh=report.contracted_wh, measured_wh=report.measured_wh,
+                    deviation_wh=report.deviation_wh, substituted=report.substituted, charged=charged,
+                    balancing_charge=balancing_charge, supply_charge=supply_charge,
+                    network_charge=network_charge, credit_due=balancing_credit + feed_in,
+                    collateral_used=collateral_used, debt_added=report.debt_added)]
+    # What the release left free (a seller's proceeds, unused collateral) repays earlier debt first.
+    repaid = bank.repay_debt(state, account_id, time, height)
+    if repaid:
+        events.append(event("debt.repaid", account=account_id, amount=repaid))
+    return total, events
+
+
+def _release_collateral(state: State, slot: int, account_id: str) -> Account:
+    """Unlock the collateral of the account's position in the slot (the position's last part)."""
+    market = Market(state)
+    position = market.get_position(slot, account_id)
+    if position.collateral:
+        bank.unlock(state, account_id, position.collateral)
+        market.put_position(replace(position, collateral=0))
+    return auth.require_account(state, account_id)
 
 
 # -- phase 3: the LPD, then the reserve's creditors ------------------------------------------------------------
