@@ -19,7 +19,7 @@ from abci_app.ledger.modules.registry import Deactivate
 from abci_app.ledger.modules.settlement.keys import RESERVE_ID
 from tests.harness import Chain, events_of
 from tests.market_harness import acceptance, market_app_state, offer, order, place
-from tests.settlement_harness import SLOT, SLOT_END, Registers, advance_to
+from tests.settlement_harness import SLOT, SLOT_END, Registers, advance_to, reading, submit
 
 START = 10_000_000
 SLOT_2 = SLOT + 900
@@ -190,13 +190,15 @@ def test_basic_silent_meter_within_the_window_is_billed_when_it_reports() -> Non
     registers = Registers()
     registers.read(chain, SLOT)
     registers.read(chain, SLOT_END, {"bob": (1_500, 0)}, silent=("bob",))
-    registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})  # 3000 Wh since SLOT: 1500 / 1500
+    # 3000 Wh since SLOT: either slot could have drawn all of it (20 kW x 900 s = 5000 Wh), so each is
+    # billed 3000 Wh, the worst case: a reading left out never pays.
+    registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})
     settle(chain, SLOT)
     settle(chain, SLOT_2)
     for slot in (SLOT, SLOT_2):
         bob = report(chain, "bob", slot)
-        assert (bob["imported_wh"], bob["substituted"], bob["charged"]) == (1_500, False, 465_000)
-    assert balance(chain, "bob") == START - 2 * 465_000
+        assert (bob["imported_wh"], bob["substituted"], bob["charged"]) == (3_000, False, 930_000)
+    assert balance(chain, "bob") == START - 2 * 930_000
 
 
 def test_basic_silent_meter_past_the_deadline_pays_the_substitute() -> None:
@@ -210,12 +212,61 @@ def test_basic_silent_meter_past_the_deadline_pays_the_substitute() -> None:
     bob = report(chain, "bob")
     assert (bob["imported_wh"], bob["substituted"], bob["supply_charge"], bob["network_charge"]) == (
         5_000, True, 1_500_000, 50_000)
-    # bob reports at the end of slot 2: 3000 Wh since SLOT, shared 1500 / 1500; slot 1's share was billed.
+    # bob reports at the end of slot 2: 3000 Wh since SLOT, all of which slot 2 could have drawn: it is billed
+    # 3000 Wh (slot 1 was billed its substitute).
     registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})
     settle(chain, SLOT_2)
-    assert report(chain, "bob", SLOT_2)["imported_wh"] == 1_500
-    assert balance(chain, "bob") == START - 1_550_000 - 465_000
+    assert report(chain, "bob", SLOT_2)["imported_wh"] == 3_000
+    assert balance(chain, "bob") == START - 1_550_000 - 930_000
 
+
+
+def _two_slot_seller(skip_first_reading: bool) -> Chain:
+    """carol sells 1000 Wh in each of two slots and exports nothing in the first, 2000 Wh in the second."""
+    chain = chain_with()
+    for slot in (SLOT, SLOT_2):
+        place(chain, "carol", order("ask", 1_000, 220_000, origin="wind", slot=slot, valid_until=slot))
+        place(chain, "dave", order("bid", 1_000, 230_000, slot=slot, valid_until=slot))
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (1_000, 0)}, silent=("carol",) if skip_first_reading else ())
+    registers.read(chain, SLOT_END + 900, {"carol": (0, 2_000), "dave": (1_000, 0)})
+    settle(chain, SLOT)
+    settle(chain, SLOT_2)
+    return chain
+
+
+def test_invalid_gain_leaving_out_a_reading_cannot_move_energy_between_slots() -> None:
+    """Averaged over the two slots, carol's 2000 Wh would cover both sales; she may not choose that by
+    leaving out the first slot's reading: each slot gets the worst case, here no export in either."""
+    honest, skipping = _two_slot_seller(False), _two_slot_seller(True)
+    assert (report(honest, "carol")["exported_wh"], report(honest, "carol", SLOT_2)["exported_wh"]) == (0, 2_000)
+    assert (report(skipping, "carol")["exported_wh"], report(skipping, "carol", SLOT_2)["exported_wh"]) == (0, 0)
+    assert balance(skipping, "carol") < balance(honest, "carol")
+    # dave, who consumed what he bought, is untouched either way.
+    assert balance(skipping, "dave") == balance(honest, "dave")
+
+
+def test_invalid_reading_while_an_earlier_slot_awaits_its_substitute() -> None:
+    """Past a slot's deadline its substitute stands: a later reading cannot reach it first, even while the
+    settlement works through a backlog one meter per block."""
+    chain = chain_with()
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    set_settlement_batch(chain, 1)
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (2_000, 0)}, silent=("alice", "bob", "carol"))
+    advance_to(chain, SLOT_END + 3_601)
+    codes = []
+    while not codes or codes[-1] != 0:  # carol's relay retries every block until the reading is accepted
+        codes.append(submit(chain, reading(chain, "carol", SLOT_END + 900, 0, 4_000), relay="carol"))
+        chain.block(dt=1)
+    assert len(codes) > 1 and set(codes[:-1]) == {errors.ReadingTooLate.code}
+    settle(chain, SLOT)
+    carol = report(chain, "carol")
+    # Accepted only once the slot had its substitute, which the reading did not replace.
+    assert (carol["substituted"], carol["exported_wh"], carol["charged"]) == (True, 0, 1_200_000)
 
 def test_basic_deactivated_meter_gets_no_substitute() -> None:
     chain = chain_with()
