@@ -416,6 +416,32 @@ def test_basic_unpaid_credits_are_shared_whatever_the_account_ids() -> None:
         assert report(chain, who)["credit_owed"] == 110_000
 
 
+
+@pytest.mark.parametrize("bob_balance", [START, 0])
+def test_basic_an_exporter_is_paid_whether_or_not_an_importer_pays(bob_balance: int) -> None:
+    """erin's feed-in is the LPD's to pay; bob's unpaid supply is the LPD's loss, not erin's."""
+    chain = chain_with(bob=bob_balance, **{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    deliver(chain, Registers(), {"erin": (0, 2_000), "bob": (2_000, 0)})
+    assert (report(chain, "erin")["credit_paid"], report(chain, "erin")["credit_owed"]) == (160_000, 0)
+    bob_paid = 600_000 + 20_000 if bob_balance else 0  # 2000 Wh of supply and network charge
+    # The LPD paid erin's 160000 and received what bob paid for his supply (all of it, or nothing).
+    assert balance(chain, lpd(chain)) == 1_000_000 - 160_000 + (600_000 if bob_paid else 0)
+    owed_to_lpd = [o["amount"] for o in chain.query(f"/owed/{RESERVE_ID}")["owed"] if o["creditor"] == lpd(chain)]
+    assert owed_to_lpd == ([] if bob_paid else [600_000])
+
+
+def test_basic_an_operators_earlier_claim_waits_for_this_slots_exporter() -> None:
+    """The reserve's earlier debt to the LPD (bob never paid) does not take erin's feed-in of a later slot."""
+    chain = chain_with(bob=0, **{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    registers = deliver(chain, Registers(), {"bob": (2_000, 0)})
+    owed = chain.query(f"/owed/{RESERVE_ID}")["owed"]
+    assert sorted(o["reason"] for o in owed) == ["lpd_settlement", "network_charge"]
+    registers.read(chain, SLOT_END + 900, {"erin": (0, 2_000)})
+    settle(chain, SLOT_2)
+    erin = report(chain, "erin", SLOT_2)
+    assert (erin["credit_paid"], erin["credit_owed"]) == (160_000, 0)
+
+
 # -- phases, reports, statements ------------------------------------------------------------------------------
 def test_basic_settles_in_batches() -> None:
     chain = chain_with()

@@ -90,7 +90,8 @@ def _new_total(slot: int, height: int) -> SlotSettlement:
                           traded_value=0, reference_price=0, netted_wh=0, balancing_bought_wh=0,
                           balancing_sold_wh=0, supplied_wh=0, fed_in_wh=0, charges=0, collected=0, debt=0,
                           credits_due=0, lpd_due=0, lpd_owes=0, dso_due=0, paid=0, owed=0, pay_numerator=1,
-                          pay_denominator=1, complete=False, height=height)
+                          pay_denominator=1, operators_numerator=1, operators_denominator=1, complete=False,
+                          height=height)
 
 
 def _work(state: State, params: Params, total: SlotSettlement, budget: int, height: int, time: int,
@@ -114,7 +115,7 @@ def _work(state: State, params: Params, total: SlotSettlement, budget: int, heig
             return total, budget
         total = _lpd_settles(state, params, total, height, time)
         budget = _pay_older_debts(state, budget, height, time)
-        total = _fraction_known(state, total)
+        total, budget = _fractions_known(state, total, budget, height, time)
     if total.phase == PAY:
         total, budget, done = _pay_phase(state, total, budget, height, time)
         if not done:
@@ -303,24 +304,42 @@ def _release_collateral(state: State, slot: int, account_id: str) -> Account:
 
 # -- phase 3: the LPD, then the reserve's creditors ------------------------------------------------------------
 def _lpd_settles(state: State, params: Params, total: SlotSettlement, height: int, time: int) -> SlotSettlement:
-    """The LPD is owed the default supply and the net shortfall it supplied; it owes the feed-in and the net
-    surplus it took. The difference is settled with the reserve."""
+    """The LPD owes the feed-in and the net surplus it took: it pays them into the reserve now, in full (or
+    owes them), for the participants they are due to. It is owed the default supply and the net shortfall
+    it supplied: a claim on the reserve like the DSOs', paid from what the participants' charges brought in.
+    The two are not netted: a participant who does not pay its supply must not cost an exporter its feed-in
+    (the LPD is the counterparty of both)."""
     lpd = balancing_lpd(state)
     due = _sum(total.lpd_due, amount_up(total.balancing_bought_wh, params.balancing_buy_price))
     owes = _sum(total.lpd_owes, amount(total.balancing_sold_wh, params.balancing_sell_price))
-    if due > owes:
-        keeper.add_due(state, total.slot, lpd, "lpd_settlement", due - owes)
-    elif owes > due:
-        _collect_from_lpd(state, lpd, total.slot, owes - due, height, time)
+    if owes:
+        _collect_from_lpd(state, lpd, total.slot, owes, height, time)
+    keeper.add_due(state, total.slot, lpd, "lpd_settlement", due)
     return replace(total, lpd_due=due, lpd_owes=owes)
 
 
-def _fraction_known(state: State, total: SlotSettlement) -> SlotSettlement:
-    """After what was owed from earlier slots, one fraction of what is left for all of this slot's creditors."""
-    available = auth.require_account(state, RESERVE_ID).free
-    owed_total = sum(amount_due for _, _, amount_due in keeper.slot_dues(state, total.slot))
-    numerator, denominator = pay_fraction(available, owed_total)
-    return replace(total, phase=PAY, pay_numerator=numerator, pay_denominator=denominator)
+PARTICIPANT_CLAIMS = ("balancing_credit", "feed_in")
+"""What the reserve owes participants; they rank before the operators' claims (network_charge,
+lpd_settlement): the operators are the counterparties who bear a defaulting participant's loss."""
+
+
+def _fractions_known(state: State, total: SlotSettlement, budget: int, height: int,
+                     time: int) -> tuple[SlotSettlement, int]:
+    """The fraction of their due this slot's participants are paid, then (after the operators' claims from
+    earlier slots) the fraction its operators are paid of what is left."""
+    dues = keeper.slot_dues(state, total.slot)
+    participants_due = sum(amount_due for _, reason, amount_due in dues if reason in PARTICIPANT_CLAIMS)
+    operators_due = sum(amount_due for _, reason, amount_due in dues if reason not in PARTICIPANT_CLAIMS)
+    numerator, denominator = pay_fraction(auth.require_account(state, RESERVE_ID).free, participants_due)
+    # Set aside exactly what the participants will be paid (each share is rounded down on its own).
+    set_aside = sum(amount_due * numerator // denominator for _, reason, amount_due in dues
+                    if reason in PARTICIPANT_CLAIMS)
+    budget = _pay_older_reserve_claims(state, budget, height, time, participants=False, keep=set_aside)
+    left = auth.require_account(state, RESERVE_ID).free - set_aside
+    operators_numerator, operators_denominator = pay_fraction(left, operators_due)
+    return replace(total, phase=PAY, pay_numerator=numerator, pay_denominator=denominator,
+                   operators_numerator=operators_numerator,
+                   operators_denominator=operators_denominator), budget
 
 
 def pay_fraction(available: int, owed_total: int) -> tuple[int, int]:
@@ -347,7 +366,10 @@ def _pay_phase(state: State, total: SlotSettlement, budget: int, height: int,
     for creditor, reason, amount_due in keeper.slot_dues(state, total.slot):
         if budget == 0:
             return total, budget, False
-        paid = amount_due * total.pay_numerator // total.pay_denominator
+        if reason in PARTICIPANT_CLAIMS:
+            paid = amount_due * total.pay_numerator // total.pay_denominator
+        else:
+            paid = amount_due * total.operators_numerator // total.operators_denominator
         if paid:
             _transfer(state, RESERVE_ID, creditor, paid, height, time, reason, f"slot {total.slot}")
         if amount_due > paid:
@@ -370,10 +392,10 @@ def _note_credit(state: State, slot: int, creditor: str, reason: str, paid: int,
 
 
 def _pay_older_debts(state: State, budget: int, height: int, time: int) -> int:
-    """What was owed from earlier slots is paid first, oldest slot first: the LPD's to the reserve, then the
-    reserve's to its creditors (each slot's creditors the same fraction). Nothing is read when the payer has
-    nothing, and at most ``budget`` entries are paid (the rest wait for the next slot); returns what is left
-    of the budget."""
+    """What was owed from earlier slots is paid before this slot's claims: the LPD's debts to the reserve,
+    then what the reserve owes participants, oldest slot first (the operators' older claims come after this
+    slot's participants, in ``_fractions_known``). Nothing is read when the payer has nothing, and at most
+    ``budget`` entries are paid (the rest wait for the next slot); returns what is left of the budget."""
     lpd = balancing_lpd(state)
     if budget > 0 and auth.require_account(state, lpd).free > 0:
         for owed in keeper.owed_by(state, lpd, budget):
@@ -382,19 +404,31 @@ def _pay_older_debts(state: State, budget: int, height: int, time: int) -> int:
                 _transfer(state, lpd, owed.creditor, paid, height, time, owed.reason, f"slot {owed.slot}")
                 keeper.put_owed(state, replace(owed, amount=owed.amount - paid))
             budget -= 1
-    while budget > 0 and (available := auth.require_account(state, RESERVE_ID).free) > 0:
-        group = keeper.oldest_owed(state, RESERVE_ID)
-        if not group:
+    return _pay_older_reserve_claims(state, budget, height, time, participants=True, keep=0)
+
+
+def _pay_older_reserve_claims(state: State, budget: int, height: int, time: int, *, participants: bool,
+                              keep: int) -> int:
+    """Pay what the reserve owes the participants (or the operators) from earlier slots, oldest slot first,
+    each slot's claims the same fraction, leaving ``keep`` of its free balance untouched."""
+    slot = -1
+    while budget > 0 and (group := keeper.owed_group_after(state, RESERVE_ID, slot)):
+        slot = group[0].slot
+        available = auth.require_account(state, RESERVE_ID).free - keep
+        if available <= 0:
             break
-        owed_total = sum(o.amount for o in group)
-        for owed in group:
-            paid = owed.amount if owed_total <= available else owed.amount * available // owed_total
+        claims = [owed for owed in group if (owed.reason in PARTICIPANT_CLAIMS) == participants]
+        if not claims:
+            continue
+        numerator, denominator = pay_fraction(available, sum(owed.amount for owed in claims))
+        for owed in claims:
+            paid = owed.amount * numerator // denominator
             if paid:
                 _transfer(state, RESERVE_ID, owed.creditor, paid, height, time, owed.reason, f"slot {owed.slot}")
                 keeper.put_owed(state, replace(owed, amount=owed.amount - paid))
                 _note_credit(state, owed.slot, owed.creditor, owed.reason, paid, -paid)
-        budget = max(0, budget - len(group))
-        if owed_total > available:
+        budget = max(0, budget - len(claims))
+        if numerator < denominator:
             break
     return budget
 
