@@ -17,6 +17,7 @@ from abci_app.ledger.modules.settlement.records import (
     SlotSettlement,
 )
 from abci_app.ledger.state import State, be64, unbe64
+from abci_app.ledger.store import prefix_end
 
 
 # -- the balancing reserve ------------------------------------------------------------------------------
@@ -181,19 +182,17 @@ def add_due(state: State, slot: int, creditor: str, reason: str, amount: int) ->
     state.kv.set(key, be64(min(codec.MAX_INT, (unbe64(raw) if raw is not None else 0) + amount)))
 
 
-def slot_dues(state: State, slot: int) -> list[tuple[str, str, int]]:
-    """(creditor, reason, amount) of everything the reserve owes for the slot, in key order."""
+def slot_dues(state: State, slot: int, limit: int | None = None) -> list[tuple[str, str, int]]:
+    """(creditor, reason, amount) of what the reserve still owes for the slot, in key order (the first
+    ``limit``; the pay phase deletes each entry it pays, so the next call starts where this one ended)."""
     prefix = keys.pay_slot_prefix(slot)
-    out = []
+    out: list[tuple[str, str, int]] = []
     for key, raw in state.scan(prefix):
+        if limit is not None and len(out) == limit:
+            break
         creditor, reason = key[len(prefix):].decode().split("/")
         out.append((creditor, reason, unbe64(raw)))
     return out
-
-
-def clear_dues(state: State, slot: int) -> None:
-    for key, _ in list(state.scan(keys.pay_slot_prefix(slot))):
-        state.kv.delete(key)
 
 
 def put_owed(state: State, owed: Owed) -> None:
@@ -214,10 +213,15 @@ def owed_by(state: State, debtor: str, limit: int | None = None) -> list[Owed]:
     return out
 
 
-def oldest_owed(state: State, debtor: str) -> list[Owed]:
-    """Every entry ``debtor`` owes for its oldest slot still owed (the slot is part of the key)."""
+def owed_group_after(state: State, debtor: str, after_slot: int) -> list[Owed]:
+    """Every entry ``debtor`` owes for its oldest slot still owed after ``after_slot`` (-1: any); one scan
+    from that slot on (the slot is part of the key), so the caller may pay and rewrite the entries."""
+    prefix = keys.owed_prefix(debtor)
     out: list[Owed] = []
-    for owed in state.scan_records(keys.owed_prefix(debtor), Owed):
+    for key, _ in state.kv.iterate(prefix + be64(after_slot + 1), prefix_end(prefix)):
+        owed = state.kv.get_record(key, Owed)
+        if owed is None:
+            continue
         if out and owed.slot != out[0].slot:
             break
         out.append(owed)
