@@ -289,12 +289,12 @@ class Overlay:
             self._fresh = []
         elif self._fresh:
             fresh = self._fresh
-            if len(fresh) <= 16:
-                for key in fresh:
+            if len(fresh) * 16 <= len(index) or len(fresh) <= 16:
+                for key in fresh:  # a few keys into many: a bisection and a memmove each
                     insort(index, key)
             else:
                 index += fresh
-                index.sort()  # a sorted run and a short tail: timsort merges them in linear time
+                index.sort()  # a sorted run and a tail: timsort merges them
             self._fresh = []
         lo = bisect_left(index, start)
         hi = len(index) if stop is None else bisect_left(index, stop, lo)
