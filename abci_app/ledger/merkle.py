@@ -393,65 +393,21 @@ def _apply(trie: Trie, keys: list[bytes], hashes: list[bytes | None], removed: s
         """``node``'s subtree with the writes ``lo:hi`` applied (all of them belong in its region)."""
         if node is None:
             return build(lo, hi)
-        if hi - lo == 1:
-            return merge_one(node, lo)
         kind = type(node)
         if kind is Leaf:
+            if hi - lo == 1 and keys[lo] == node.key:  # type: ignore[union-attr]  # the usual case: a new value
+                new = hashes[lo]
+                if new is None:
+                    return None
+                return node if new == node.hash else Leaf(node.key, new)  # type: ignore[union-attr]
             return merge_leaf(node, lo, hi)  # type: ignore[arg-type]
-        return merge_inner(load(node) if kind is Stub else node, lo, hi)  # type: ignore[arg-type]
-
-    def merge_one(node: Node, i: int) -> Node | None:
-        """``merge(node, i, i + 1)``: one write, walked down and rebuilt up without recursion.
-
-        Below the top levels of the tree most writes of a block are alone in their subtree, so this
-        loop does most of a block's work; it makes exactly the nodes ``merge_inner`` would.
-        """
-        key = keys[i]
-        path: list[tuple[Inner, bool]] = []
-        result: Node | None
-        while True:
-            kind = type(node)
-            if kind is Leaf:
-                if key == node.key:  # type: ignore[union-attr]  # the usual case: a new value
-                    new = hashes[i]
-                    result = None if new is None else node if new == node.hash else Leaf(key, new)
-                else:
-                    result = merge_leaf(node, i, i + 1)  # type: ignore[arg-type]
-                break
-            inner: Inner = load(node) if kind is Stub else node  # type: ignore[arg-type, assignment]
-            lower, middle, upper = inner.place or place_of(inner)
-            if not (lower <= key and (upper is None or key < upper)):
-                result = merge_inner(inner, i, i + 1)  # the key leaves the node's prefix: a new split
-                break
-            went_left = key < middle
-            path.append((inner, went_left))
-            node = inner.left if went_left else inner.right
-        for inner, went_left in reversed(path):
-            old_left, old_right = inner.left, inner.right
-            left, right = (result, old_right) if went_left else (old_left, result)
-            if left is old_left and right is old_right:
-                result = inner
-                continue
-            if left is None or right is None:
-                # An inner node with an empty side is replaced by the other side.
-                if inner.size > small:
-                    removed.add(TRIE_NODE + (inner.pos or pos_of(inner)))
-                result = left if right is None else right
-                continue
-            size = left.size + right.size
-            if inner.size > small >= size:  # small now: its record goes
-                removed.add(TRIE_NODE + (inner.pos or pos_of(inner)))
-            result = Inner(inner.bit, inner.pkey, left, right, sha256(b"\x01" + left.hash + right.hash).digest(),
-                           size, inner.place, inner.pos)
-        return result
-
-    def merge_inner(node: Inner, lo: int, hi: int) -> Node | None:
-        """``merge`` of a loaded inner node."""
-        lower, middle, upper = node.place or place_of(node)
+        if kind is Stub:
+            node = load(node)  # type: ignore[arg-type]
+        lower, middle, upper = node.place or place_of(node)  # type: ignore[union-attr, arg-type]
         first, last = keys[lo], keys[hi - 1]
         if lower <= first and (upper is None or last < upper):
             split = bisect_left(keys, middle, lo, hi)
-            old_left, old_right = node.left, node.right
+            old_left, old_right = node.left, node.right  # type: ignore[union-attr]
             left = merge(old_left, lo, split) if split > lo else old_left
             right = merge(old_right, split, hi) if split < hi else old_right
             if left is old_left and right is old_right:
@@ -459,18 +415,18 @@ def _apply(trie: Trie, keys: list[bytes], hashes: list[bytes | None], removed: s
             if left is None or right is None:
                 # An inner node with an empty side is replaced by the other side.
                 if node.size > small:
-                    removed.add(TRIE_NODE + (node.pos or pos_of(node)))
+                    removed.add(TRIE_NODE + (node.pos or pos_of(node)))  # type: ignore[union-attr, arg-type]
                 return left if right is None else right
             size = left.size + right.size
             if node.size > small >= size:  # small now: its record goes
-                removed.add(TRIE_NODE + (node.pos or pos_of(node)))
+                removed.add(TRIE_NODE + (node.pos or pos_of(node)))  # type: ignore[union-attr, arg-type]
             # Same place: a stored node's record is overwritten at commit.
-            return Inner(node.bit, node.pkey, left, right, sha256(b"\x01" + left.hash + right.hash).digest(),
-                         size, node.place, node.pos)
+            return Inner(node.bit, node.pkey, left, right, sha256(b"\x01" + left.hash + right.hash).digest(),  # type: ignore[union-attr]
+                         size, node.place, node.pos)  # type: ignore[union-attr]
         # Some writes leave the node's prefix, at bit `shared` (sorted keys: those sharing at least n bits
         # with the prefix are contiguous, so the fewest shared bits are at an end). A new inner node splits
         # there, with the node (and the writes inside its prefix) on one side and the new keys on the other.
-        pkey = node.pkey
+        pkey = node.pkey  # type: ignore[union-attr]
         shared = min(common_bits(first, pkey), common_bits(last, pkey))
         place = region(pkey, shared)
         split = bisect_left(keys, place[1], lo, hi)
