@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from node.rpc import NodeUnreachable, RpcError
+from node.rpc import NodeUnreachable, RpcError, request_body, result_of
 
 # docs/queries.md, "Errors".
 BAD_QUERY = 100
@@ -63,19 +63,11 @@ class Node:
 
     async def call(self, method: str, **params: Any) -> Any:
         """One JSON-RPC call; ``NodeUnreachable`` without an answer, ``RpcError`` for an error answer."""
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         try:
-            response = await self._client.post(self.url, json=body)
+            response = await self._client.post(self.url, json=request_body(method, params))
         except httpx.HTTPError as exc:
-            raise NodeUnreachable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
-        try:
-            payload = response.json()
-        except json.JSONDecodeError as exc:
-            raise RpcError(f"{method}: HTTP {response.status_code}, not JSON") from exc
-        if "error" in payload:
-            error = payload["error"]
-            raise RpcError(f"{method}: {error.get('message')} {error.get('data', '')}".strip())
-        return payload["result"]
+            raise NodeUnreachable(f"{self.url}: {type(exc).__name__}: {exc}", url=self.url) from exc
+        return result_of(method, response)
 
     # -- the app's queries ---------------------------------------------------------------
     @property

@@ -26,6 +26,23 @@ class NodeUnreachable(Exception):
         """What the caller was doing, e.g. "waiting for the commit" (may be empty)."""
 
 
+def request_body(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC 2.0 request of ``method``."""
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+
+
+def result_of(method: str, response: httpx.Response) -> Any:
+    """The ``result`` of a JSON-RPC answer; ``RpcError`` for an error answer or one that is not JSON."""
+    try:
+        payload = response.json()
+    except json.JSONDecodeError as exc:
+        raise RpcError(f"{method}: HTTP {response.status_code}, not JSON") from exc
+    if "error" in payload:
+        error = payload["error"]
+        raise RpcError(f"{method}: {error.get('message')} {error.get('data', '')}".strip())
+    return payload["result"]
+
+
 class CometRpc:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
@@ -35,19 +52,11 @@ class CometRpc:
         self._client.close()
 
     def call(self, method: str, **params: Any) -> Any:
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         try:
-            response = self._client.post(self.url, json=body)
+            response = self._client.post(self.url, json=request_body(method, params))
         except httpx.HTTPError as exc:
             raise NodeUnreachable(f"{self.url}: {exc}", url=self.url) from exc
-        try:
-            payload = response.json()
-        except json.JSONDecodeError as exc:
-            raise RpcError(f"{method}: HTTP {response.status_code}, not JSON") from exc
-        if "error" in payload:
-            error = payload["error"]
-            raise RpcError(f"{method}: {error.get('message')} {error.get('data', '')}".strip())
-        return payload["result"]
+        return result_of(method, response)
 
     # -- typed helpers ----------------------------------------------------------------
     def status(self) -> Any:

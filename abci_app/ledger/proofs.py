@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import msgspec
 
 from abci_app.ledger import errors
-from abci_app.ledger.merkle import EMPTY_ROOT, Inner, Leaf, Trie, inner_hash, leaf_hash, place_of
+from abci_app.ledger.merkle import EMPTY_ROOT, Inner, Leaf, Trie, TrieError, inner_hash, leaf_hash, place_of
 from abci_app.ledger.store import CommittedStore
 
 PROOF_TYPE = "gridledger:trie:v1"
@@ -125,10 +125,12 @@ def _emit(trie: Trie, node: Leaf | Inner, before: bytes | None, after: bytes | N
             out += bytes((ENTRY,)) + len(key).to_bytes(4, "big") + key
         else:
             value = store.get(key)
-            assert value is not None
+            if value is None:  # the tree names a key the store lacks: the store is damaged, not the request
+                raise TrieError(f"state key {key.hex()} is in the tree but not in the store")
             out += bytes((LEAF,)) + len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value
         return
-    assert type(node) is Inner
+    if type(node) is not Inner:
+        raise TrieError(f"unexpected tree node {type(node).__name__}")
     lower, _, upper = place_of(node)
     # A subtree's keys share a prefix: its key range is either around a key or wholly on one side.
     if (before is not None and upper is not None and upper <= before) or (after is not None and lower > after):
