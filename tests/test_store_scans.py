@@ -7,9 +7,13 @@ tests interleave writes and scans on nested overlays and compare every scan with
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from abci_app.ledger import store
 from abci_app.ledger.store import CommittedStore, MemoryBackend, Overlay, prefix_end
 
 # Few distinct keys, so that writes, deletions and scans keep meeting the same ones.
@@ -78,8 +82,36 @@ OP_NAMES = ["set", "delete", "delete", "scan", "scan_all", "scan_all", "first", 
 OPS = st.lists(st.tuples(st.sampled_from(OP_NAMES), KEYS, KEYS), max_size=80)
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.fixture(params=["list", "sortedlist"])
+def index_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both forms of an overlay's index: a plain list, and the SortedList of a large overlay (forced small)."""
+    saved = store.LARGE_INDEX
+    store.LARGE_INDEX = saved if request.param == "list" else 2
+    yield request.param
+    store.LARGE_INDEX = saved
+
+
+def test_large_overlay_scans_agree_with_a_dict() -> None:
+    committed = committed_with({b"k%05d" % i: b"c" for i in range(0, 20_000, 3)})
+    block = Overlay(committed)
+    model: dict[bytes, bytes | None] = {b"k%05d" % i: b"c" for i in range(0, 20_000, 3)}
+    for i in range(0, 20_000, 2):  # past LARGE_INDEX writes, scanning as it goes
+        key = b"k%05d" % i
+        if i % 4:
+            block.set(key, b"o")
+            model[key] = b"o"
+        else:
+            block.delete(key)
+            model[key] = None
+        if i % 500 == 0:
+            start, stop = b"k%05d" % (i // 2), b"k%05d" % (i // 2 + 700)
+            assert list(block.iterate(start, stop)) == model_scan(model, start, stop)
+    assert list(block.iterate(b"", None)) == model_scan(model, b"", None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(base=st.dictionaries(KEYS, st.binary(max_size=2), min_size=3, max_size=12), ops=OPS)
+@pytest.mark.usefixtures("index_kind")
 def test_scans_agree_with_a_dict_under_any_interleaving(base: dict[bytes, bytes], ops: list[Op]) -> None:
     block = Overlay(committed_with(base))
     block_model: dict[bytes, bytes | None] = dict(base)

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict, SortedList
 
 from abci_app.ledger.merkle import META, META_END, Trie
 from abci_app.ledger.wire import Record, decoder
@@ -159,16 +159,19 @@ class KV(Protocol):
 
 
 _ABSENT = object()
+LARGE_INDEX = 4_096
+"""Up to this many written keys an overlay's sorted index is a plain list (an insertion is a bisection and a
+memmove, in C); beyond, a SortedList, whose insertions stay O(log n) however large a block or a genesis grows."""
 
 
 class Overlay:
     """Buffered writes over a parent; reads see the buffer first.
 
     Writes live in a plain dict (most transactions never scan a range). Range
-    scans merge the parent's range with a sorted list of the written keys,
+    scans merge the parent's range with a sorted index of the written keys,
     built on the first scan and brought up to date at the next one (new keys
-    are inserted by bisection, or appended and re-sorted when there are many:
-    C-speed either way); a scan of a range this overlay never wrote into is the
+    are inserted by bisection, at C speed, until the index is large:
+    ``LARGE_INDEX``); a scan of a range this overlay never wrote into is the
     parent's own iterator, with no layer in between.
 
     A scan also remembers, per start key, how far the parent's keys from that
@@ -194,8 +197,9 @@ class Overlay:
         self.writes: dict[bytes, bytes | None] = {}
         """Key -> new value, or None for a deletion."""
         self._records: dict[bytes, Record | None] = {}
-        self._index: list[bytes] | None = None
-        """The written keys, sorted, as of the last scan (None until the first scan)."""
+        self._index: list[bytes] | SortedList | None = None
+        """The written keys, sorted, as of the last scan (None until the first scan): a plain list up to
+        LARGE_INDEX keys, a SortedList beyond."""
         self._fresh: list[bytes] = []
         """Keys first written since the index was last brought up to date (added at the next scan)."""
         self._shadowed: dict[bytes, bytes] = {}
@@ -285,20 +289,33 @@ class Overlay:
         """The keys this overlay wrote in [start, stop), sorted (a copy: the caller may write on)."""
         index = self._index
         if index is None:
-            index = self._index = sorted(self.writes)
+            written = sorted(self.writes)
+            index = self._index = written if len(written) <= LARGE_INDEX else SortedList(written)
             self._fresh = []
         elif self._fresh:
-            fresh = self._fresh
-            if len(fresh) * 16 <= len(index) or len(fresh) <= 16:
-                for key in fresh:  # a few keys into many: a bisection and a memmove each
-                    insort(index, key)
-            else:
-                index += fresh
-                index.sort()  # a sorted run and a tail: timsort merges them
-            self._fresh = []
-        lo = bisect_left(index, start)
-        hi = len(index) if stop is None else bisect_left(index, stop, lo)
-        return index[lo:hi]
+            index = self._add_fresh(index)
+        if isinstance(index, list):
+            lo = bisect_left(index, start)
+            hi = len(index) if stop is None else bisect_left(index, stop, lo)
+            return index[lo:hi]
+        return list(index.irange(start, stop, inclusive=(True, False)))
+
+    def _add_fresh(self, index: list[bytes] | SortedList) -> list[bytes] | SortedList:
+        """Bring the index up to date with the keys first written since the last scan."""
+        fresh, self._fresh = self._fresh, []
+        if not isinstance(index, list):
+            index.update(fresh)
+        elif len(index) + len(fresh) > LARGE_INDEX:
+            # Grown large (a big block, a genesis): a SortedList, whose insertions stay O(log n).
+            index = self._index = SortedList(index)
+            index.update(fresh)
+        elif len(fresh) <= 16 or len(fresh) * 16 <= len(index):
+            for key in fresh:  # a few keys into many: a bisection and a short memmove each
+                insort(index, key)
+        else:
+            index += fresh
+            index.sort()  # a sorted run and a tail: timsort merges them
+        return index
 
     # -- transactions --------------------------------------------------------------------
     def branch(self) -> Overlay:
