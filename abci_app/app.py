@@ -225,6 +225,8 @@ class LedgerApplication:
     def _deliver(self, block: Overlay, raw: bytes, height: int, time: int, max_tx_bytes: int) -> TxResult:
         try:
             return run_tx(block, raw, height, time, self.txs, max_tx_bytes=max_tx_bytes)
+        except errors.NODE_FAULTS:
+            raise  # this node's fault, not the transaction's: stop (CometBFT replays the block) rather than diverge
         except Exception as exc:  # FinalizeBlock never raises for one bad transaction
             log.exception("transaction failed unexpectedly; rejected with code 1")
             return TxResult(code=errors.LedgerError.code, log=f"internal error: {type(exc).__name__}",

@@ -74,7 +74,7 @@ def test_basic(chain: Chain) -> None:
         "trade": trade["id"],
     }]
     assert money(chain, "bob") == (TEN_EUR - value - fee, collateral)
-    assert money(chain, "alice") == (TEN_EUR + value, collateral)
+    assert money(chain, "alice") == (TEN_EUR + value, collateral + value)  # proceeds held until settlement
     assert chain.account("dso")["balance"] == fee
     assert trades(chain) == [("bob", "alice", 2_000, PRICE, FEE_AA)]
     # Nothing rests: the transient orders are filled and gone.

@@ -67,3 +67,22 @@ def test_invalid_step_fails_the_same_on_every_node(monkeypatch: pytest.MonkeyPat
 
 def _transfer(chain: Chain) -> Transfer:
     return Transfer(recipient=chain.id("bob"), amount=1_000, memo="")
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), OSError(5, "Input/output error")])
+def test_invalid_node_fault_stops_the_node_instead_of_diverging(monkeypatch: pytest.MonkeyPatch,
+                                                                exc: Exception) -> None:
+    """Memory or disk faults are this node's alone: dropping a step or rejecting a transaction for them would
+    leave it with a state the others do not have, so FinalizeBlock raises (CometBFT stops, and replays the
+    block at restart)."""
+    in_a_step, in_a_transaction = Chain(), Chain()
+    with monkeypatch.context() as patched:
+        patched.setattr(execute, "BLOCK_STEPS", (("broken", _writes_then_raises(exc)), *execute.BLOCK_STEPS))
+        with pytest.raises(type(exc)):
+            in_a_step.block()
+
+    def run_tx(*args: object, **kwargs: object) -> None:
+        raise exc
+    monkeypatch.setattr("abci_app.app.run_tx", run_tx)
+    with pytest.raises(type(exc)):
+        in_a_transaction.block([in_a_transaction.sign("alice", _transfer(in_a_transaction))])

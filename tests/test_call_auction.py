@@ -57,11 +57,12 @@ def test_basic_worked_example_of_the_docs(chain: Chain) -> None:
     assert (second["value"], second["fee"]) == ("440000", "60000")
     # Clearing first, then expiry of what is left (carol's 1000 Wh).
     assert [(e["id"], e["remaining_wh"]) for e in events_of(response, "order.expired")] == [("2", "1000")]
-    # bob: 2 x 500000 all-in, 4 kWh of collateral; alice +480000 and carol +440000, 2 kWh of collateral each;
+    # bob: 2 x 500000 all-in, 4 kWh of collateral; alice +480000 and carol +440000, 2 kWh of collateral each
+    # (proceeds and collateral held until settlement);
     # the fees: a->a 20000 to dso-a, b->a 60000 split between dso-a and dso-b.
     assert money(chain, "bob") == (TEN_EUR - 1_000_000, 80_000)
-    assert money(chain, "alice") == (TEN_EUR + 480_000, 40_000)
-    assert money(chain, "carol") == (TEN_EUR + 440_000, 40_000)
+    assert money(chain, "alice") == (TEN_EUR + 480_000, 40_000 + 480_000)
+    assert money(chain, "carol") == (TEN_EUR + 440_000, 40_000 + 440_000)
     assert money(chain, "dso") == (20_000 + 30_000, 0)
     assert money(chain, "dso_b") == (30_000, 0)
     clearing = chain.query(f"/clearing/{SLOT}/{ZONE_A}")
@@ -102,7 +103,7 @@ def test_basic_uniform_price_for_all(chain: Chain) -> None:
     # [220000 (erin trades), 230000 (bob's second bid trades)]: 225000.
     assert trades(chain) == [("bob", "alice", 1_000, 225_000, 10_000), ("bob", "erin", 1_000, 225_000, 10_000)]
     assert money(chain, "bob") == (TEN_EUR - 2 * 235_000, 40_000)
-    assert money(chain, "erin") == (TEN_EUR + 225_000, 20_000)
+    assert money(chain, "erin") == (TEN_EUR + 225_000, 20_000 + 225_000)
 
 
 def test_basic_flat_overlap_midpoint_off_tick(chain: Chain) -> None:

@@ -132,11 +132,12 @@ def test_clearing_in_continuous_mode_is_the_last_trade_per_seller_zone(chain: Ch
 
 
 def test_position(chain: Chain) -> None:
+    # A seller's position holds its collateral and its proceeds until settlement.
     place(chain, "alice", order("ask", 2_000, 240_000))
     place(chain, "bob", order("bid", 500, 250_000))
     assert chain.query(f"/position/{SLOT}/{chain.id('alice')}") == {
         "slot": SLOT, "account": chain.id("alice"), "bid_open_wh": 0, "ask_open_wh": 1_500, "bought_wh": 0,
-        "sold_wh": 500, "paid": 0, "received": 120_000, "fees_paid": 0, "collateral": 10_000}
+        "sold_wh": 500, "paid": 0, "received": 120_000, "fees_paid": 0, "collateral": 10_000 + 120_000}
     assert chain.query(f"/position/{NEXT}/{chain.id('alice')}")["collateral"] == 0
 
 

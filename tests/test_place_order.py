@@ -131,9 +131,9 @@ def test_basic_worked_example_of_the_docs(chain: Chain) -> None:
     assert trades(chain) == [("bob", "alice", 2_000, 240_000, 10_000), ("bob", "carol", 2_000, 220_000, 30_000)]
     # bob: 480000 + 20000 + 440000 + 60000 paid; 80000 collateral stays locked.
     assert money(chain, "bob") == (9_000_000, 80_000)
-    assert money(chain, "alice") == (10_480_000, 40_000)
-    # carol: 20000 for the resting 1000 Wh + 40000 position collateral.
-    assert money(chain, "carol") == (10_440_000, 60_000)
+    assert money(chain, "alice") == (10_480_000, 40_000 + 480_000)
+    # carol: 20000 for the resting 1000 Wh + 40000 position collateral + her 440000 proceeds, held until settlement.
+    assert money(chain, "carol") == (10_440_000, 60_000 + 440_000)
     assert money(chain, "dso") == (50_000, 0)
     assert money(chain, "dso_b") == (30_000, 0)
     assert chain.query("/supply") == supply
@@ -143,11 +143,11 @@ def test_basic_worked_example_of_the_docs(chain: Chain) -> None:
     }
     assert position(chain, "alice") == {
         "slot": SLOT, "account": chain.id("alice"), "bid_open_wh": 0, "ask_open_wh": 0, "bought_wh": 0,
-        "sold_wh": 2_000, "paid": 0, "received": 480_000, "fees_paid": 0, "collateral": 40_000,
+        "sold_wh": 2_000, "paid": 0, "received": 480_000, "fees_paid": 0, "collateral": 40_000 + 480_000,
     }
     assert position(chain, "carol") == {
         "slot": SLOT, "account": chain.id("carol"), "bid_open_wh": 0, "ask_open_wh": 1_000, "bought_wh": 0,
-        "sold_wh": 2_000, "paid": 0, "received": 440_000, "fees_paid": 0, "collateral": 40_000,
+        "sold_wh": 2_000, "paid": 0, "received": 440_000, "fees_paid": 0, "collateral": 40_000 + 440_000,
     }
     assert open_remaining(chain, "bob") == []
     assert chain.query("/order/2")["locked"] == 20_000
@@ -157,7 +157,7 @@ def test_basic_worked_example_of_the_docs(chain: Chain) -> None:
         "id": "2", "account": chain.id("carol"), "slot": str(SLOT), "side": "ask", "remaining_wh": "1000",
         "released": "20000", "reason": "gate_closure",
     }]
-    assert money(chain, "carol") == (10_440_000, 40_000)
+    assert money(chain, "carol") == (10_440_000, 40_000 + 440_000)
 
 
 # -- stateless checks (nothing written, not even the nonce) ------------------------------------------------
@@ -575,7 +575,7 @@ def test_money_ioc_remainder_released(chain: Chain) -> None:
     }]
     assert money(chain, "bob") == (TEN_EUR - 250_000, 20_000)
     assert position(chain, "bob")["bid_open_wh"] == 0
-    assert money(chain, "alice") == (TEN_EUR + 240_000, 20_000)
+    assert money(chain, "alice") == (TEN_EUR + 240_000, 20_000 + 240_000)
 
 
 def test_money_partial_fill_of_resting_bid(chain: Chain) -> None:
@@ -590,7 +590,7 @@ def test_money_partial_fill_of_resting_bid(chain: Chain) -> None:
         "slot": SLOT, "account": chain.id("bob"), "bid_open_wh": 2_000, "ask_open_wh": 0, "bought_wh": 1_000,
         "sold_wh": 0, "paid": 240_000, "received": 0, "fees_paid": 10_000, "collateral": 20_000,
     }
-    assert money(chain, "alice") == (TEN_EUR + 240_000, 20_000)
+    assert money(chain, "alice") == (TEN_EUR + 240_000, 20_000 + 240_000)
     assert money(chain, "dso") == (10_000, 0)
 
 
@@ -598,7 +598,7 @@ def test_money_incoming_ask_across_zones(chain: Chain) -> None:
     place(chain, "dave", order("bid", 1_000, 260_000))
     place(chain, "bob", order("bid", 1_000, 250_000))
     place(chain, "alice", order("ask", 2_000, 200_000))
-    assert money(chain, "alice") == (TEN_EUR + 240_000 + 230_000, 40_000)
+    assert money(chain, "alice") == (TEN_EUR + 240_000 + 230_000, 40_000 + 240_000 + 230_000)
     assert money(chain, "bob") == (TEN_EUR - 250_000, 20_000)
     assert money(chain, "dave") == (TEN_EUR - 260_000, 20_000)
     assert money(chain, "dso") == (10_000 + 15_000, 0)

@@ -110,8 +110,8 @@ def test_a_day_of_hourly_slots_ends_with_the_hand_checked_balances() -> None:
     # Grid fees: bob (zone a, same zone) 16000 * 10000/kWh = 160_000; dave (zone b) 16000 * 30000/kWh = 480_000.
     # Deviations (docs/settlement.md):
     #   12:00 alice exports 3000 of 4000 sold: D = -1000 Wh; nobody is long, so the LPD supplies it: charge
-    #         1000 x max(her price 200000, balancing 600000) = 600_000 (80_000 of it from the released collateral
-    #         amount(4000, 20000), 520_000 from her balance); the reserve pays the LPD 600_000;
+    #         1000 x max(her price 200000, balancing 600000) = 600_000, all of it from what her slot position
+    #         held (collateral amount(4000, 20000) and her 800_000 proceeds); the reserve pays the LPD 600_000;
     #   14:00 bob imports 1500 of 2000 bought: D = +500 Wh, credit 500 x min(his price 200000, 50000) = 25_000;
     #         the LPD takes the net surplus at 50000 and pays the reserve 25_000, which pays bob;
     #   20:00 dave imports 500 Wh without a trade: energy outside the market, 500 x 300000 = 150_000 supply
@@ -138,7 +138,7 @@ def test_a_day_of_hourly_slots_ends_with_the_hand_checked_balances() -> None:
     assert dso_fee_income(chain) == 160_000 + 480_000 + 5_000
     cloudy = report(chain, 12, "alice")
     assert (cloudy["deviation_wh"], cloudy["balancing_charge"], cloudy["collateral_used"],
-            cloudy["paid_from_balance"]) == (-1_000, 600_000, 80_000, 520_000)
+            cloudy["paid_from_balance"]) == (-1_000, 600_000, 600_000, 0)
     assert (report(chain, 14, "bob")["deviation_wh"], report(chain, 14, "bob")["credit_paid"]) == (500, 25_000)
     assert (report(chain, 20, "dave")["regime"], report(chain, 20, "dave")["supply_charge"]) == ("tariff", 150_000)
     quiet = report(chain, 23, "dave")
@@ -185,7 +185,8 @@ def test_no_settle_returns_after_the_last_reading_with_collateral_still_locked(t
     scenario.write_text(HEADER + "0,alice,ask,1000,0.20EUR/kWh,solar,,,\n0,bob,bid,1000,0.26EUR/kWh,,,,\n")
     summary, _ = play(chain, scenario, start=START, settle=False)
     # amount(1000, 20000) = 20_000 collateral each, held until the slot settles.
-    assert {row["participant"]: row["locked"] for row in summary} == {"alice": 20_000, "bob": 20_000}
+    # alice's collateral and her 200_000 proceeds, bob's collateral: held until the slot settles.
+    assert {row["participant"]: row["locked"] for row in summary} == {"alice": 20_000 + 200_000, "bob": 20_000}
     assert {row["slots_settled"] for row in summary} == {0}
 
 

@@ -87,7 +87,7 @@ def test_basic_trade_fee_split_credited_to_each_dso(chain: Chain) -> None:
     assert (trade["fee_per_kwh"], trade["value"], trade["fee"]) == ("30000", "73260", "9989")
     assert money(chain, "dso") == (4_995, 0)
     assert money(chain, "dso_b") == (4_994, 0)
-    assert money(chain, "carol") == (TEN_EUR + 73_260, 6_660)
+    assert money(chain, "carol") == (TEN_EUR + 73_260, 6_660 + 73_260)
     # bob locked amount(333, 250000) + 6660 = 83250 + 6660, paid 73260 + 9989 = 83249.
     assert money(chain, "bob") == (TEN_EUR - 83_249, 6_660)
     assert chain.query(f"/position/{SLOT}/{chain.id('bob')}")["fees_paid"] == 9_989

@@ -19,7 +19,7 @@ from abci_app.ledger.modules.registry import Deactivate
 from abci_app.ledger.modules.settlement.keys import RESERVE_ID
 from tests.harness import Chain, events_of
 from tests.market_harness import acceptance, market_app_state, offer, order, place
-from tests.settlement_harness import SLOT, SLOT_END, Registers, advance_to
+from tests.settlement_harness import SLOT, SLOT_END, Registers, advance_to, reading, submit
 
 START = 10_000_000
 SLOT_2 = SLOT + 900
@@ -190,13 +190,15 @@ def test_basic_silent_meter_within_the_window_is_billed_when_it_reports() -> Non
     registers = Registers()
     registers.read(chain, SLOT)
     registers.read(chain, SLOT_END, {"bob": (1_500, 0)}, silent=("bob",))
-    registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})  # 3000 Wh since SLOT: 1500 / 1500
+    # 3000 Wh since SLOT: either slot could have drawn all of it (20 kW x 900 s = 5000 Wh), so each is
+    # billed 3000 Wh, the worst case: a reading left out never pays.
+    registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})
     settle(chain, SLOT)
     settle(chain, SLOT_2)
     for slot in (SLOT, SLOT_2):
         bob = report(chain, "bob", slot)
-        assert (bob["imported_wh"], bob["substituted"], bob["charged"]) == (1_500, False, 465_000)
-    assert balance(chain, "bob") == START - 2 * 465_000
+        assert (bob["imported_wh"], bob["substituted"], bob["charged"]) == (3_000, False, 930_000)
+    assert balance(chain, "bob") == START - 2 * 930_000
 
 
 def test_basic_silent_meter_past_the_deadline_pays_the_substitute() -> None:
@@ -210,12 +212,61 @@ def test_basic_silent_meter_past_the_deadline_pays_the_substitute() -> None:
     bob = report(chain, "bob")
     assert (bob["imported_wh"], bob["substituted"], bob["supply_charge"], bob["network_charge"]) == (
         5_000, True, 1_500_000, 50_000)
-    # bob reports at the end of slot 2: 3000 Wh since SLOT, shared 1500 / 1500; slot 1's share was billed.
+    # bob reports at the end of slot 2: 3000 Wh since SLOT, all of which slot 2 could have drawn: it is billed
+    # 3000 Wh (slot 1 was billed its substitute).
     registers.read(chain, SLOT_END + 900, {"bob": (1_500, 0)})
     settle(chain, SLOT_2)
-    assert report(chain, "bob", SLOT_2)["imported_wh"] == 1_500
-    assert balance(chain, "bob") == START - 1_550_000 - 465_000
+    assert report(chain, "bob", SLOT_2)["imported_wh"] == 3_000
+    assert balance(chain, "bob") == START - 1_550_000 - 930_000
 
+
+
+def _two_slot_seller(skip_first_reading: bool) -> Chain:
+    """carol sells 1000 Wh in each of two slots and exports nothing in the first, 2000 Wh in the second."""
+    chain = chain_with()
+    for slot in (SLOT, SLOT_2):
+        place(chain, "carol", order("ask", 1_000, 220_000, origin="wind", slot=slot, valid_until=slot))
+        place(chain, "dave", order("bid", 1_000, 230_000, slot=slot, valid_until=slot))
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (1_000, 0)}, silent=("carol",) if skip_first_reading else ())
+    registers.read(chain, SLOT_END + 900, {"carol": (0, 2_000), "dave": (1_000, 0)})
+    settle(chain, SLOT)
+    settle(chain, SLOT_2)
+    return chain
+
+
+def test_invalid_gain_leaving_out_a_reading_cannot_move_energy_between_slots() -> None:
+    """Averaged over the two slots, carol's 2000 Wh would cover both sales; she may not choose that by
+    leaving out the first slot's reading: each slot gets the worst case, here no export in either."""
+    honest, skipping = _two_slot_seller(False), _two_slot_seller(True)
+    assert (report(honest, "carol")["exported_wh"], report(honest, "carol", SLOT_2)["exported_wh"]) == (0, 2_000)
+    assert (report(skipping, "carol")["exported_wh"], report(skipping, "carol", SLOT_2)["exported_wh"]) == (0, 0)
+    assert balance(skipping, "carol") < balance(honest, "carol")
+    # dave, who consumed what he bought, is untouched either way.
+    assert balance(skipping, "dave") == balance(honest, "dave")
+
+
+def test_invalid_reading_while_an_earlier_slot_awaits_its_substitute() -> None:
+    """Past a slot's deadline its substitute stands: a later reading cannot reach it first, even while the
+    settlement works through a backlog one meter per block."""
+    chain = chain_with()
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    set_settlement_batch(chain, 1)
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (2_000, 0)}, silent=("alice", "bob", "carol"))
+    advance_to(chain, SLOT_END + 3_601)
+    codes = []
+    while not codes or codes[-1] != 0:  # carol's relay retries every block until the reading is accepted
+        codes.append(submit(chain, reading(chain, "carol", SLOT_END + 900, 0, 4_000), relay="carol"))
+        chain.block(dt=1)
+    assert len(codes) > 1 and set(codes[:-1]) == {errors.ReadingTooLate.code}
+    settle(chain, SLOT)
+    carol = report(chain, "carol")
+    # Accepted only once the slot had its substitute, which the reading did not replace.
+    assert (carol["substituted"], carol["exported_wh"], carol["charged"]) == (True, 0, 1_200_000)
 
 def test_basic_deactivated_meter_gets_no_substitute() -> None:
     chain = chain_with()
@@ -229,6 +280,59 @@ def test_basic_deactivated_meter_gets_no_substitute() -> None:
     assert balance(chain, "bob") == START
 
 
+def set_settlement_batch(chain: Chain, batch: int) -> None:
+    assert chain.deliver("dso", ProposeParams(changes=(ParamChange("settlement_batch", batch),),
+                                              description="")).code == 0
+    for voter in ("dso", "dso_b", "lpd"):
+        assert chain.deliver(voter, CastVote(proposal_id=1, approve=True)).code == 0
+
+
+def test_invalid_escape_proceeds_and_collateral_held_until_the_seller_is_charged() -> None:
+    """A seller that does not deliver cannot move the sale's proceeds or collateral out first, not even
+    between the blocks of a settlement spread out by a small settlement_batch."""
+    chain = chain_with()
+    assert chain.deliver("carol", Transfer(recipient=chain.id("alice"), amount=START - 40_000, memo="")).code == 0
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    set_settlement_batch(chain, 1)
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (2_000, 0)})
+    assert chain.account("carol")["locked"] == 40_000 + 440_000
+    advance_to(chain, SLOT_END + 3_601)
+    escaped = 0
+    while not _settled(chain, SLOT) or not chain.query(f"/settlement/{SLOT}")["complete"]:
+        account = chain.account("carol")
+        free = int(account["balance"]) - int(account["locked"])
+        if free > 0 and chain.deliver("carol", Transfer(recipient=chain.id("alice"), amount=free, memo="")).code == 0:
+            escaped += free
+        chain.block(dt=1)
+    assert escaped == 0
+    carol = report(chain, "carol")
+    assert (carol["charged"], carol["collateral_used"], carol["debt_added"]) == (1_200_000, 480_000, 720_000)
+
+
+def test_basic_released_proceeds_repay_earlier_debt() -> None:
+    """What a position held and its charge did not take is money the seller receives: it repays debt first."""
+    chain = chain_with()
+    following = SLOT + 900
+    assert chain.deliver("carol", Transfer(recipient=chain.id("alice"), amount=START - 60_000, memo="")).code == 0
+    place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
+    place(chain, "dave", order("bid", 2_000, 230_000))
+    place(chain, "carol", order("ask", 1_000, 220_000, origin="wind", slot=following, valid_until=following))
+    place(chain, "dave", order("bid", 1_000, 230_000, slot=following, valid_until=following))
+    registers = Registers()
+    registers.read(chain, SLOT)
+    registers.read(chain, SLOT_END, {"dave": (2_000, 0)})  # carol delivers nothing in SLOT ...
+    registers.read(chain, SLOT_END + 900, {"carol": (0, 1_000), "dave": (1_000, 0)})  # ... and all in the next
+    settle(chain, SLOT)
+    assert chain.account("carol")["debt"] == 1_200_000 - 480_000
+    settle(chain, following)
+    # The next slot charges her nothing: its 20000 collateral and 220000 proceeds repay her debt.
+    assert report(chain, "carol", following)["charged"] == 0
+    assert (chain.account("carol")["debt"], chain.account("carol")["locked"]) == (720_000 - 240_000, 0)
+
+
 # -- debt -------------------------------------------------------------------------------------------------
 def test_basic_debt_blocks_money_leaving_and_any_credit_repays_it() -> None:
     chain = chain_with()
@@ -237,10 +341,11 @@ def test_basic_debt_blocks_money_leaving_and_any_credit_repays_it() -> None:
     place(chain, "carol", order("ask", 2_000, 220_000, origin="wind"))
     place(chain, "dave", order("bid", 2_000, 230_000))
     registers = deliver(chain, Registers(), {"dave": (2_000, 0)})
-    # carol delivers nothing: 2000 x 600000 = 1200000; she pays 40000 + 440000, owes 720000.
+    # carol delivers nothing: 2000 x 600000 = 1200000; she pays what was held for the slot, her 40000
+    # collateral and the 440000 she received (she could not move it before settlement), and owes 720000.
     carol = report(chain, "carol")
     assert (carol["charged"], carol["collateral_used"], carol["paid_from_balance"], carol["debt_added"]) == (
-        1_200_000, 40_000, 440_000, 720_000)
+        1_200_000, 480_000, 0, 720_000)
     assert (balance(chain, "carol"), chain.account("carol")["debt"]) == (0, 720_000)
     # The reserve could pay the LPD only 480000 of its 1200000: the rest is owed, on chain.
     assert balance(chain, lpd(chain)) == 480_000
@@ -311,6 +416,32 @@ def test_basic_unpaid_credits_are_shared_whatever_the_account_ids() -> None:
         assert report(chain, who)["credit_owed"] == 110_000
 
 
+
+@pytest.mark.parametrize("bob_balance", [START, 0])
+def test_basic_an_exporter_is_paid_whether_or_not_an_importer_pays(bob_balance: int) -> None:
+    """erin's feed-in is the LPD's to pay; bob's unpaid supply is the LPD's loss, not erin's."""
+    chain = chain_with(bob=bob_balance, **{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    deliver(chain, Registers(), {"erin": (0, 2_000), "bob": (2_000, 0)})
+    assert (report(chain, "erin")["credit_paid"], report(chain, "erin")["credit_owed"]) == (160_000, 0)
+    bob_paid = 600_000 + 20_000 if bob_balance else 0  # 2000 Wh of supply and network charge
+    # The LPD paid erin's 160000 and received what bob paid for his supply (all of it, or nothing).
+    assert balance(chain, lpd(chain)) == 1_000_000 - 160_000 + (600_000 if bob_paid else 0)
+    owed_to_lpd = [o["amount"] for o in chain.query(f"/owed/{RESERVE_ID}")["owed"] if o["creditor"] == lpd(chain)]
+    assert owed_to_lpd == ([] if bob_paid else [600_000])
+
+
+def test_basic_an_operators_earlier_claim_waits_for_this_slots_exporter() -> None:
+    """The reserve's earlier debt to the LPD (bob never paid) does not take erin's feed-in of a later slot."""
+    chain = chain_with(bob=0, **{"lpd-a": 1_000_000, "lpd-b": 1_000_000})
+    registers = deliver(chain, Registers(), {"bob": (2_000, 0)})
+    owed = chain.query(f"/owed/{RESERVE_ID}")["owed"]
+    assert sorted(o["reason"] for o in owed) == ["lpd_settlement", "network_charge"]
+    registers.read(chain, SLOT_END + 900, {"erin": (0, 2_000)})
+    settle(chain, SLOT_2)
+    erin = report(chain, "erin", SLOT_2)
+    assert (erin["credit_paid"], erin["credit_owed"]) == (160_000, 0)
+
+
 # -- phases, reports, statements ------------------------------------------------------------------------------
 def test_basic_settles_in_batches() -> None:
     chain = chain_with()
@@ -344,8 +475,8 @@ def test_basic_report_fields() -> None:
         "deviation_wh": -1_000, "substituted": False, "energy_paid": 0, "energy_received": 440_000, "fees_paid": 0,
         "price_high": 220_000, "price_low": 220_000, "shortfall_wh": 1_000, "surplus_wh": 0, "netted_wh": 0,
         "supplied_wh": 0, "fed_in_wh": 0, "unmatched_import_wh": 0, "balancing_charge": 600_000,
-        "supply_charge": 0, "network_charge": 0, "charged": 600_000, "collateral_released": 40_000,
-        "collateral_used": 40_000, "paid_from_balance": 560_000, "debt_added": 0, "debt_written_off": 0,
+        "supply_charge": 0, "network_charge": 0, "charged": 600_000, "collateral_released": 480_000,
+        "collateral_used": 480_000, "paid_from_balance": 120_000, "debt_added": 0, "debt_written_off": 0,
         "balancing_credit_due": 0, "feed_in_due": 0,
         "credit_paid": 0, "credit_owed": 0, "height": report(chain, "carol")["height"],
     }

@@ -7,7 +7,9 @@ import pytest
 from abci_app.ledger import errors
 from abci_app.ledger.modules.registry import Deactivate
 from abci_app.ledger.modules.settlement import Reading, SubmitReadings
+from abci_app.ledger.modules.settlement import keeper as settlement_keeper
 from tests.harness import Chain, events_of, rejected
+from tests.market_harness import state_of
 from tests.settlement_harness import DEADLINE, SLOT, SLOT_END, advance_to, reading, submit
 
 pytestmark = pytest.mark.market
@@ -37,24 +39,35 @@ def test_basic(chain: Chain) -> None:
                                                "export_register_wh": 2_050}
 
 
-def test_basic_gap_is_shared_between_the_slots_it_covers(chain: Chain) -> None:
-    """Cumulative registers make a missed reading lossless: 800 Wh over two slots, 400 each."""
+def test_basic_gap_gives_each_slot_the_worst_case(chain: Chain) -> None:
+    """A missed reading never pays: 800 Wh over two slots could all have flowed in either, so each is billed
+    800 Wh (alice's connection carries 5000 Wh a slot)."""
     advance_to(chain, SLOT_END + 900)
     result = chain.deliver("dso", SubmitReadings(readings=(reading(chain, "alice", SLOT_END + 900, 900, 50),)))
     assert result.code == 0
     assert {k: events_of(result, "reading")[0][k] for k in ("imported_wh", "slots", "allocated_slots")} == {
         "imported_wh": "800", "slots": "2", "allocated_slots": "2"}
+    state = state_of(chain)
+    for slot in (SLOT, SLOT + 900):
+        share = settlement_keeper.get_slot_reading(state, slot, "m-alice")
+        assert share is not None and (share.imported_wh, share.exported_wh) == (800, 0)
 
 
-def test_basic_allocation_by_seconds_keeps_every_wh() -> None:
+def test_basic_allocation_is_exact_for_one_slot_and_the_worst_case_for_several() -> None:
     from abci_app.ledger.modules.settlement.handlers import allocate
-    # A meter registered 100 s into slot 0, read at 2700: 2600 s over three slots.
-    assert allocate(100, 2_700, 900, 1_000, 0, 100) == [(0, 307, 0), (900, 346, 0), (1_800, 347, 0)]
-    # The first slot was settled with a substitute (known through 900): its share is skipped.
-    assert allocate(100, 2_700, 900, 1_000, 0, 900) == [(900, 346, 0), (1_800, 347, 0)]
-    # A long gap costs no more than a short one: only the slots after known_through are listed.
-    # 10001 Wh over 10000 slots: 1 Wh each, the last takes the 2 Wh rounding leaves.
-    assert allocate(0, 900 * 10_000, 900, 10_001, 7, 900 * 9_998) == [(900 * 9_998, 1, 0), (900 * 9_999, 2, 7)]
+    # One slot (or the part of it after the registration): the whole difference.
+    assert allocate(900, 1_800, 900, 1_000, 300, 900, 20_000, 20_000) == [(900, 1_000, 300)]
+    assert allocate(100, 900, 900, 1_000, 300, 100, 20_000, 20_000) == [(0, 1_000, 300)]
+    # A meter registered 100 s into slot 0, read at 2700 (2600 s) with a 4 kW connection both ways:
+    # each slot gets all the import its seconds allow (800 s -> 888 Wh, 900 s -> 1000 Wh, capped by the
+    # 1000 measured), and the export the rest of the interval at 4 kW could not have carried.
+    assert allocate(100, 2_700, 900, 1_000, 2_000, 100, 4_000, 4_000) == [
+        (0, 888, 2_000 - 2_000), (900, 1_000, 2_000 - 1_888), (1_800, 1_000, 2_000 - 1_888)]
+    # The first slot was settled with a substitute (known through 900): it gets nothing.
+    assert allocate(100, 2_700, 900, 1_000, 2_000, 900, 4_000, 4_000) == [(900, 1_000, 112), (1_800, 1_000, 112)]
+    # A long gap lists only the slots after known_through.
+    assert allocate(0, 900 * 10_000, 900, 10_001, 7, 900 * 9_998, 20_000, 20_000) == [
+        (900 * 9_998, 5_000, 0), (900 * 9_999, 5_000, 0)]
 
 
 def test_invalid_bad_signature(chain: Chain) -> None:

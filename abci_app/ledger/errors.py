@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+NODE_FAULTS: tuple[type[BaseException], ...] = (MemoryError, OSError)
+"""Faults of this node (memory, disk, the store), not of the block: another node does not meet them. Taken
+for a rejected transaction or a failed block step they would make this node's state differ from the
+others', so they are never caught there: the node stops and CometBFT replays the block when it restarts."""
+
 
 class LedgerError(Exception):
     """A transaction (or query) was rejected; nothing it did is kept."""

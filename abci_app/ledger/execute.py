@@ -151,10 +151,13 @@ def _run_step(kv: Overlay, name: str, step: BlockStep, height: int, time: int) -
     A block step must not stop the chain: if one raises (a bug, or a state no rule foresaw) every node raises
     the same on the same state, so every node drops the step's writes alike, reports it in a
     ``block_step.failed`` event and the log, and goes on with the block. The step runs again next block.
+    A fault of this node alone (``errors.NODE_FAULTS``: memory, disk) is not caught: it stops the node.
     """
     scratch = kv.branch()
     try:
         events = step(State(scratch), height, time)
+    except errors.NODE_FAULTS:
+        raise  # this node's fault, not the block's: stop rather than diverge
     except Exception as exc:
         log.exception("block step %s failed at height %d; its writes are dropped", name, height)
         if isinstance(exc, errors.LedgerError):

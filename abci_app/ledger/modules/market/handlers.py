@@ -6,7 +6,9 @@ its unsettled positions. An order locks ``required_lock(remaining)``: a bid
 its limit price (all-in, so it covers the highest grid fee it can pay) plus
 collateral, an ask its collateral. A fill releases the filled part, pays the
 trade from it, and moves the fill's collateral to the slot's position, where it
-stays until settlement.
+stays until settlement; the seller's proceeds join it there (held, not free,
+until the seller is charged for what it delivered: money received for energy
+not yet delivered cannot leave before its delivery is settled).
 """
 
 from __future__ import annotations
@@ -274,10 +276,11 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
     bank.unlock(state, bid.owner, bid.locked)
     bank.debit(state, bid.owner, value + fee)
     bank.lock(state, bid.owner, new_bid.locked + bid_collateral)
-    # Seller: release the order's lock, receive the energy price, lock what remains plus the collateral.
+    # Seller: release the order's lock, receive the energy price, lock what remains plus the collateral and
+    # the proceeds, both held until the slot's settlement charges the seller for what it delivered.
     bank.unlock(state, ask.owner, ask.locked)
     bank.credit(state, ask.owner, value)
-    bank.lock(state, ask.owner, new_ask.locked + ask_collateral)
+    bank.lock(state, ask.owner, new_ask.locked + ask_collateral + value)
     for dso, share in shares:
         if share:
             bank.credit(state, dso, share)
@@ -287,12 +290,8 @@ def execute_trade(market: Market, bid: Order, ask: Order, quantity_wh: int, pric
         bid_order=bid.id, ask_order=ask.id, origin=ask.origin, mechanism=mechanism, height=height, time=time,
     )
     market.add_trade(trade)
-    _book_trade(market, trade, bid_collateral, ask_collateral)
+    _book_trade(market, trade, bid_collateral, ask_collateral + value)
     _journal_trade(state, trade, shares)
-    # A seller in settlement debt repays it out of the sale (after its locks, which stay whole).
-    repaid = bank.repay_debt(state, ask.owner, time, height)
-    if repaid:
-        events.append(event("debt.repaid", account=ask.owner, amount=repaid))
     mark_due(state, trade.slot, trade.buyer)
     mark_due(state, trade.slot, trade.seller)
     for after in (new_bid, new_ask):

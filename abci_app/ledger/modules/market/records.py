@@ -122,7 +122,8 @@ class Position(Record, frozen=True):
     fees_paid: I64
     """Grid fees paid."""
     collateral: I64
-    """Stability collateral locked for this slot's trades until settlement."""
+    """Money locked for this slot's trades until settlement: the stability collateral of every fill, and a
+    seller's proceeds (released when the seller is charged for what it delivered)."""
 
     @property
     def is_empty(self) -> bool:

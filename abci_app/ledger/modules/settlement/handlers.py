@@ -66,12 +66,20 @@ def _apply_reading(ctx: TxContext, reading: Reading) -> None:
     # Rule: no more energy than the connection can carry in the interval.
     if imported * 3600 > meter.import_capacity_w * interval or exported * 3600 > meter.export_capacity_w * interval:
         raise errors.ReadingAboveCapacity(f"meter {meter.id}: {imported} Wh in / {exported} Wh out in {interval} s")
+    known_through = keeper.accounted_through(state, meter)
+    first_open_end = (known_through // params.slot_length_s + 1) * params.slot_length_s
+    # Rule: a slot past its deadline is billed its substitute, never a later reading's share: while it
+    # waits for the settlement to substitute it, the meter's next readings wait too.
+    if ctx.time > first_open_end + params.settlement_window_s:
+        raise errors.ReadingTooLate(
+            f"meter {meter.id}: the slot ending {first_open_end} is past its deadline and awaits its substitute; "
+            "submit again once it has settled")
     keeper.put_last_reading(state, meter.id, LastReading(reading.timestamp, reading.import_register_wh,
                                                          reading.export_register_wh))
-    known_through = keeper.accounted_through(state, meter)
-    # A slot whose deadline passed without a reading was billed a substitute that is never better for the
-    # owner than the truth: its share of the register difference is already paid for, and is skipped.
-    shares = allocate(last.time, reading.timestamp, params.slot_length_s, imported, exported, known_through)
+    # Slots whose deadline passed without a reading were billed a substitute, never better for the owner
+    # than the truth: they are skipped. Each slot still open gets the worst case the difference allows.
+    shares = allocate(last.time, reading.timestamp, params.slot_length_s, imported, exported, known_through,
+                      meter.import_capacity_w, meter.export_capacity_w)
     for slot, imported_share, exported_share in shares:
         keeper.put_slot_reading(state, slot, meter.id, SlotReading(owner=meter.owner, imported_wh=imported_share,
                                                                     exported_wh=exported_share))
@@ -82,31 +90,30 @@ def _apply_reading(ctx: TxContext, reading: Reading) -> None:
                             imported_wh=imported, exported_wh=exported, slots=covered, allocated_slots=len(shares)))
 
 
-def allocate(since: int, until: int, slot_length: int, imported: int, exported: int,
-             known_through: int) -> list[tuple[int, int, int]]:
-    """Split a register difference over the slots it covers; (slot, imported, exported) of those ending after
-    ``known_through``.
+def allocate(since: int, until: int, slot_length: int, imported: int, exported: int, known_through: int,
+             import_capacity_w: int, export_capacity_w: int) -> list[tuple[int, int, int]]:
+    """(slot, imported, exported) of each slot a register difference covers that ends after ``known_through``.
 
-    The energy measured from ``since`` (the previous reading, or the registration) to ``until`` (a slot
-    end) is shared in proportion to each slot's seconds in that interval, rounded down; the slot ending at
-    ``until`` takes what rounding leaves, so the shares of all covered slots add up to the difference.
-    The shares of earlier slots are computed, not listed, so a long gap costs no more than a short one.
+    The difference measured from ``since`` (the previous reading, or the registration) to ``until`` (a slot
+    end) is exact when it covers one slot. Over several, how it split between them is unknown, so each slot
+    gets the worst case for the meter's owner that the difference and the connection allow: as much import
+    as could have flowed in that slot (all of it, up to its capacity over the slot's seconds), and as little
+    export as is consistent with the rest of the interval exporting at full capacity. A slot is never billed
+    better than the truth, so leaving out a reading never pays (docs/settlement.md); the shares may add up to
+    more import and less export than were measured.
     """
     first, last = since // slot_length * slot_length, until - slot_length
-    seconds = until - since
-
-    def share(total: int, slot: int) -> int:
-        return total * (min(slot + slot_length, until) - max(slot, since)) // seconds
-
-    def before_last(total: int) -> int:
-        if first == last:
-            return 0
-        between = (last - first) // slot_length - 1  # whole slots strictly between the first and the last
-        return share(total, first) + between * (total * slot_length // seconds)
-
+    interval = until - since
     start = max(first, (known_through - 1) // slot_length * slot_length if known_through > 0 else first)
-    shares = [(slot, share(imported, slot), share(exported, slot)) for slot in range(start, last, slot_length)
-              if slot + slot_length > known_through]
-    if last + slot_length > known_through:
-        shares.append((last, imported - before_last(imported), exported - before_last(exported)))
+    shares = []
+    for slot in range(start, last + slot_length, slot_length):
+        if slot + slot_length <= known_through:
+            continue
+        seconds = min(slot + slot_length, until) - max(slot, since)
+        if seconds == interval:
+            shares.append((slot, imported, exported))
+            continue
+        most_in = min(imported, import_capacity_w * seconds // 3600)
+        least_out = max(0, exported - export_capacity_w * (interval - seconds) // 3600)
+        shares.append((slot, most_in, least_out))
     return shares

@@ -17,6 +17,7 @@ from abci_app.ledger.modules.settlement.records import (
     SlotSettlement,
 )
 from abci_app.ledger.state import State, be64, unbe64
+from abci_app.ledger.store import prefix_end
 
 
 # -- the balancing reserve ------------------------------------------------------------------------------
@@ -214,10 +215,15 @@ def owed_by(state: State, debtor: str, limit: int | None = None) -> list[Owed]:
     return out
 
 
-def oldest_owed(state: State, debtor: str) -> list[Owed]:
-    """Every entry ``debtor`` owes for its oldest slot still owed (the slot is part of the key)."""
+def owed_group_after(state: State, debtor: str, after_slot: int) -> list[Owed]:
+    """Every entry ``debtor`` owes for its oldest slot still owed after ``after_slot`` (-1: any); one scan
+    from that slot on (the slot is part of the key), so the caller may pay and rewrite the entries."""
+    prefix = keys.owed_prefix(debtor)
     out: list[Owed] = []
-    for owed in state.scan_records(keys.owed_prefix(debtor), Owed):
+    for key, _ in state.kv.iterate(prefix + be64(after_slot + 1), prefix_end(prefix)):
+        owed = state.kv.get_record(key, Owed)
+        if owed is None:
+            continue
         if out and owed.slot != out[0].slot:
             break
         out.append(owed)

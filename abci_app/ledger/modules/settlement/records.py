@@ -59,7 +59,8 @@ class SettlementReport(Record, frozen=True):
     surplus_wh: I64
     """Market regime: D if D > 0."""
     netted_wh: I64
-    """The part of the shortfall or surplus offset inside the community (at the reference price)."""
+    """The part of the shortfall or surplus offset inside the community (a shortfall's netted part is charged
+    at least the reference price; a surplus is paid min(own price, balancing sell price) either way)."""
     supplied_wh: I64
     """Tariff regime: net import, at the supplier tariff."""
     fed_in_wh: I64
@@ -67,13 +68,14 @@ class SettlementReport(Record, frozen=True):
     unmatched_import_wh: I64
     """Import not covered by energy bought: it pays the zone's grid fee as network charge."""
     balancing_charge: I64
-    """Shortfall at max(own price, reference price) for the netted part, max(own price, balancing buy price)
-    for the rest."""
+    """Shortfall at max(own price, reference price, balancing sell price) for the netted part, max(own price,
+    balancing buy price) for the rest."""
     supply_charge: I64
     network_charge: I64
     charged: I64
     """balancing_charge + supply_charge + network_charge."""
     collateral_released: I64
+    """What the slot's position held (collateral, and a seller's proceeds), released when it was charged."""
     collateral_used: I64
     """Part of the charge paid out of the released collateral."""
     paid_from_balance: I64
@@ -137,7 +139,12 @@ class SlotSettlement(Record, frozen=True):
     """What it could not: recorded as owed."""
     pay_numerator: I64
     pay_denominator: I64
-    """Everyone the reserve owes for the slot gets due x numerator // denominator (the same fraction)."""
+    """Every participant the reserve owes for the slot (balancing and feed-in credits) gets
+    due x numerator // denominator (the same fraction; 1 unless the reserve is short)."""
+    operators_numerator: I64
+    operators_denominator: I64
+    """Every operator it owes for the slot (the DSOs' network charges, the LPD's supply and balancing) gets
+    due x numerator // denominator of what the participants left (operators bear a defaulter's loss)."""
     complete: bool
     height: I64
 

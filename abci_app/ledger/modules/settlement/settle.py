@@ -24,6 +24,7 @@ from msgspec.structs import replace
 from abci_app.ledger import codec, errors
 from abci_app.ledger.events import Event, event
 from abci_app.ledger.modules.auth import keeper as auth
+from abci_app.ledger.modules.auth.records import Account
 from abci_app.ledger.modules.bank import keeper as bank
 from abci_app.ledger.modules.gov import keeper as gov
 from abci_app.ledger.modules.market.keeper import Market
@@ -89,7 +90,8 @@ def _new_total(slot: int, height: int) -> SlotSettlement:
                           traded_value=0, reference_price=0, netted_wh=0, balancing_bought_wh=0,
                           balancing_sold_wh=0, supplied_wh=0, fed_in_wh=0, charges=0, collected=0, debt=0,
                           credits_due=0, lpd_due=0, lpd_owes=0, dso_due=0, paid=0, owed=0, pay_numerator=1,
-                          pay_denominator=1, complete=False, height=height)
+                          pay_denominator=1, operators_numerator=1, operators_denominator=1, complete=False,
+                          height=height)
 
 
 def _work(state: State, params: Params, total: SlotSettlement, budget: int, height: int, time: int,
@@ -113,7 +115,7 @@ def _work(state: State, params: Params, total: SlotSettlement, budget: int, heig
             return total, budget
         total = _lpd_settles(state, params, total, height, time)
         budget = _pay_older_debts(state, budget, height, time)
-        total = _fraction_known(state, total)
+        total, budget = _fractions_known(state, total, budget, height, time)
     if total.phase == PAY:
         total, budget, done = _pay_phase(state, total, budget, height, time)
         if not done:
@@ -160,10 +162,9 @@ def _measure(state: State, params: Params, total: SlotSettlement, account_id: st
     measured = exported - imported
     deviation = measured - contracted
     highs, lows = _own_prices(position.sold_wh, position.received, position.bought_wh, position.paid)
-    # The slot's collateral is released first; charges are then paid out of it, then the rest of the balance.
-    if position.collateral:
-        bank.unlock(state, account_id, position.collateral)
-    market.put_position(replace(position, collateral=0, bid_open_wh=0, ask_open_wh=0, bought_wh=0, sold_wh=0))
+    # The slot's collateral stays locked until this participant is charged (a later block when the slot
+    # settles in batches): released any earlier, it could be withdrawn before the charge it secures.
+    market.put_position(replace(position, bid_open_wh=0, ask_open_wh=0, bought_wh=0, sold_wh=0))
     report = SettlementReport(
         slot=total.slot, account=account_id, regime=MARKET if traded else TARIFF, bought_wh=position.bought_wh,
         sold_wh=position.sold_wh, contracted_wh=contracted, imported_wh=imported, exported_wh=exported,
@@ -210,23 +211,25 @@ def _charge_phase(state: State, params: Params, total: SlotSettlement, budget: i
         if not batch:
             return total, budget, True
         for account_id in batch:
-            total, event_ = _charge(state, params, total, account_id, height, time)
+            total, charge_events = _charge(state, params, total, account_id, height, time)
             keeper.close_open(state, total.slot, account_id)
-            events.append(event_)
+            events += charge_events
         budget -= len(batch)
     return total, budget, not keeper.open_accounts_after(state, total.slot, "", 1)
 
 
 def _charge(state: State, params: Params, total: SlotSettlement, account_id: str, height: int,
-            time: int) -> tuple[SlotSettlement, Event]:
+            time: int) -> tuple[SlotSettlement, list[Event]]:
     report = keeper.get_report(state, total.slot, account_id)
     if report is None:
         raise errors.InvariantViolated(f"participant {account_id} of slot {total.slot} was never measured")
     reference = f"slot {total.slot}"
     # Shortfall: the part offset by others' surplus at the reference price, the rest at the balancing buy
-    # price; never below the party's own trade price, so failing to deliver never pays.
+    # price; never below the party's own trade price, so failing to deliver never pays; and the netted part
+    # never below the balancing sell price, the most a surplus is paid, so netting never costs the reserve.
     short_netted = report.shortfall_wh * total.netted_wh // total.shortfall_wh if total.shortfall_wh else 0
-    balancing_charge = (amount_up(short_netted, max(report.price_high, total.reference_price))
+    netted_price = max(report.price_high, total.reference_price, params.balancing_sell_price)
+    balancing_charge = (amount_up(short_netted, netted_price)
                         + amount_up(report.shortfall_wh - short_netted,
                                     max(report.price_high, params.balancing_buy_price)))
     # Surplus: paid at most the lesser of its own trade price and the balancing sell price.
@@ -235,19 +238,23 @@ def _charge(state: State, params: Params, total: SlotSettlement, account_id: str
     supply_charge = amount_up(report.supplied_wh, params.supplier_tariff)
     feed_in = amount(report.fed_in_wh, params.feed_in_tariff)
     # Network charges: every DSO's component of the zone's own fee on import not covered by energy bought.
-    account = auth.require_account(state, account_id)
+    zone = auth.require_account(state, account_id).zone
     network = [(c.dso, amount_up(report.unmatched_import_wh, c.fee_per_kwh))
-               for c in Market(state).fee_components(account.zone, account.zone)]
+               for c in Market(state).fee_components(zone, zone)]
     network_charge = sum(share for _, share in network)
     charged = balancing_charge + supply_charge + network_charge
+    # The slot's collateral is released now and pays the charges first, then the rest of the balance.
+    account = _release_collateral(state, total.slot, account_id)
     paid = min(charged, account.free)
     if paid:
         bank.debit(state, account_id, paid)
         bank.credit(state, RESERVE_ID, paid)
+        left = paid  # each statement line shows what was really taken for it
         for kind, part in (("balancing_charge", balancing_charge), ("supply_charge", supply_charge),
                            ("network_charge", network_charge)):
-            if part:
-                bank.journal(state, account_id, time, height, kind, -min(part, paid), reference)
+            if part and left:
+                bank.journal(state, account_id, time, height, kind, -min(part, left), reference)
+                left -= min(part, left)
         bank.journal(state, RESERVE_ID, time, height, "settlement_collected", paid, f"{reference} {account_id}")
     unpaid = charged - paid
     written_off = 0
@@ -272,34 +279,67 @@ def _charge(state: State, params: Params, total: SlotSettlement, account_id: str
                     debt=_sum(total.debt, unpaid), credits_due=_sum(total.credits_due, balancing_credit, feed_in),
                     dso_due=_sum(total.dso_due, network_charge), lpd_due=_sum(total.lpd_due, supply_charge),
                     lpd_owes=_sum(total.lpd_owes, feed_in))
-    return total, event("settlement.participant", slot=total.slot, account=account_id, regime=report.regime,
-                        contracted_wh=report.contracted_wh, measured_wh=report.measured_wh,
-                        deviation_wh=report.deviation_wh, substituted=report.substituted, charged=charged,
-                        balancing_charge=balancing_charge, supply_charge=supply_charge,
-                        network_charge=network_charge, credit_due=balancing_credit + feed_in,
-                        collateral_used=collateral_used, debt_added=report.debt_added)
+    events = [event("settlement.participant", slot=total.slot, account=account_id, regime=report.regime,
+                    contracted_wh=report.contracted_wh, measured_wh=report.measured_wh,
+                    deviation_wh=report.deviation_wh, substituted=report.substituted, charged=charged,
+                    balancing_charge=balancing_charge, supply_charge=supply_charge,
+                    network_charge=network_charge, credit_due=balancing_credit + feed_in,
+                    collateral_used=collateral_used, debt_added=report.debt_added)]
+    # What the release left free (a seller's proceeds, unused collateral) repays earlier debt first.
+    repaid = bank.repay_debt(state, account_id, time, height)
+    if repaid:
+        events.append(event("debt.repaid", account=account_id, amount=repaid))
+    return total, events
+
+
+def _release_collateral(state: State, slot: int, account_id: str) -> Account:
+    """Unlock the collateral of the account's position in the slot (the position's last part)."""
+    market = Market(state)
+    position = market.get_position(slot, account_id)
+    if position.collateral:
+        bank.unlock(state, account_id, position.collateral)
+        market.put_position(replace(position, collateral=0))
+    return auth.require_account(state, account_id)
 
 
 # -- phase 3: the LPD, then the reserve's creditors ------------------------------------------------------------
 def _lpd_settles(state: State, params: Params, total: SlotSettlement, height: int, time: int) -> SlotSettlement:
-    """The LPD is owed the default supply and the net shortfall it supplied; it owes the feed-in and the net
-    surplus it took. The difference is settled with the reserve."""
+    """The LPD owes the feed-in and the net surplus it took: it pays them into the reserve now, in full (or
+    owes them), for the participants they are due to. It is owed the default supply and the net shortfall
+    it supplied: a claim on the reserve like the DSOs', paid from what the participants' charges brought in.
+    The two are not netted: a participant who does not pay its supply must not cost an exporter its feed-in
+    (the LPD is the counterparty of both)."""
     lpd = balancing_lpd(state)
     due = _sum(total.lpd_due, amount_up(total.balancing_bought_wh, params.balancing_buy_price))
     owes = _sum(total.lpd_owes, amount(total.balancing_sold_wh, params.balancing_sell_price))
-    if due > owes:
-        keeper.add_due(state, total.slot, lpd, "lpd_settlement", due - owes)
-    elif owes > due:
-        _collect_from_lpd(state, lpd, total.slot, owes - due, height, time)
+    if owes:
+        _collect_from_lpd(state, lpd, total.slot, owes, height, time)
+    keeper.add_due(state, total.slot, lpd, "lpd_settlement", due)
     return replace(total, lpd_due=due, lpd_owes=owes)
 
 
-def _fraction_known(state: State, total: SlotSettlement) -> SlotSettlement:
-    """After what was owed from earlier slots, one fraction of what is left for all of this slot's creditors."""
-    available = auth.require_account(state, RESERVE_ID).free
-    owed_total = sum(amount_due for _, _, amount_due in keeper.slot_dues(state, total.slot))
-    numerator, denominator = pay_fraction(available, owed_total)
-    return replace(total, phase=PAY, pay_numerator=numerator, pay_denominator=denominator)
+PARTICIPANT_CLAIMS = ("balancing_credit", "feed_in")
+"""What the reserve owes participants; they rank before the operators' claims (network_charge,
+lpd_settlement): the operators are the counterparties who bear a defaulting participant's loss."""
+
+
+def _fractions_known(state: State, total: SlotSettlement, budget: int, height: int,
+                     time: int) -> tuple[SlotSettlement, int]:
+    """The fraction of their due this slot's participants are paid, then (after the operators' claims from
+    earlier slots) the fraction its operators are paid of what is left."""
+    dues = keeper.slot_dues(state, total.slot)
+    participants_due = sum(amount_due for _, reason, amount_due in dues if reason in PARTICIPANT_CLAIMS)
+    operators_due = sum(amount_due for _, reason, amount_due in dues if reason not in PARTICIPANT_CLAIMS)
+    numerator, denominator = pay_fraction(auth.require_account(state, RESERVE_ID).free, participants_due)
+    # Set aside exactly what the participants will be paid (each share is rounded down on its own).
+    set_aside = sum(amount_due * numerator // denominator for _, reason, amount_due in dues
+                    if reason in PARTICIPANT_CLAIMS)
+    budget = _pay_older_reserve_claims(state, budget, height, time, participants=False, keep=set_aside)
+    left = auth.require_account(state, RESERVE_ID).free - set_aside
+    operators_numerator, operators_denominator = pay_fraction(left, operators_due)
+    return replace(total, phase=PAY, pay_numerator=numerator, pay_denominator=denominator,
+                   operators_numerator=operators_numerator,
+                   operators_denominator=operators_denominator), budget
 
 
 def pay_fraction(available: int, owed_total: int) -> tuple[int, int]:
@@ -326,7 +366,10 @@ def _pay_phase(state: State, total: SlotSettlement, budget: int, height: int,
     for creditor, reason, amount_due in keeper.slot_dues(state, total.slot):
         if budget == 0:
             return total, budget, False
-        paid = amount_due * total.pay_numerator // total.pay_denominator
+        if reason in PARTICIPANT_CLAIMS:
+            paid = amount_due * total.pay_numerator // total.pay_denominator
+        else:
+            paid = amount_due * total.operators_numerator // total.operators_denominator
         if paid:
             _transfer(state, RESERVE_ID, creditor, paid, height, time, reason, f"slot {total.slot}")
         if amount_due > paid:
@@ -349,10 +392,10 @@ def _note_credit(state: State, slot: int, creditor: str, reason: str, paid: int,
 
 
 def _pay_older_debts(state: State, budget: int, height: int, time: int) -> int:
-    """What was owed from earlier slots is paid first, oldest slot first: the LPD's to the reserve, then the
-    reserve's to its creditors (each slot's creditors the same fraction). Nothing is read when the payer has
-    nothing, and at most ``budget`` entries are paid (the rest wait for the next slot); returns what is left
-    of the budget."""
+    """What was owed from earlier slots is paid before this slot's claims: the LPD's debts to the reserve,
+    then what the reserve owes participants, oldest slot first (the operators' older claims come after this
+    slot's participants, in ``_fractions_known``). Nothing is read when the payer has nothing, and at most
+    ``budget`` entries are paid (the rest wait for the next slot); returns what is left of the budget."""
     lpd = balancing_lpd(state)
     if budget > 0 and auth.require_account(state, lpd).free > 0:
         for owed in keeper.owed_by(state, lpd, budget):
@@ -361,19 +404,31 @@ def _pay_older_debts(state: State, budget: int, height: int, time: int) -> int:
                 _transfer(state, lpd, owed.creditor, paid, height, time, owed.reason, f"slot {owed.slot}")
                 keeper.put_owed(state, replace(owed, amount=owed.amount - paid))
             budget -= 1
-    while budget > 0 and (available := auth.require_account(state, RESERVE_ID).free) > 0:
-        group = keeper.oldest_owed(state, RESERVE_ID)
-        if not group:
+    return _pay_older_reserve_claims(state, budget, height, time, participants=True, keep=0)
+
+
+def _pay_older_reserve_claims(state: State, budget: int, height: int, time: int, *, participants: bool,
+                              keep: int) -> int:
+    """Pay what the reserve owes the participants (or the operators) from earlier slots, oldest slot first,
+    each slot's claims the same fraction, leaving ``keep`` of its free balance untouched."""
+    slot = -1
+    while budget > 0 and (group := keeper.owed_group_after(state, RESERVE_ID, slot)):
+        slot = group[0].slot
+        available = auth.require_account(state, RESERVE_ID).free - keep
+        if available <= 0:
             break
-        owed_total = sum(o.amount for o in group)
-        for owed in group:
-            paid = owed.amount if owed_total <= available else owed.amount * available // owed_total
+        claims = [owed for owed in group if (owed.reason in PARTICIPANT_CLAIMS) == participants]
+        if not claims:
+            continue
+        numerator, denominator = pay_fraction(available, sum(owed.amount for owed in claims))
+        for owed in claims:
+            paid = owed.amount * numerator // denominator
             if paid:
                 _transfer(state, RESERVE_ID, owed.creditor, paid, height, time, owed.reason, f"slot {owed.slot}")
                 keeper.put_owed(state, replace(owed, amount=owed.amount - paid))
                 _note_credit(state, owed.slot, owed.creditor, owed.reason, paid, -paid)
-        budget = max(0, budget - len(group))
-        if owed_total > available:
+        budget = max(0, budget - len(claims))
+        if numerator < denominator:
             break
     return budget
 
