@@ -182,19 +182,17 @@ def add_due(state: State, slot: int, creditor: str, reason: str, amount: int) ->
     state.kv.set(key, be64(min(codec.MAX_INT, (unbe64(raw) if raw is not None else 0) + amount)))
 
 
-def slot_dues(state: State, slot: int) -> list[tuple[str, str, int]]:
-    """(creditor, reason, amount) of everything the reserve owes for the slot, in key order."""
+def slot_dues(state: State, slot: int, limit: int | None = None) -> list[tuple[str, str, int]]:
+    """(creditor, reason, amount) of what the reserve still owes for the slot, in key order (the first
+    ``limit``; the pay phase deletes each entry it pays, so the next call starts where this one ended)."""
     prefix = keys.pay_slot_prefix(slot)
-    out = []
+    out: list[tuple[str, str, int]] = []
     for key, raw in state.scan(prefix):
+        if limit is not None and len(out) == limit:
+            break
         creditor, reason = key[len(prefix):].decode().split("/")
         out.append((creditor, reason, unbe64(raw)))
     return out
-
-
-def clear_dues(state: State, slot: int) -> None:
-    for key, _ in list(state.scan(keys.pay_slot_prefix(slot))):
-        state.kv.delete(key)
 
 
 def put_owed(state: State, owed: Owed) -> None:

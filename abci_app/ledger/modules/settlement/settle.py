@@ -120,7 +120,6 @@ def _work(state: State, params: Params, total: SlotSettlement, budget: int, heig
         total, budget, done = _pay_phase(state, total, budget, height, time)
         if not done:
             return total, budget
-        keeper.clear_dues(state, total.slot)
         total = replace(total, complete=True, height=height)
         if total.participants:
             events.append(event("settlement.slot", slot=total.slot, participants=total.participants,
@@ -363,23 +362,22 @@ def _collect_from_lpd(state: State, lpd: str, slot: int, amount_owed: int, heigh
 
 def _pay_phase(state: State, total: SlotSettlement, budget: int, height: int,
                time: int) -> tuple[SlotSettlement, int, bool]:
-    for creditor, reason, amount_due in keeper.slot_dues(state, total.slot):
-        if budget == 0:
-            return total, budget, False
-        if reason in PARTICIPANT_CLAIMS:
-            paid = amount_due * total.pay_numerator // total.pay_denominator
-        else:
-            paid = amount_due * total.operators_numerator // total.operators_denominator
-        if paid:
-            _transfer(state, RESERVE_ID, creditor, paid, height, time, reason, f"slot {total.slot}")
-        if amount_due > paid:
-            keeper.put_owed(state, Owed(debtor=RESERVE_ID, creditor=creditor, slot=total.slot,
-                                        amount=amount_due - paid, reason=reason))
-        _note_credit(state, total.slot, creditor, reason, paid, amount_due - paid)
-        state.kv.delete(pay_key(total.slot, creditor, reason))
-        total = replace(total, paid=_sum(total.paid, paid), owed=_sum(total.owed, amount_due - paid))
-        budget -= 1
-    return total, budget, True
+    while budget > 0 and (dues := keeper.slot_dues(state, total.slot, budget)):
+        for creditor, reason, amount_due in dues:
+            if reason in PARTICIPANT_CLAIMS:
+                paid = amount_due * total.pay_numerator // total.pay_denominator
+            else:
+                paid = amount_due * total.operators_numerator // total.operators_denominator
+            if paid:
+                _transfer(state, RESERVE_ID, creditor, paid, height, time, reason, f"slot {total.slot}")
+            if amount_due > paid:
+                keeper.put_owed(state, Owed(debtor=RESERVE_ID, creditor=creditor, slot=total.slot,
+                                            amount=amount_due - paid, reason=reason))
+            _note_credit(state, total.slot, creditor, reason, paid, amount_due - paid)
+            state.kv.delete(pay_key(total.slot, creditor, reason))
+            total = replace(total, paid=_sum(total.paid, paid), owed=_sum(total.owed, amount_due - paid))
+            budget -= 1
+    return total, budget, not keeper.slot_dues(state, total.slot, 1)
 
 
 def _note_credit(state: State, slot: int, creditor: str, reason: str, paid: int, owed: int) -> None:
