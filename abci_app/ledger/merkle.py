@@ -440,6 +440,15 @@ def _apply(trie: Trie, keys: list[bytes], hashes: list[bytes | None], removed: s
                      left.size + right.size, place)
 
     def merge_leaf(leaf: Leaf, lo: int, hi: int) -> Node | None:
+        new = hashes[lo]
+        if hi - lo == 1 and new is not None:
+            # One new key beside a leaf (most insertions): the two-leaf subtree ``build_pairs`` would make.
+            key = keys[lo]
+            if key < leaf.key:
+                return Inner(common_bits(key, leaf.key), key, Leaf(key, new), Leaf(leaf.key, leaf.hash),
+                             sha256(b"\x01" + new + leaf.hash).digest(), 2)
+            return Inner(common_bits(leaf.key, key), leaf.key, Leaf(leaf.key, leaf.hash), Leaf(key, new),
+                         sha256(b"\x01" + leaf.hash + new).digest(), 2)
         at = bisect_left(keys, leaf.key, lo, hi)
         if at < hi and keys[at] == leaf.key:
             pairs = list(zip(keys[lo:hi], hashes[lo:hi], strict=True))

@@ -46,10 +46,14 @@ class State:
                 yield record
 
 
+_BE64 = struct.Struct(">Q")
+"""Compiled once: every key of an order, a trade or a journal line holds one or more of these."""
+
+
 def be64(value: int) -> bytes:
     """Big-endian unsigned 64-bit: integers in keys sort in numeric order."""
-    return struct.pack(">Q", value)
+    return _BE64.pack(value)
 
 
 def unbe64(raw: bytes) -> int:
-    return int(struct.unpack(">Q", raw)[0])
+    return int(_BE64.unpack(raw)[0])

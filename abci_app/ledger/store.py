@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import struct
 import time
+from bisect import bisect_left, insort
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -158,32 +159,51 @@ class KV(Protocol):
 
 
 _ABSENT = object()
-SMALL_OVERLAY = 64
-"""Up to this many writes, a range scan filters the writes instead of building a sorted index."""
+LARGE_INDEX = 4_096
+"""Up to this many written keys an overlay's sorted index is a plain list (an insertion is a bisection and a
+memmove, in C); beyond, a SortedList, whose insertions stay O(log n) however large a block or a genesis grows."""
 
 
 class Overlay:
     """Buffered writes over a parent; reads see the buffer first.
 
-    Writes live in a plain dict (most transactions never scan a range); the
-    sorted index of the written keys that range scans merge with the parent's
-    is built on the first scan and kept up to date from then on. Decoded
-    records are cached per overlay (``get_record``/``put_record``), so a
-    block decodes each record it touches once, however many transactions
+    Writes live in a plain dict (most transactions never scan a range). Range
+    scans merge the parent's range with a sorted index of the written keys,
+    built on the first scan and brought up to date at the next one (new keys
+    are inserted by bisection, at C speed, until the index is large:
+    ``LARGE_INDEX``); a scan of a range this overlay never wrote into is the
+    parent's own iterator, with no layer in between.
+
+    A scan also remembers, per start key, how far the parent's keys from that
+    start are all shadowed by this overlay's writes (``_shadowed``): a block
+    that deletes the best orders of a book (fills) makes the next scan of the
+    book seek past them in the parent instead of stepping over each one. Keys
+    are never removed from ``writes``, so what it remembers stays true.
+
+    Decoded records are cached per overlay (``get_record``/``put_record``), so
+    a block decodes each record it touches once, however many transactions
     read it; records are frozen, so sharing them is safe.
+
+    The parent must not change while the overlay is in use (a transaction's
+    overlay is merged into its block, and a block's into the store, only when
+    it is done): what the overlay caches of its parent (records, shadowed
+    ranges) would go stale.
     """
 
-    __slots__ = ("_records", "_sorted", "_unsorted", "parent", "writes")
+    __slots__ = ("_fresh", "_index", "_records", "_shadowed", "parent", "writes")
 
     def __init__(self, parent: KV) -> None:
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}
         """Key -> new value, or None for a deletion."""
         self._records: dict[bytes, Record | None] = {}
-        self._sorted: SortedList | None = None
-        self._unsorted: list[bytes] = []
-        """New keys written since the index was last brought up to date: added in one batch at the next scan,
-        so a block of transactions that never scan pays nothing for the index."""
+        self._index: list[bytes] | SortedList | None = None
+        """The written keys, sorted, as of the last scan (None until the first scan): a plain list up to
+        LARGE_INDEX keys, a SortedList beyond."""
+        self._fresh: list[bytes] = []
+        """Keys first written since the index was last brought up to date (added at the next scan)."""
+        self._shadowed: dict[bytes, bytes] = {}
+        """start -> end: every parent key in [start, end) is in ``writes`` (learned by scans)."""
 
     # -- bytes -------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
@@ -201,8 +221,8 @@ class Overlay:
         self._records[key] = None
 
     def _write(self, key: bytes, value: bytes | None) -> None:
-        if self._sorted is not None and key not in self.writes:
-            self._unsorted.append(key)
+        if self._index is not None and key not in self.writes:
+            self._fresh.append(key)
         self.writes[key] = value
 
     # -- records -----------------------------------------------------------------------
@@ -224,41 +244,78 @@ class Overlay:
 
     # -- ranges --------------------------------------------------------------------------
     def iterate(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        """Merge the parent's range with the buffered writes, in key order."""
+        """Merge the parent's range with the buffered writes, in key order.
+
+        The written keys of the range are taken when the scan starts: the caller
+        may write on while it iterates (values are read as they are reached).
+        """
         mine = self._written_keys(start, stop)
         if not mine:
-            yield from self.parent.iterate(start, stop)
-            return
-        index = 0
-        for key, value in self.parent.iterate(start, stop):
-            while index < len(mine) and mine[index] < key:
-                yield from self._written(mine[index])
+            return self.parent.iterate(start, stop)
+        return self._merged(start, stop, mine)
+
+    def _merged(self, start: bytes, stop: bytes | None, mine: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+        writes, shadowed = self.writes, self._shadowed
+        index, count = 0, len(mine)
+        seek = shadowed.get(start, start)
+        # Every parent key from `start` so far is in `writes`: the scan extends `shadowed[start]`.
+        covered = True
+        parent = self.parent.iterate(seek, stop) if stop is None or seek < stop else iter(())
+        for key, value in parent:
+            while index < count and mine[index] < key:
+                written = mine[index]
                 index += 1
-            if index < len(mine) and mine[index] == key:
-                yield from self._written(key)  # this overlay's write shadows the parent's value
-                index += 1
+                new = writes[written]
+                if new is not None:
+                    yield written, new
+            if index < count and mine[index] == key:
+                index += 1  # this overlay's write shadows the parent's value
+                if covered:
+                    shadowed[start] = key + b"\x00"  # the next possible key after `key`
+                new = writes[key]
+                if new is not None:
+                    yield key, new
             else:
+                covered = False
                 yield key, value
-        for key in mine[index:]:
-            yield from self._written(key)
+        while index < count:
+            written = mine[index]
+            index += 1
+            new = writes[written]
+            if new is not None:
+                yield written, new
 
     def _written_keys(self, start: bytes, stop: bytes | None) -> list[bytes]:
-        """The keys this overlay wrote in [start, stop), sorted (a snapshot: the caller may write on)."""
-        if self._sorted is None:
-            if len(self.writes) <= SMALL_OVERLAY:
-                # A transaction's own overlay: a few writes, cheaper to filter than to index.
-                return sorted(k for k in self.writes if start <= k and (stop is None or k < stop))
-            self._sorted = SortedList(self.writes)
-            self._unsorted.clear()
-        elif self._unsorted:
-            self._sorted.update(self._unsorted)
-            self._unsorted.clear()
-        return list(self._sorted.irange(start, stop, inclusive=(True, False)))
+        """The keys this overlay wrote in [start, stop), sorted (a copy: the caller may write on)."""
+        index = self._index
+        if index is None:
+            written = sorted(self.writes)
+            index = self._index = written if len(written) <= LARGE_INDEX else SortedList(written)
+            self._fresh = []
+        elif self._fresh:
+            index = self._add_fresh(index)
+        if isinstance(index, list):
+            lo = bisect_left(index, start)
+            hi = len(index) if stop is None else bisect_left(index, stop, lo)
+            return index[lo:hi]
+        return list(index.irange(start, stop, inclusive=(True, False)))
 
-    def _written(self, key: bytes) -> Iterator[tuple[bytes, bytes]]:
-        value = self.writes[key]
-        if value is not None:
-            yield key, value
+    def _add_fresh(self, index: list[bytes] | SortedList) -> list[bytes] | SortedList:
+        """Bring the index up to date with the keys first written since the last scan."""
+        fresh, self._fresh = self._fresh, []
+        if not isinstance(index, list):
+            index.update(fresh)
+        elif len(index) + len(fresh) > LARGE_INDEX:
+            # Grown large (a big block, a genesis): a SortedList, whose insertions stay O(log n).
+            index = self._index = SortedList(index)
+            index.update(fresh)
+        elif len(fresh) <= 16 or len(fresh) * 16 <= len(index):
+            for key in fresh:  # a few keys into many: a bisection and a short memmove each
+                insort(index, key)
+        else:
+            index += fresh
+            index.sort()  # a sorted run and a tail: timsort merges them
+        return index
 
     # -- transactions --------------------------------------------------------------------
     def branch(self) -> Overlay:
@@ -266,8 +323,8 @@ class Overlay:
 
     def merge_into(self, parent: Overlay) -> None:
         """Apply this overlay's writes to ``parent`` (a transaction that succeeded)."""
-        if parent._sorted is not None:
-            parent._unsorted.extend(key for key in self.writes if key not in parent.writes)
+        if parent._index is not None:
+            parent._fresh.extend(key for key in self.writes if key not in parent.writes)
         parent.writes.update(self.writes)
         parent._records.update(self._records)
 
@@ -327,8 +384,11 @@ class CommittedStore:
         """
         cached = self._ranges.get((start, stop))
         if cached is not None:
-            yield from cached
-            return
+            return iter(cached)
+        return self._remembered(start, stop)
+
+    def _remembered(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """The backend's range, remembered if it is small and read to its end."""
         seen: list[tuple[bytes, bytes]] | None = []
         for key, value in self.backend.iterate(start, stop):
             if key.startswith(META):

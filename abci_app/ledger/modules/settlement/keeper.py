@@ -213,10 +213,11 @@ def owed_by(state: State, debtor: str, limit: int | None = None) -> list[Owed]:
     return out
 
 
-def owed_group_after(state: State, debtor: str, after_slot: int) -> list[Owed]:
-    """Every entry ``debtor`` owes for its oldest slot still owed after ``after_slot`` (-1: any); one scan
-    from that slot on (the slot is part of the key), so the caller may pay and rewrite the entries."""
-    prefix = keys.owed_prefix(debtor)
+def owed_group_after(state: State, debtor: str, after_slot: int, participants: bool) -> list[Owed]:
+    """Every participant's credit (or operator's claim) ``debtor`` owes for its oldest slot still owed after
+    ``after_slot`` (-1: any); one scan from that slot on (rank and slot lead the key), so the caller may pay
+    and rewrite the entries between calls."""
+    prefix = keys.owed_rank_prefix(debtor, participants)
     out: list[Owed] = []
     for key, _ in state.kv.iterate(prefix + be64(after_slot + 1), prefix_end(prefix)):
         owed = state.kv.get_record(key, Owed)

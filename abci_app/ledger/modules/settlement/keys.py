@@ -12,7 +12,8 @@
     stl/acct/<account id>/<slot:be64>           b"" (reports of an account)
     stl/slot/<slot:be64>                        SlotSettlement (phase, totals)
     stl/pay/<slot:be64>/<creditor>/<reason>     be64: what the reserve owes that creditor for the slot
-    stl/owed/<debtor>/<slot:be64>/<creditor>/<reason>  Owed (what a debtor could not pay yet)
+    stl/owed/<debtor>/<rank:u8><slot:be64>/<creditor>/<reason>  Owed (what a debtor could not pay yet; rank 0:
+                                                 a participant's credit, 1: an operator's claim)
 
 The balancing reserve is a module account (``acct/<RESERVE_ID>``, role ``module``): no key can sign for it.
 """
@@ -88,9 +89,21 @@ def pay_key(slot: int, creditor: str, reason: str) -> bytes:
     return pay_slot_prefix(slot) + creditor.encode() + b"/" + reason.encode()
 
 
+PARTICIPANT_CLAIMS = ("balancing_credit", "feed_in")
+"""What the reserve owes participants; they rank before the operators' claims (network_charge,
+lpd_settlement, reserve_settlement): the operators are the counterparties who bear a defaulting
+participant's loss (docs/settlement.md)."""
+
+
 def owed_prefix(debtor: str) -> bytes:
     return OWED + debtor.encode() + b"/"
 
 
+def owed_rank_prefix(debtor: str, participants: bool) -> bytes:
+    """The debtor's participants' credits (rank 0) or operators' claims (rank 1), oldest slot first."""
+    return owed_prefix(debtor) + (b"\x00" if participants else b"\x01")
+
+
 def owed_key(debtor: str, slot: int, creditor: str, reason: str) -> bytes:
-    return owed_prefix(debtor) + be64(slot) + b"/" + creditor.encode() + b"/" + reason.encode()
+    return (owed_rank_prefix(debtor, reason in PARTICIPANT_CLAIMS) + be64(slot) + b"/" + creditor.encode()
+            + b"/" + reason.encode())

@@ -31,7 +31,7 @@ from abci_app.ledger.modules.market.keeper import Market
 from abci_app.ledger.modules.market.records import amount, amount_up
 from abci_app.ledger.modules.registry import keeper as registry
 from abci_app.ledger.modules.settlement import keeper
-from abci_app.ledger.modules.settlement.keys import RESERVE_ID, pay_key
+from abci_app.ledger.modules.settlement.keys import PARTICIPANT_CLAIMS, RESERVE_ID, pay_key
 from abci_app.ledger.modules.settlement.records import (
     CHARGE,
     MARKET,
@@ -317,11 +317,6 @@ def _lpd_settles(state: State, params: Params, total: SlotSettlement, height: in
     return replace(total, lpd_due=due, lpd_owes=owes)
 
 
-PARTICIPANT_CLAIMS = ("balancing_credit", "feed_in")
-"""What the reserve owes participants; they rank before the operators' claims (network_charge,
-lpd_settlement): the operators are the counterparties who bear a defaulting participant's loss."""
-
-
 def _fractions_known(state: State, total: SlotSettlement, budget: int, height: int,
                      time: int) -> tuple[SlotSettlement, int]:
     """The fraction of their due this slot's participants are paid, then (after the operators' claims from
@@ -410,14 +405,11 @@ def _pay_older_reserve_claims(state: State, budget: int, height: int, time: int,
     """Pay what the reserve owes the participants (or the operators) from earlier slots, oldest slot first,
     each slot's claims the same fraction, leaving ``keep`` of its free balance untouched."""
     slot = -1
-    while budget > 0 and (group := keeper.owed_group_after(state, RESERVE_ID, slot)):
-        slot = group[0].slot
+    while budget > 0 and (claims := keeper.owed_group_after(state, RESERVE_ID, slot, participants)):
+        slot = claims[0].slot
         available = auth.require_account(state, RESERVE_ID).free - keep
         if available <= 0:
             break
-        claims = [owed for owed in group if (owed.reason in PARTICIPANT_CLAIMS) == participants]
-        if not claims:
-            continue
         numerator, denominator = pay_fraction(available, sum(owed.amount for owed in claims))
         for owed in claims:
             paid = owed.amount * numerator // denominator
