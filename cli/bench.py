@@ -1,6 +1,7 @@
 """`gridledger bench ...`: open-loop load against running nodes, and the genesis of its accounts.
 
     gridledger bench app-state --accounts 200 > load-app-state.json
+    gridledger bench chain --app-state load-app-state.json --validators 4   # runs until Ctrl-C
     gridledger bench load --nodes http://127.0.0.1:26657 --rate 100 --duration 30 --accounts 200 --mix 6:2:2
     gridledger bench ceiling --nodes http://127.0.0.1:26657   # against CometBFT's kvstore nodes
 
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.options import OutputOpt
-from cli.output import Format, Output, UsageError, note
+from cli.output import NODE_UNREACHABLE, Format, Output, UsageError, error, note
 from lab.load.accounts import DEFAULT_LABEL, load_accounts, load_app_state
 from lab.load.ceiling import CeilingSettings, probe_ceiling
 from lab.load.generator import DEFAULT_CONNECTIONS, DEFAULT_TRANSPORT, LoadSettings, run_load
@@ -128,6 +129,60 @@ def app_state(
     Example: gridledger bench app-state --accounts 200 > app_state.json
     """
     typer.echo(json.dumps(load_app_state(accounts, account_label), indent=2))
+
+
+@bench_app.command("chain")
+def chain(
+    app_state_file: Annotated[Path | None, typer.Option(
+        "--app-state", help="Genesis app_state JSON, e.g. from `bench app-state` (gridledger; omit for kvstore).")]
+    = None,
+    validators: Annotated[int, typer.Option("--validators", min=1, max=16, help="Local validators.")] = 1,
+    timeout_commit: Annotated[str, typer.Option("--timeout-commit", help="CometBFT consensus.timeout_commit.")]
+    = "1s",
+    app: Annotated[AppKind, typer.Option("--app", help="gridledger, or CometBFT's built-in kvstore (the "
+                                         "baseline).")] = AppKind.gridledger,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="New directory for the homes and logs (default results/chain/<timestamp>).")] = None,
+) -> None:
+    """Start the chain `bench load` expects: N local validators (throughput settings as in experiments) with
+    this app_state, until Ctrl-C; prints the --nodes to load.
+
+    Example: gridledger bench chain --app-state app_state.json --validators 4 --timeout-commit 200ms
+    """
+    import signal
+
+    from lab.cluster import ClusterSpec, LocalCluster, run_until_stopped
+
+    state: dict[str, Any] | None = None
+    if app is AppKind.gridledger:
+        if app_state_file is None:
+            raise UsageError("a gridledger chain needs --app-state FILE (`gridledger bench app-state > FILE`)")
+        try:
+            state = json.loads(app_state_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--app-state {app_state_file}: {exc}") from None
+        if not isinstance(state, dict):
+            raise UsageError(f"--app-state {app_state_file}: an app_state is a JSON object")
+    workdir = directory or Path("results") / "chain" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if workdir.exists() and any(workdir.iterdir()):
+        raise UsageError(f"{workdir} is not empty: give a new --dir")
+    cluster = LocalCluster(ClusterSpec(app=app.value, validators=validators, timeout_commit=timeout_commit,
+                                       app_state=state), workdir)
+    stopping: list[int] = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda signum, _frame: stopping.append(signum))
+
+    def ready(running: LocalCluster) -> None:
+        urls = ",".join(running.rpc_urls)
+        accounts = len(state.get("participants", [])) if state else 100
+        note(f"chain ready: {validators} {app.value} validator(s), homes and logs in {workdir}; Ctrl-C stops it")
+        note(f"load it with: gridledger bench load --nodes {urls} --rate 50 --duration 20 --accounts {accounts}"
+             + (" --app kvstore" if app is AppKind.kvstore else ""))
+        typer.echo(urls)
+
+    if not run_until_stopped(cluster, lambda: bool(stopping), ready):
+        error(f"a node of the chain died (its log is in {workdir})")
+        raise typer.Exit(NODE_UNREACHABLE)
 
 
 @bench_app.command("ceiling")

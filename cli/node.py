@@ -19,6 +19,7 @@ from cli.options import (
     DEFAULT_KEYRING,
     DEFAULT_NODE,
     KeyringDirOpt,
+    LogLevelOpt,
     NodeOpt,
     OutputOpt,
     PassphraseFileOpt,
@@ -145,6 +146,7 @@ def start(
     p2p: Annotated[str | None, typer.Option(help="CometBFT p2p listen address (default: config.toml).")] = None,
     metrics: Annotated[str | None, typer.Option(
         help="App metrics HOST:PORT (default: config/gridledger.toml; '' turns them off).")] = None,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Run the ABCI app, CometBFT and (with <home>/p2p.toml) the libp2p host; Ctrl-C stops them in reverse.
 
@@ -158,7 +160,30 @@ def start(
     if not (home / "config" / "genesis.json").exists():
         raise UsageError(f"{home} is not a node home (no config/genesis.json)")
     spec = supervisor.NodeSpec.from_home(home, abci_address=abci, rpc_laddr=rpc, p2p_laddr=p2p, app_metrics=metrics)
+    if log_level is not None:
+        spec.log_level, spec.app_log_level = supervisor.log_levels(log_level.value)
     raise typer.Exit(supervisor.run(spec))
+
+
+# --- verify-backup ---------------------------------------------------------------------
+
+
+@node_app.command("verify-backup")
+def verify_backup(
+    db: Annotated[Path, typer.Argument(help="The copy's app state: BACKUP/data/app (a stopped node's, or a copy).")],
+    node: Annotated[str | None, typer.Option(
+        "--node", help="A node of the chain (RPC URL) whose signed header the app hash is compared with.")] = None,
+) -> None:
+    """Check a backup of a node's app state: whole (its Merkle root is its app hash) and, with --node, this chain's.
+
+    Exit codes: 0 verified, 1 damaged or not the chain's state, 2 not an app state, 3 the node did not answer
+    (docs/operators.md, "Backup and restore").
+
+    Example: gridledger node verify-backup /backups/node0/data/app --node http://127.0.0.1:26657
+    """
+    from node import backup
+
+    raise typer.Exit(backup.verify(db.expanduser(), node))
 
 
 # --- status ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ prompt (asked twice when a key is created).
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,13 +30,47 @@ DEFAULT_KEYRING = Path("~/.gridledger/keys")
 NodeOpt = Annotated[str, typer.Option("--node", envvar=NODE_ENV, help="CometBFT RPC URL.")]
 OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Result format on stdout.")]
 
+class LogLevel(StrEnum):
+    """One level for a whole node (node/supervisor.py LOG_LEVELS): CometBFT has no warn, so warn keeps its errors."""
+
+    debug = "debug"
+    info = "info"
+    warn = "warn"
+    error = "error"
+
+
+LogLevelOpt = Annotated[LogLevel | None, typer.Option(
+    "--log-level", case_sensitive=False,
+    help="debug | info | warn | error, for CometBFT and the app (default: config.toml's, app INFO).")]
+
 # -- keys -----------------------------------------------------------------------------------
 KeyringDirOpt = Annotated[Path, typer.Option(
     "--keyring-dir", envvar=KEYRING_ENV, help="Directory of the encrypted keys.")]
 PassphraseFileOpt = Annotated[Path | None, typer.Option(
     "--passphrase-file", metavar="FILE",
     help=f"Read the passphrase from the first line of FILE (else ${PASSPHRASE_ENV}, else ask).")]
-FromOpt = Annotated[str, typer.Option("--from", help="Name of the signing key in the keyring.")]
+def complete_keys(incomplete: str) -> list[str]:
+    """Shell completion: the keyring's key names (no passphrase needed)."""
+    keyring = Path(os.environ.get(KEYRING_ENV) or DEFAULT_KEYRING).expanduser()
+    keys, _problems = Keystore(keyring).scan()
+    return [key.name for key in keys if key.name.startswith(incomplete)]
+
+
+def complete_zones(incomplete: str) -> list[str]:
+    """Shell completion: the zones the chain's DSOs serve (asked of the node, briefly; none if it is down)."""
+    from node.client.chain import NodeClient
+
+    try:
+        operators = NodeClient(os.environ.get(NODE_ENV) or DEFAULT_NODE, timeout=1.0).query("/operators")
+    except Exception:  # completion never fails: no node, no suggestions
+        return []
+    zones = sorted({zone for op in operators["operators"] for zone in op.get("zones", [])})
+    return [zone for zone in zones if zone.startswith(incomplete)]
+
+
+FromOpt = Annotated[str, typer.Option("--from", help="Name of the signing key in the keyring.",
+                                      autocompletion=complete_keys)]
+ZoneArg = Annotated[str, typer.Argument(help="Grid zone.", autocompletion=complete_zones)]
 
 # -- sending a transaction ------------------------------------------------------------------
 ChainIdOpt = Annotated[str | None, typer.Option("--chain-id", help="Chain id (default: from the node).")]
@@ -45,6 +80,9 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds --wait wai
 SignOnlyOpt = Annotated[bool, typer.Option("--sign-only", help="Sign offline; write the tx to --out.")]
 SignedOutOpt = Annotated[Path | None, typer.Option("--out", help="File for --sign-only.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the decoded tx; send nothing.")]
+CurrencyOpt = Annotated[str | None, typer.Option(
+    "--currency", metavar="CODE[:EXPONENT]",
+    help="Offline (--sign-only, --dry-run): the chain's currency (default EUR:6); online the node says.")]
 
 
 def read_passphrase(passphrase_file: Path | None, *, prompt: str, confirm: bool) -> str:

@@ -83,7 +83,7 @@ class Output:
         table = Table(title=title, show_header=False, box=None, pad_edge=False)
         table.add_column("field", style="bold", no_wrap=True)
         table.add_column("value", overflow="fold")
-        for key in record:
+        for key in formatted_first(record):
             table.add_row(Text(key), Text(_cell(record[key])))
         self._print(table)
 
@@ -130,6 +130,22 @@ def print_tx(out: Output, result: TxResult) -> None:
     result.raise_if_rejected()
 
 
+def formatted_first(record: Record) -> list[str]:
+    """The record's keys with each formatted twin (``balance_fmt``, ``slot_utc``) just before its raw value,
+    so a person reads "50.000000 EUR" before 50000000."""
+    keys = list(record)
+    twins = {key for key in keys if key.endswith(("_fmt", "_utc")) and key[:-4] in record}
+    ordered: list[str] = []
+    for key in keys:
+        if key in twins:
+            continue
+        for suffix in ("_fmt", "_utc"):
+            if key + suffix in twins:
+                ordered.append(key + suffix)
+        ordered.append(key)
+    return ordered
+
+
 def _all_keys(records: Sequence[Record]) -> list[str]:
     """Union of the records' keys, in first-seen order."""
     seen: dict[str, None] = {}
@@ -145,7 +161,11 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Mapping):
-        return " ".join(f"{k}={_cell(v)}" for k, v in sorted(value.items()))
+        # An event reads by its type first: "trade  buyer=... price=...".
+        head = f"{value['type']}  " if isinstance(value.get("type"), str) else ""
+        return head + " ".join(f"{k}={_cell(v)}" for k, v in sorted(value.items()) if not (head and k == "type"))
     if isinstance(value, list | tuple):
-        return ", ".join(_cell(v) for v in value)
+        # Records (events, changes) one per line; plain values on one line.
+        separator = "\n" if any(isinstance(v, Mapping) for v in value) else ", "
+        return separator.join(_cell(v) for v in value)
     return str(value)

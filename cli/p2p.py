@@ -27,9 +27,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import trio
 import typer
 
 from abci_app.ledger.tx import encode_tx
@@ -50,10 +49,14 @@ from cli.output import Format, Output, UsageError, note, print_tx
 from node.client.chain import NodeClient
 from node.client.units import format_energy, format_money, parse_energy, parse_price, parse_time
 from node.p2p import messages
-from node.p2p.control import ControlClient, ControlError, socket_path
-from node.p2p.host import IDENTITY_FILE, HostConfig, P2PHost, load_or_create_identity
 from node.p2p.messages import MessageError, OfferBody, SignedOffer
 from node.rpc import tx_hash
+
+# trio, the control socket and py-libp2p (node.p2p.host) load in over a second: imported by the p2p
+# commands when they run, so every other command (also `gridledger --help`) starts without them.
+if TYPE_CHECKING:
+    from node.p2p.control import ControlClient
+    from node.p2p.host import P2PHost
 
 p2p_app = typer.Typer(help="Direct offers and the live market feed over libp2p.", no_args_is_help=True)
 
@@ -68,6 +71,8 @@ HomeOpt = Annotated[Path, typer.Option("--home", envvar=HOME_ENV,
 
 
 def _client(home: Path, timeout: float = 10.0) -> ControlClient:
+    from node.p2p.control import ControlClient, socket_path
+
     return ControlClient(socket_path(home.expanduser()), timeout=timeout)
 
 
@@ -180,6 +185,10 @@ def listen(
     if publish_feed and node is None:
         raise UsageError("--publish-feed reads the market from a node: give --node URL")
     trusted = [*config.get("trusted_publishers", ()), *(trust_publisher or ())]
+    import trio
+
+    from node.p2p.host import IDENTITY_FILE, HostConfig, P2PHost, load_or_create_identity
+
     try:
         host_config = HostConfig(
             chain_id=facts.chain_id, zones=zones,
@@ -199,7 +208,10 @@ def listen(
 
 async def _run_listener(host: P2PHost, home: Path, extra: Mapping[str, Any], feed_node: str | None,
                         stop: _StopRequest) -> None:
+    import trio
+
     from node.p2p import control
+    from node.p2p.control import socket_path
 
     # The signal receiver first, so a SIGTERM at any later point ends the host cleanly (exit 0).
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -230,6 +242,8 @@ async def _publish_feed_forever(host: P2PHost, feed_node: str) -> None:
     A validator's host must not go on silently without its feed (e.g. after
     its node's websocket dropped).
     """
+    import trio
+
     from node.p2p import feed
     from node.rpc import CometRpc
 
@@ -424,6 +438,8 @@ def watch(
 
     Example: gridledger p2p watch --count 3 --output json
     """
+    from node.p2p.control import ControlError
+
     out = Output(output.value)
     seen = 0
     try:

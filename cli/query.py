@@ -21,12 +21,15 @@ from abci_app.ledger.params import PARAMS_KEY
 from abci_app.ledger.state import be64
 from abci_app.ledger.store import prefix_end
 from cli import verify
-from cli.options import DEFAULT_KEYRING, DEFAULT_NODE, KeyringDirOpt, NodeOpt, OutputOpt
+from cli.options import DEFAULT_KEYRING, DEFAULT_NODE, KeyringDirOpt, NodeOpt, OutputOpt, ZoneArg
 from cli.output import Format, Output, UsageError, note
 from cli.verify import ProveChainIdOpt, ProveOpt, TrustedOpt, money_params, prove
-from node.client.chain import NodeClient
-from node.client.keystore import resolve_account
-from node.client.units import format_money, format_price, parse_time
+from node.client.chain import NodeClient, block_summary, committed_tx, search_txs
+from node.client.names import account_names, resolve, with_names
+from node.client.orders import rules_of
+from node.client.slots import iso
+from node.client.units import format_energy, format_money, format_price, parse_time
+from node.validators import named_validators
 
 query_app = typer.Typer(help="Read ledger state (last committed block).", no_args_is_help=True)
 
@@ -55,19 +58,21 @@ def account(
 
     Example: gridledger query account alice --output json --prove
     """
-    account_id = resolve_account(who, keyring_dir)
     client = NodeClient(node)
+    account_id = resolve(who, keyring_dir, client)
     params = None
     if proof:
         proven = prove(node, trusted, chain_id, keys=[account_key(account_id), PARAMS_KEY])
         record, params = verify.answer(proven, auth_query.query, "account", [account_id]), money_params(proven)
     else:
         record = client.query(f"/account/{account_id}")
+    if record.get("dso"):
+        with_names([record], ("dso",), account_names(keyring_dir, client))
     Output(output.value).record(_money_fields(client, record, ("balance", "free", "locked", "debt"), params))
 
 
 @query_app.command("participants")
-def participants(zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+def participants(zone: ZoneArg, node: NodeOpt = DEFAULT_NODE,
                  output: OutputOpt = Format.table) -> None:
     """Account ids of the participants in a zone.
 
@@ -85,8 +90,8 @@ def meters(who: Annotated[str, typer.Argument(help="Participant: account id or k
 
     Example: gridledger query meters alice
     """
-    account_id = resolve_account(who, keyring_dir)
-    answer = NodeClient(node).query(f"/meters/{account_id}")
+    client = NodeClient(node)
+    answer = client.query(f"/meters/{resolve(who, keyring_dir, client)}")
     Output(output.value).records(answer["meters"], columns=("id", "owner", "import_capacity_w",
                                                             "export_capacity_w", "active"))
 
@@ -125,24 +130,56 @@ def proposals(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) ->
 
     Example: gridledger query proposals
     """
-    Output(output.value).records(NodeClient(node).query("/proposals")["proposals"],
-                                 columns=("id", "kind", "status", "yes_power", "no_power", "expires_at", "changes"))
+    rows = [{**proposal, "expires_at_utc": utc(proposal["expires_at"])} if isinstance(proposal.get("expires_at"), int)
+            else proposal for proposal in NodeClient(node).query("/proposals")["proposals"]]
+    Output(output.value).records(rows, columns=("id", "kind", "status", "proposer_name", "summary", "yes_power",
+                                                "no_power", "expires_at_utc"))
 
 
 @query_app.command("validators")
 def validators(node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
-    """The current CometBFT validator set.
+    """The current CometBFT validator set, with the operator (name, role) holding each consensus key.
 
     Example: gridledger query validators
     """
-    answer = NodeClient(node).call("validators", page="1", per_page="100")
-    Output(output.value).records([
-        {"address": v["address"], "pub_key": v["pub_key"]["value"], "voting_power": int(v["voting_power"])}
-        for v in answer["validators"]
-    ])
+    client = NodeClient(node)
+    answer = client.call("validators", page="1", per_page="100")
+    rows = named_validators(answer["validators"], client.query("/operators")["operators"])
+    Output(output.value).records(rows, columns=("name", "role", "address", "pub_key", "voting_power"))
 
 
-SlotArg = Annotated[str, typer.Argument(help="Slot start: unix seconds or ISO 8601 with zone (2026-01-01T10:15Z).")]
+SlotArg = Annotated[str, typer.Argument(
+    help="Slot: next, +2h, a start in ISO 8601 with zone (2026-11-27T14:15Z) or unix seconds.")]
+
+
+def slot_start(client: NodeClient, text: str) -> int:
+    """A slot as people write it (node/client/slots.py) against the chain's last block time."""
+    stripped = text.strip()
+    if stripped.isdigit():
+        return int(stripped)
+    return rules_of(client.query("/params")).resolve(text, int(client.query("/chain")["time"]))
+
+
+@query_app.command("slots")
+def slots(count: Annotated[int, typer.Option(min=1, max=1000, help="How many slots to list.")] = 8,
+          node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """The open delivery slots: where orders are accepted now, with each gate closure (ISO 8601 UTC).
+
+    Example: gridledger query slots --count 4
+    """
+    client = NodeClient(node)
+    rules, now = rules_of(client.query("/params")), int(client.query("/chain")["time"])
+    rows = [{"slot": iso(slot), "gate_closure": iso(rules.gate(slot)), "end": iso(slot + rules.slot_length_s),
+             "gate_closes_in": _until(rules.gate(slot) - now), "slot_unix": slot, "gate_closure_unix": rules.gate(slot)}
+            for slot in rules.open_slots(now, count)]
+    note(f"chain time {iso(now)}; slots of {rules.slot_length_s // 60} min, gates close "
+         f"{rules.gate_closure_lead_s // 60} min before the start")
+    Output(output.value).records(rows, columns=("slot", "gate_closure", "gate_closes_in", "end"))
+
+
+def _until(seconds: int) -> str:
+    hours, rest = divmod(max(seconds, 0), 3_600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
 def _price_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -154,15 +191,23 @@ def _price_fields(client: NodeClient, record: dict[str, Any], names: tuple[str, 
     return record
 
 
+def _with_iso(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Unix seconds stay (JSON); an ISO 8601 twin ``*_utc`` is added for tables and people."""
+    for name in names:
+        if isinstance(record.get(name), int):
+            record[f"{name}_utc"] = iso(record[name])
+    return record
+
+
 @query_app.command("book")
-def book(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+def book(slot: SlotArg, zone: ZoneArg, node: NodeOpt = DEFAULT_NODE,
          output: OutputOpt = Format.table) -> None:
     """Depth of a zone's order book in one slot, by price level (bids all-in, asks energy price).
 
     Example: gridledger query book 2026-01-01T10:00Z zone-a
     """
     client = NodeClient(node)
-    answer = client.query(f"/book/{parse_time(slot)}/{zone}")
+    answer = client.query(f"/book/{slot_start(client, slot)}/{zone}")
     rows = [_price_fields(client, {"side": side[:-1], **level}, ("price",))
             for side in ("bids", "asks") for level in answer[side]]
     Output(output.value).records(rows, columns=("side", "price_fmt", "quantity_wh", "orders"))
@@ -176,7 +221,7 @@ def best(slot: SlotArg, zone: Annotated[str, typer.Argument(help="The buyer's zo
     Example: gridledger query best 2026-01-01T10:00Z zone-a -o json
     """
     client = NodeClient(node)
-    answer = client.query(f"/best/{parse_time(slot)}/{zone}")
+    answer = client.query(f"/best/{slot_start(client, slot)}/{zone}")
     for side in ("best_ask", "best_bid"):
         if answer[side] is not None:
             _price_fields(client, answer[side], ("price", "effective_price", "fee_per_kwh"))
@@ -191,10 +236,10 @@ def orders(who: Annotated[str, typer.Argument(help="Account id or key name.")], 
     Example: gridledger query orders alice
     """
     client = NodeClient(node)
-    answer = client.query(f"/orders/{resolve_account(who, keyring_dir)}")
-    rows = [_price_fields(client, order, ("price",)) for order in answer["orders"]]
-    Output(output.value).records(rows, columns=("id", "side", "slot", "price_fmt", "quantity_wh", "remaining_wh",
-                                                "tif", "origin", "valid_until", "locked"))
+    answer = client.query(f"/orders/{resolve(who, keyring_dir, client)}")
+    rows = [_with_iso(_price_fields(client, order, ("price",)), ("slot", "valid_until")) for order in answer["orders"]]
+    Output(output.value).records(rows, columns=("id", "side", "slot_utc", "price_fmt", "quantity_wh", "remaining_wh",
+                                                "tif", "origin", "valid_until_utc", "locked"))
 
 
 @query_app.command("trades")
@@ -209,22 +254,27 @@ def trades(slot: Annotated[str | None, typer.Option(help="Trades of this slot.")
     if (slot is None) == (account is None):
         raise UsageError("give exactly one of --slot or --account")
     client = NodeClient(node)
-    path = f"/trades/slot/{parse_time(slot)}" if slot is not None else \
-        f"/trades/account/{resolve_account(account or '', keyring_dir)}"
-    rows = [_price_fields(client, trade, ("price", "fee_per_kwh")) for trade in client.query(path)["trades"]]
-    Output(output.value).records(rows, columns=("id", "slot", "buyer", "seller", "quantity_wh", "price_fmt",
-                                                "fee_per_kwh_fmt", "origin", "mechanism", "height"))
+    path = f"/trades/slot/{slot_start(client, slot)}" if slot is not None else \
+        f"/trades/account/{resolve(account or '', keyring_dir, client)}"
+    rows = [_with_iso(_price_fields(client, trade, ("price", "fee_per_kwh")), ("slot",))
+            for trade in client.query(path)["trades"]]
+    with_names(rows, ("buyer", "seller"), account_names(keyring_dir, client))
+    for row in rows:
+        row["quantity_fmt"] = format_energy(row["quantity_wh"])
+    Output(output.value).records(rows, columns=("id", "slot_utc", "buyer_name", "seller_name", "quantity_fmt",
+                                                "price_fmt", "fee_per_kwh_fmt", "origin", "mechanism", "height"))
 
 
 @query_app.command("clearing")
-def clearing(slot: SlotArg, zone: Annotated[str, typer.Argument(help="Grid zone.")], node: NodeOpt = DEFAULT_NODE,
+def clearing(slot: SlotArg, zone: ZoneArg, node: NodeOpt = DEFAULT_NODE,
              output: OutputOpt = Format.table) -> None:
     """Last price formed in a slot and zone (call-auction clearing price or last trade price).
 
     Example: gridledger query clearing 2026-01-01T10:00Z zone-a
     """
     client = NodeClient(node)
-    Output(output.value).record(_price_fields(client, client.query(f"/clearing/{parse_time(slot)}/{zone}"), ("price",)))
+    answer = client.query(f"/clearing/{slot_start(client, slot)}/{zone}")
+    Output(output.value).record(_price_fields(client, answer, ("price",)))
 
 
 @query_app.command("position")
@@ -237,7 +287,7 @@ def position(slot: SlotArg, who: Annotated[str, typer.Argument(help="Account id 
     Example: gridledger query position 2026-01-01T10:00Z alice --prove
     """
     client = NodeClient(node)
-    start, account_id = parse_time(slot), resolve_account(who, keyring_dir)
+    start, account_id = slot_start(client, slot), resolve(who, keyring_dir, client)
     params = None
     if proof:
         proven = prove(node, trusted, chain_id, keys=[market_keys.position_key(start, account_id), PARAMS_KEY])
@@ -265,7 +315,7 @@ REPORT_MONEY = ("energy_paid", "energy_received", "fees_paid", "balancing_charge
                 "debt_written_off", "balancing_credit_due", "feed_in_due", "credit_paid", "credit_owed")
 SLOT_MONEY = ("traded_value", "charges", "collected", "debt", "credits_due", "lpd_due", "lpd_owes", "dso_due", "paid",
               "owed")
-REPORT_COLUMNS = ("slot", "account", "regime", "contracted_wh", "measured_wh", "deviation_wh", "charged_fmt",
+REPORT_COLUMNS = ("slot_utc", "account", "regime", "contracted_wh", "measured_wh", "deviation_wh", "charged_fmt",
                   "balancing_credit_due_fmt", "feed_in_due_fmt", "collateral_used_fmt", "debt_added_fmt", "height")
 STATEMENT_CSV_COLUMNS = ("time", "height", "kind", "amount", "amount_fmt", "reference")
 END_OF_TIME = (1 << 63) - 1
@@ -298,8 +348,8 @@ def settlement(slot: SlotArg,
     """
     client = NodeClient(node)
     out = Output(output.value)
-    start = parse_time(slot)
-    args = [str(start)] if who is None else [str(start), resolve_account(who, keyring_dir)]
+    start = slot_start(client, slot)
+    args = [str(start)] if who is None else [str(start), resolve(who, keyring_dir, client)]
     params = None
     if proof:
         reports = settlement_keys.report_slot_prefix(start)
@@ -310,11 +360,11 @@ def settlement(slot: SlotArg,
     else:
         answer = client.query("/settlement/" + "/".join(args))
     if who is not None:
-        _with_money_twins(client, [answer], REPORT_MONEY, params)
+        _with_money_twins(client, [_with_iso(answer, ("slot",))], REPORT_MONEY, params)
         out.record(answer)
         return
-    _with_money_twins(client, [answer], SLOT_MONEY, params)
-    _with_money_twins(client, answer["reports"], REPORT_MONEY, params)
+    _with_money_twins(client, [_with_iso(answer, ("slot",))], SLOT_MONEY, params)
+    _with_money_twins(client, [_with_iso(r, ("slot",)) for r in answer["reports"]], REPORT_MONEY, params)
     if out.fmt == "json":
         out.record(answer)
         return
@@ -330,7 +380,8 @@ def settlements(who: Annotated[str, typer.Argument(help="Account id or key name.
     Example: gridledger query settlements alice -o json
     """
     client = NodeClient(node)
-    reports = client.query(f"/settlements/{resolve_account(who, keyring_dir)}")["reports"]
+    reports = [_with_iso(report, ("slot",))
+               for report in client.query(f"/settlements/{resolve(who, keyring_dir, client)}")["reports"]]
     _with_money_twins(client, reports, REPORT_MONEY)
     Output(output.value).records(reports, columns=REPORT_COLUMNS)
 
@@ -356,7 +407,7 @@ def owed(debtor: Annotated[str, typer.Argument(help="Debtor: 'reserve', an accou
     Example: gridledger query owed reserve
     """
     client = NodeClient(node)
-    debtor_id = settlement_keys.RESERVE_ID if debtor == "reserve" else resolve_account(debtor, keyring_dir)
+    debtor_id = settlement_keys.RESERVE_ID if debtor == "reserve" else resolve(debtor, keyring_dir, client)
     answer = client.query(f"/owed/{debtor_id}")
     _with_money_twins(client, answer["owed"], ("amount",))
     out = Output(output.value)
@@ -385,11 +436,11 @@ def statement(
 
     Example: gridledger query statement alice --from 2026-01-01T00:00Z --to 2026-02-01T00:00Z --csv jan.csv
     """
-    account_id = resolve_account(who, keyring_dir)
+    client = NodeClient(node)
+    account_id = resolve(who, keyring_dir, client)
     first, until = parse_time(start), END_OF_TIME if end is None else parse_time(end)
     if until <= first:
         raise UsageError("--to must be after --from")
-    client = NodeClient(node)
     params = None
     if proof:
         journal = bank_keys.journal_prefix(account_id)
@@ -430,3 +481,48 @@ def reading(meter: Annotated[str, typer.Argument(help="Meter id.")], node: NodeO
     """
     record = NodeClient(node).query(f"/reading/{meter}")
     Output(output.value).record({**record, "time_utc": utc(record["time"])})
+
+
+# -- transactions and blocks (CometBFT's store and index) ------------------------------
+@query_app.command("tx")
+def tx(digest: Annotated[str, typer.Argument(help="Transaction hash (64 hex, as `tx` commands print it).")],
+       node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """A committed transaction: height, result code and log, its decoded message, one event per line.
+
+    Example: gridledger query tx 3A41235E72BFFD69A7E072F83816D86A96F038FAB95032D3914056BCEA140479
+    """
+    Output(output.value).record(committed_tx(NodeClient(node), digest))
+
+
+@query_app.command("block")
+def block(height: Annotated[int | None, typer.Argument(min=1, help="Block height (default: the latest).")] = None,
+          node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table,
+          keyring_dir: KeyringDirOpt = DEFAULT_KEYRING) -> None:
+    """A block: height, time, proposer, app hash and its transactions (hash, type, signer, result code).
+
+    Example: gridledger query block 12
+    """
+    client = NodeClient(node)
+    summary = block_summary(client, height)
+    with_names(summary["txs"], ("signer",), account_names(keyring_dir, client))
+    out = Output(output.value)
+    if out.fmt == "json":
+        out.record(summary)
+        return
+    out.record({key: value for key, value in summary.items() if key != "txs"}, title="block")
+    if summary["txs"]:
+        out.records(summary["txs"], columns=("hash", "type", "signer_name", "code"))
+
+
+@query_app.command("txs")
+def txs(events: Annotated[str, typer.Option(
+            "--events", help="CometBFT event query, e.g. \"trade.buyer='<account id>'\" or \"tx.height>=5\" "
+                             "(docs/events.md).")],
+        limit: Annotated[int, typer.Option(min=1, max=100, help="At most this many, oldest first.")] = 30,
+        node: NodeOpt = DEFAULT_NODE, output: OutputOpt = Format.table) -> None:
+    """Committed transactions whose events match a query (CometBFT's tx_search).
+
+    Example: gridledger query txs --events "order.placed.side='ask'"
+    """
+    Output(output.value).records(search_txs(NodeClient(node), events, limit), columns=("hash", "height", "code",
+                                                                                      "events"))

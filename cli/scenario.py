@@ -14,6 +14,9 @@ import typer
 from cli.options import DEFAULT_KEYRING, DEFAULT_NODE, KeyringDirOpt, NodeOpt, OutputOpt, PassphraseFileOpt, load_key
 from cli.output import Format, Output, note
 from lab.scenario import Keys, RpcTransport, Runner, key_names, load_scenario
+from node.client.chain import NodeClient
+from node.client.orders import rules_of
+from node.client.slots import parse_duration
 from node.client.units import parse_time
 
 scenario_app = typer.Typer(help="Play market scenarios (orders and meter readings) from CSV files.",
@@ -28,7 +31,8 @@ SUMMARY_COLUMNS = ("participant", "balance_before_fmt", "balance_fmt", "change_f
 def run(
     file: Annotated[Path, typer.Argument(help="Scenario CSV (docs/scenarios.md).")],
     start: Annotated[str | None, typer.Option(
-        help="Start of slot 0: unix seconds or ISO 8601 with zone (default: the first slot still open).")] = None,
+        help="Start of slot 0: next, +2h, a slot start in ISO 8601 with zone or unix seconds (default: the first "
+             "slot still open with a margin).")] = None,
     relayer: Annotated[str | None, typer.Option(
         help="Key name of the account relaying all readings (default: each meter's participant).")] = None,
     settle: Annotated[bool, typer.Option("--settle/--no-settle",
@@ -44,10 +48,15 @@ def run(
     Every key (participants, the relayer, meters) is unlocked with the one passphrase.
     Block time is real time: a day of hourly slots takes a day (plus the settlement window).
 
-    Example: gridledger scenario run config/scenarios/day-hourly.csv --start 2026-03-02T00:00Z --relayer dso
+    Example: gridledger scenario run config/scenarios/day-hourly.csv --start +1h --relayer dso-north
     """
     scenario = load_scenario(file)
-    first_slot = parse_time(start) if start is not None else None
+    first_slot = None
+    if start is not None and (start.strip().lower() == "next" or parse_duration(start) is not None):
+        client = NodeClient(node)  # relative to the chain's time
+        first_slot = rules_of(client.query("/params")).resolve(start, int(client.query("/chain")["time"]))
+    elif start is not None:
+        first_slot = parse_time(start)  # the runner checks it is a slot start
     accounts, meters = key_names(scenario, relayer)
     keys = Keys(accounts={name: load_key(name, keyring_dir, passphrase_file) for name in accounts},
                 meters={name: load_key(name, keyring_dir, passphrase_file) for name in meters})

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cli.options import OutputOpt
 from cli.output import Format, Output, UsageError, note
 from lab import testnet as tn
+from lab.testnet.compose import write_compose
 from node import cometbft
 
 testnet_app = typer.Typer(help="Run a local multi-validator testnet (init, up, status, logs, down).",
@@ -40,7 +41,7 @@ NodesOpt = Annotated[list[str] | None, typer.Option(
     "--node", "-n", help="Only this node (node0 or its moniker); repeatable. Default: all.")]
 
 NEXT_STEPS = """
-testnet {chain_id}: {count} validators up. Keys (operators, participants, meters) are in
+testnet {chain_id}: {started}. Keys (operators, participants, meters) are in
 {keyring} under the passphrase '{passphrase}'. Try:
 
   export GRIDLEDGER_KEYRING_DIR={keyring} GRIDLEDGER_PASSPHRASE={passphrase} GRIDLEDGER_NODE={rpc}
@@ -71,7 +72,11 @@ def init(
     create_empty_blocks_interval: Annotated[str, typer.Option(
         help="With --create-empty-blocks false: still make an empty block this often (0s: never).")] = "0s",
     docker: Annotated[bool, typer.Option(
-        "--docker", help="Homes for docker-compose.yml: peers by service name, listen on 0.0.0.0.")] = False,
+        "--docker", help="Homes for containers (peers by service name, listen on 0.0.0.0) and their compose file.")]
+    = False,
+    compose: Annotated[Path, typer.Option(
+        help="With --docker: the compose file to write (its image builds from the current directory).")]
+    = Path("docker-compose.yml"),
     p2p: Annotated[bool, typer.Option(
         "--p2p/--no-p2p", help="Give every node a libp2p host (offers, market feed) on port BASE+10K+4.")] = True,
     output: OutputOpt = Format.table,
@@ -94,8 +99,11 @@ def init(
          for n in testnet.nodes],
         columns=("node", "moniker", "role", "power", "rpc", "p2p", "libp2p", "home"))
     if docker:
-        note(f"docker homes written to {testnet.directory}; run them with `docker compose up --build` "
-             "(see README, section Docker)")
+        written = write_compose(testnet, compose, Path.cwd(), roster.as_posix())
+        up = "docker compose up --build" if written == Path("docker-compose.yml") else \
+            f"docker compose -f {written} up --build"
+        note(f"docker homes written to {testnet.directory}, their compose file to {written}; run them with "
+             f"`{up}` (see README, section Docker)")
     else:
         note(f"start it with: gridledger testnet up --dir {out}")
 
@@ -119,8 +127,20 @@ def up(
     failed = [r["node"] for r in results if r["state"] not in ("started", "already running")]
     if failed:
         raise tn.NetworkUnhealthy(f"not up: {', '.join(failed)} (see their node.log; `testnet down` stops the rest)")
-    note(NEXT_STEPS.format(chain_id=testnet.chain_id, count=len(testnet.nodes), keyring=testnet.keyring,
+    note(NEXT_STEPS.format(chain_id=testnet.chain_id, started=up_summary(results, len(testnet.nodes)),
+                           keyring=testnet.keyring,
                            passphrase=tn.TESTNET_PASSPHRASE, rpc=testnet.nodes[0].rpc_url, dir=directory))
+
+
+def up_summary(results: list[dict[str, Any]], total: int) -> str:
+    """What `up` did, by node ("node3 started; the other 3 nodes not touched"), not a count it did not check."""
+    started = [r["node"] for r in results if r["state"] == "started"]
+    running = [r["node"] for r in results if r["state"] == "already running"]
+    parts = ([f"{', '.join(started)} started"] if started else []) + \
+        ([f"{', '.join(running)} already running"] if running else [])
+    untouched = total - len(results)
+    scope = "" if untouched == 0 else f"; the other {untouched} node{'s' if untouched > 1 else ''} not touched"
+    return f"{'; '.join(parts) or 'nothing started'}{scope}"
 
 
 @testnet_app.command("down")

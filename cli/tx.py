@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +26,8 @@ from abci_app.ledger.crypto import SigningKey
 from abci_app.ledger.modules.bank import Deposit, Transfer, Withdraw
 from abci_app.ledger.modules.gov import CastVote, ProposeParams, ProposeValidator
 from abci_app.ledger.modules.gov.records import ParamChange, ValidatorChange
-from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, PlaceOrder, SetGridFees
+from abci_app.ledger.modules.market.msgs import CancelOrder, FeeEntry, SetGridFees
+from abci_app.ledger.modules.market.records import ORIGINS
 from abci_app.ledger.modules.registry import Deactivate, RegisterMeter, RegisterParticipant
 from abci_app.ledger.modules.settlement.msgs import MAX_READINGS, SubmitReadings
 from abci_app.ledger.msg import Msg
@@ -34,6 +37,7 @@ from cli.options import (
     DEFAULT_KEYRING,
     DEFAULT_NODE,
     ChainIdOpt,
+    CurrencyOpt,
     DryRunOpt,
     FromOpt,
     KeyringDirOpt,
@@ -45,14 +49,18 @@ from cli.options import (
     SignOnlyOpt,
     TimeoutOpt,
     WaitOpt,
+    complete_zones,
     load_key,
 )
 from cli.output import Format, Output, UsageError, note, print_tx
 from node.client.chain import ChainInfo, NodeClient
-from node.client.keystore import resolve_account, resolve_pubkey
+from node.client.keystore import Keystore, resolve_pubkey
+from node.client.names import resolve
+from node.client.orders import OrderInput, build_order
 from node.client.readings import UnsignedReading, read_readings_csv, sign_reading
 from node.client.units import UnitError, parse_energy, parse_money, parse_power, parse_price, parse_time
 from node.rpc import tx_hash
+from node.validators import KeyFormatError, consensus_key_text, parse_consensus_pubkey
 
 tx_app = typer.Typer(help="Sign and send transactions (or sign offline).", no_args_is_help=True)
 participant_app = typer.Typer(help="DSO: register or deactivate participants.", no_args_is_help=True)
@@ -71,18 +79,35 @@ tx_app.add_typer(readings_app, name="readings")
 OFFLINE_DEFAULT = ChainInfo(chain_id="", currency="EUR", currency_exponent=6)
 
 
+def offline_currency(text: str | None) -> tuple[str, int]:
+    """``--currency TOK`` or ``TOK:6``: the currency code and exponent amounts are read in when offline."""
+    if text is None:
+        return OFFLINE_DEFAULT.currency, OFFLINE_DEFAULT.currency_exponent
+    code, _, exponent = text.partition(":")
+    if not code.isascii() or not code.isalpha() or (exponent and not exponent.isdigit()) or int(exponent or 0) > 18:
+        raise UsageError(f"--currency {text!r}: write the chain's currency as CODE or CODE:EXPONENT, e.g. TOK:6")
+    return code, int(exponent) if exponent else OFFLINE_DEFAULT.currency_exponent
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """What a message builder may use: chain facts and the keyring for name lookups."""
 
     chain: ChainInfo
     keyring_dir: Path
+    params: dict[str, Any] | None = None
+    """The chain's parameters; None offline."""
+    now: int = 0
+    """The chain's last block time (offline: this machine's clock), for relative times."""
+    client: NodeClient | None = None
+    """The node (None offline): operator names are looked up there."""
 
     def money(self, text: str) -> int:
         return parse_money(text, self.chain.currency, self.chain.currency_exponent)
 
     def account(self, text: str) -> str:
-        return resolve_account(text, self.keyring_dir)
+        """An id, a key name, or (online) an operator name of the chain."""
+        return resolve(text, self.keyring_dir, self.client)
 
     def pubkey(self, text: str) -> bytes:
         return resolve_pubkey(text, self.keyring_dir)
@@ -107,6 +132,8 @@ class TxOptions:
     out: Path | None
     dry_run: bool
     output: Format
+    currency: str | None = None
+    """Offline: the chain's currency as CODE[:EXPONENT] (default EUR:6)."""
 
 
 def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
@@ -118,10 +145,20 @@ def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
     if offline and (opts.chain_id is None or opts.nonce is None):
         raise UsageError("offline signing needs --chain-id and --nonce (the node is not asked)")
     client = NodeClient(opts.node)
-    chain = OFFLINE_DEFAULT if offline else client.chain_info()
     if offline:
-        note("offline: amounts are read in EUR with 6 decimals (the default chain currency)")
-    msg = build(BuildContext(chain, opts.keyring_dir))
+        code, exponent = offline_currency(opts.currency)
+        if opts.currency is None:
+            note(f"offline: amounts are read in {code} with {exponent} decimals (another chain: --currency CODE:N)")
+        context = BuildContext(ChainInfo("", code, exponent), opts.keyring_dir, None, int(time.time()))
+    else:
+        facts, params = client.query("/chain"), client.query("/params")
+        chain = ChainInfo(facts["chain_id"], params["currency"], params["currency_exponent"])
+        context = BuildContext(chain, opts.keyring_dir, params, int(facts["time"]), client)
+    chain = context.chain
+    msg = build(context)
+    if Keystore(opts.keyring_dir.expanduser()).show(opts.from_key).kind == "meter":
+        raise UsageError(f"{opts.from_key!r} is a meter key: a meter signs readings (tx readings submit "
+                         f"--meter-key {opts.from_key}); sign transactions with an account key (--from)")
     key = load_key(opts.from_key, opts.keyring_dir, opts.passphrase_file)
     chain_id = opts.chain_id or chain.chain_id
     nonce = opts.nonce if opts.nonce is not None else client.next_nonce(key.account)
@@ -141,6 +178,8 @@ def send(opts: TxOptions, build: Callable[[BuildContext], Msg]) -> None:
 
 def describe(raw: bytes, msg: Msg, key: SigningKey, chain_id: str, nonce: int) -> dict[str, Any]:
     body = plain(msg)
+    if isinstance(msg, ProposeValidator):  # consensus keys read in base64 everywhere, as CometBFT writes them
+        body["change"]["consensus_pubkey"] = consensus_key_text(msg.change.consensus_pubkey)
     return {"hash": tx_hash(raw), "type": msg.TYPE, "chain_id": chain_id, "signer": key.account,
             "nonce": nonce, "body": body, "bytes": len(raw)}
 
@@ -155,6 +194,7 @@ def transfer(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Send money to another account.
@@ -162,7 +202,7 @@ def transfer(
     Example: gridledger tx transfer bob 12.50EUR --from alice --wait
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Transfer(recipient=ctx.account(recipient), amount=ctx.money(amount), memo=memo))
 
 
@@ -175,6 +215,7 @@ def deposit(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """LPD: credit an account against an off-chain payment received.
@@ -182,7 +223,7 @@ def deposit(
     Example: gridledger tx deposit alice 100EUR --reference SEPA-4711 --from lpd
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Deposit(account=ctx.account(account), amount=ctx.money(amount), reference=reference))
 
 
@@ -195,6 +236,7 @@ def withdraw(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Ask an LPD to pay part of the free balance out off-chain.
@@ -202,7 +244,7 @@ def withdraw(
     Example: gridledger tx withdraw 20EUR --agent lpd --from alice
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Withdraw(amount=ctx.money(amount), agent=ctx.account(agent), reference=reference))
 
 
@@ -210,11 +252,12 @@ def withdraw(
 def participant_register(
     pubkey: Annotated[str, typer.Argument(help="Participant's public key (64 hex) or key name.")],
     role: Annotated[str, typer.Option(help="consumer | prosumer | producer.")],
-    zone: Annotated[str, typer.Option(help="Grid zone served by the signing DSO.")],
+    zone: Annotated[str, typer.Option(help="Grid zone served by the signing DSO.", autocompletion=complete_zones)],
     *,
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: register a participant in one of its zones.
@@ -222,7 +265,7 @@ def participant_register(
     Example: gridledger tx participant register carol --role consumer --zone zone-a --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: RegisterParticipant(pubkey=ctx.pubkey(pubkey), role=role, zone=zone))
 
 
@@ -233,6 +276,7 @@ def participant_deactivate(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: deactivate one of its participants (it can still withdraw).
@@ -240,7 +284,7 @@ def participant_deactivate(
     Example: gridledger tx participant deactivate carol --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: Deactivate(kind="participant", target=ctx.account(account)))
 
 
@@ -257,6 +301,7 @@ def meter_register(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: register a smart meter to one of its participants.
@@ -264,7 +309,7 @@ def meter_register(
     Example: gridledger tx meter register m-001 --pubkey m-001 --owner alice --export-capacity 8kW --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: RegisterMeter(
              meter_id=meter_id, pubkey=ctx.pubkey(pubkey), owner=ctx.account(owner),
              import_capacity_w=parse_power(import_capacity), export_capacity_w=parse_power(export_capacity),
@@ -278,6 +323,7 @@ def meter_deactivate(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: deactivate one of its meters.
@@ -285,7 +331,7 @@ def meter_deactivate(
     Example: gridledger tx meter deactivate m-001 --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: Deactivate(kind="meter", target=meter_id))
 
 
@@ -307,6 +353,7 @@ def propose_params(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Operator: propose new parameter values (pass with > 2/3 of operator power).
@@ -314,17 +361,18 @@ def propose_params(
     Example: gridledger tx gov propose-params voting_period_s=3600 --description "faster votes" --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: ProposeParams(changes=_param_changes(changes), description=description))
 
 
 def _consensus_key(text: str) -> bytes:
+    """--consensus-pubkey: base64 as CometBFT writes it (the hex of older JSON is accepted too)."""
     if not text:
         return b""
     try:
-        return base64.b64decode(text, validate=True)
-    except ValueError as exc:
-        raise UnitError(f"--consensus-pubkey {text!r} is not base64") from exc
+        return parse_consensus_pubkey(text)
+    except KeyFormatError as exc:
+        raise UnitError(f"--consensus-pubkey: {exc}") from exc
 
 
 @gov_app.command("propose-validator")
@@ -342,6 +390,7 @@ def propose_validator(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Operator: propose adding a DSO/LPD validator, removing one, or changing its power.
@@ -357,7 +406,7 @@ def propose_validator(
         return ProposeValidator(change=change, description=description)
 
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output), build)
+                   dry_run, output, currency), build)
 
 
 def _approve(choice: str) -> bool:
@@ -374,6 +423,7 @@ def vote(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Operator: vote on an open proposal.
@@ -381,44 +431,63 @@ def vote(
     Example: gridledger tx gov vote 1 yes --from lpd
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: CastVote(proposal_id=proposal_id, approve=_approve(choice)))
+
+
+class Side(StrEnum):
+    bid = "bid"
+    ask = "ask"
+
+
+class TimeInForce(StrEnum):
+    limit = "limit"
+    ioc = "ioc"
+    fok = "fok"
+    post_only = "post_only"
+
+
+Origin = StrEnum("Origin", {name.replace("-", "_"): name for name in ORIGINS})  # type: ignore[misc]
 
 
 @order_app.command("place")
 def order_place(
-    side: Annotated[str, typer.Option(help="bid (buy) | ask (sell).")],
+    side: Annotated[Side, typer.Option(help="bid (buy) | ask (sell).", case_sensitive=False)],
     qty: Annotated[str, typer.Option(help="Energy, e.g. 2kWh or 500Wh.")],
     price: Annotated[str, typer.Option(help="Limit per kWh, e.g. 0.26EUR/kWh (bids: all-in, grid fee included).")],
-    slot: Annotated[str, typer.Option(help="Slot start: unix seconds or ISO 8601 with zone, e.g. 2026-01-01T10:15Z.")],
-    valid_until: Annotated[str | None, typer.Option(help="Last time the order may trade (default: the slot start).")]
+    slot: Annotated[str, typer.Option(
+        help="Slot: next (first open), +2h (the slot in 2 hours), a start in ISO 8601 (2026-11-27T14:00Z) or unix "
+             "seconds; see `gridledger query slots`.")],
+    valid_until: Annotated[str | None, typer.Option(
+        help="Last time the order may trade: +15m, gate, slot-start, slot-end, ISO 8601 (default: the slot start).")]
     = None,
-    tif: Annotated[str, typer.Option(help="limit | ioc | fok | post_only.")] = "limit",
+    tif: Annotated[TimeInForce, typer.Option(help="Time in force.", case_sensitive=False)] = TimeInForce.limit,
     client_order_id: Annotated[str, typer.Option(help="Your own reference.")] = "",
-    origin: Annotated[str, typer.Option(help="Asks: solar | wind | hydro | biomass | storage | grid-mix.")] = "",
-    accept: Annotated[str, typer.Option(help="Bids: accepted origins, comma-separated (default: any).")] = "",
+    origin: Annotated[Origin | None, typer.Option(help="Asks: where the energy comes from.",
+                                                  case_sensitive=False)] = None,
+    accept: Annotated[str, typer.Option(help=f"Bids: accepted origins, comma-separated, of {', '.join(ORIGINS)} "
+                                             "(default: any).")] = "",
     *,
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Place a bid or an ask for one delivery slot (docs/market.md).
 
-    Example: gridledger tx order place --side ask --qty 2kWh --price 0.24EUR/kWh --slot 2026-01-01T10:00Z
+    Side, origins, time in force, the slot (aligned, gate open), the tick, the price range and the
+    minimum quantity are checked before signing: a mistake exits 2 with the fix, nothing is sent.
+
+    Example: gridledger tx order place --side ask --qty 2kWh --price 0.24EUR/kWh --slot next
     --origin solar --from alice --wait
     """
-    def build(ctx: BuildContext) -> Msg:
-        slot_start = parse_time(slot)
-        return PlaceOrder(
-            side=side, quantity_wh=parse_energy(qty), price=ctx.price(price), slot=slot_start,
-            valid_until=parse_time(valid_until) if valid_until is not None else slot_start, tif=tif,
-            client_order_id=client_order_id, origin=origin,
-            accept_origins=tuple(sorted({o.strip() for o in accept.split(",") if o.strip()})),
-        )
-
+    order = OrderInput(side=side.value, qty=qty, price=price, slot=slot, valid_until=valid_until, tif=tif.value,
+                       client_order_id=client_order_id, origin=origin.value if origin is not None else "",
+                       accept=accept)
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output), build)
+                   dry_run, output, currency),
+         lambda ctx: build_order(order, ctx.chain.currency, ctx.chain.currency_exponent, ctx.params, ctx.now))
 
 
 @order_app.command("cancel")
@@ -428,6 +497,7 @@ def order_cancel(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Cancel one of your open orders; its locked money is released.
@@ -435,7 +505,7 @@ def order_cancel(
     Example: gridledger tx order cancel 17 --from alice
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda _ctx: CancelOrder(order_id=order_id))
 
 
@@ -457,6 +527,7 @@ def grid_fees_set(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """DSO: set its component of the grid fee for routes touching its zones (0 removes it).
@@ -464,29 +535,61 @@ def grid_fees_set(
     Example: gridledger tx grid-fees set zone-a:zone-a=0.01EUR/kWh zone-a:zone-b=0.015EUR/kWh --from dso
     """
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output),
+                   dry_run, output, currency),
          lambda ctx: SetGridFees(entries=_fee_entries(ctx, entries)))
 
 
 @tx_app.command("broadcast")
 def broadcast_file(
-    file: Annotated[Path, typer.Argument(help="File written by --sign-only.")],
+    files: Annotated[list[Path], typer.Argument(
+        help="Files written by --sign-only, or JSON lines of them (one object with tx_base64 per line); '-' reads "
+             "standard input.")],
     node: NodeOpt = DEFAULT_NODE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0,
     output: OutputOpt = Format.table,
 ) -> None:
-    """Send a transaction signed offline with --sign-only.
+    """Send transactions signed offline with --sign-only, in the order given.
+
+    All are sent first, then (with --wait) their commits awaited, so a day of signed
+    orders goes out in a few blocks. A file sent before says "already submitted".
+    Exit code 1 if the chain rejected any.
 
     Example: gridledger tx broadcast transfer.json --wait
     """
+    raws = [raw for file in files for raw in signed_txs(file)]
+    if not raws:
+        raise UsageError("no transactions in " + ", ".join(map(str, files)))
+    results = NodeClient(node).submit_many(raws, wait, timeout)
+    out = Output(output.value)
+    if len(results) == 1:
+        print_tx(out, results[0])
+        return
+    out.records([result.record() for result in results], columns=("hash", "code", "height", "log"))
+    rejected = [result for result in results if result.rejected]
+    if rejected:
+        rejected[0].raise_if_rejected()
+
+
+def signed_txs(file: Path) -> list[bytes]:
+    """The transactions of a --sign-only file, or of JSON lines of them (``-``: standard input)."""
+    import sys
+
     try:
-        doc = json.loads(file.read_text())
-        raw = base64.b64decode(doc["tx_base64"], validate=True)
-        codec.decode(raw)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{file} is not a signed transaction file: {exc}") from None
-    print_tx(Output(output.value), NodeClient(node).submit(raw, wait, timeout))
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{file}: {exc}") from None
+    try:
+        try:
+            docs = [json.loads(text)]  # one --sign-only file (indented JSON)
+        except json.JSONDecodeError:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]  # JSON lines
+        raws = [base64.b64decode(doc["tx_base64"], validate=True) for doc in docs]
+        for raw in raws:
+            codec.decode(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{file} is not a signed transaction file (or JSON lines of them): {exc}") from None
+    return raws
 
 
 # -- meter readings (docs/settlement.md) ----------------------------------------------
@@ -531,6 +634,7 @@ def readings_submit(
     from_key: FromOpt, keyring_dir: KeyringDirOpt = DEFAULT_KEYRING, passphrase_file: PassphraseFileOpt = None,
     node: NodeOpt = DEFAULT_NODE, chain_id: ChainIdOpt = None, nonce: NonceOpt = None, wait: WaitOpt = False,
     timeout: TimeoutOpt = 30.0, sign_only: SignOnlyOpt = False, out: SignedOutOpt = None, dry_run: DryRunOpt = False,
+    currency: CurrencyOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Relay meter readings: each is signed with its METER's key, the transaction with --from's.
@@ -552,4 +656,4 @@ def readings_submit(
         return SubmitReadings(readings=tuple(sign_reading(meters_chain, r, keys[r.meter_key]) for r in unsigned))
 
     send(TxOptions(from_key, keyring_dir, passphrase_file, node, chain_id, nonce, wait, timeout, sign_only, out,
-                   dry_run, output), build)
+                   dry_run, output, currency), build)

@@ -239,3 +239,20 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def run_until_stopped(cluster: LocalCluster, stop: Callable[[], bool], on_ready: Callable[[LocalCluster], None],
+                      poll_s: float = 0.5) -> bool:
+    """Start ``cluster``, call ``on_ready`` once every node committed block 2, then keep it up until ``stop()``.
+
+    Returns False if a node died first (its log is in the cluster's directory), True on a requested stop.
+    The cluster is always stopped on the way out.
+    """
+    with cluster:
+        cluster.wait_ready()
+        on_ready(cluster)
+        while not stop():
+            if not cluster.alive():
+                return False
+            time.sleep(poll_s)  # a stop request is a signal: nothing to wait on but the flag
+    return True

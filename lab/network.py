@@ -135,7 +135,7 @@ class LocalNetwork:
 
 
 def single(home: Path, chain_id: str, app_state: dict[str, Any], ports: cometbft.Ports, timeout_commit: str = "1s",
-           rpc_host: str = "127.0.0.1", metrics: bool = False) -> LocalNetwork:
+           rpc_host: str = "127.0.0.1", metrics: bool = False, power: int = 10) -> LocalNetwork:
     """A one-validator chain on loopback (only the RPC may listen on ``rpc_host``), as ``gridledger demo`` runs it.
 
     The home is created once: a home that exists keeps its keys, genesis and state, and only
@@ -143,7 +143,7 @@ def single(home: Path, chain_id: str, app_state: dict[str, Any], ports: cometbft
     With ``metrics`` the node serves CometBFT's Prometheus metrics on ``ports.cometbft_metrics`` and
     the app's on ``ports.app_metrics`` (both on 127.0.0.1); without, neither.
     """
-    member = Member(home=home, moniker=home.name or "gridledger", ports=ports, local_host=rpc_host)
+    member = Member(home=home, moniker=home.name or "gridledger", ports=ports, local_host=rpc_host, power=power)
     network = LocalNetwork([member], cometbft.Timing(timeout_commit=timeout_commit))
     fresh = not (home / "config" / "genesis.json").exists()
     network.create_homes()

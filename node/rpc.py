@@ -26,6 +26,20 @@ class NodeUnreachable(Exception):
         """What the caller was doing, e.g. "waiting for the commit" (may be empty)."""
 
 
+def normalize_url(url: str) -> str:
+    """A node address as people write it, as an HTTP URL: ``tcp://H:P`` (config.toml's form) and a bare
+    ``H:P`` become ``http://H:P``; ``http(s)://`` stays. Anything else is an RpcError naming the forms."""
+    text = url.strip().rstrip("/")
+    if text.startswith(("http://", "https://")):
+        return text
+    if text.startswith("tcp://"):
+        return "http://" + text.removeprefix("tcp://")
+    host, sep, port = text.rpartition(":")
+    if sep and host and "/" not in text and port.isdigit():
+        return "http://" + text
+    raise RpcError(f"node address {url!r}: write http://HOST:PORT, tcp://HOST:PORT or HOST:PORT")
+
+
 def request_body(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """A JSON-RPC 2.0 request of ``method``."""
     return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
@@ -45,7 +59,7 @@ def result_of(method: str, response: httpx.Response) -> Any:
 
 class CometRpc:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        self.url = normalize_url(url)
         self._client = httpx.Client(timeout=timeout)
 
     def close(self) -> None:

@@ -440,9 +440,9 @@ class Supervisor:
         return exits
 
 
-def run(spec: NodeSpec) -> int:
-    """Run a node in the foreground until SIGINT/SIGTERM or a child's death."""
-    supervisor = Supervisor(spec)
+def run(spec: NodeSpec, sink: Callable[[str], None] | None = None) -> int:
+    """Run a node in the foreground until SIGINT/SIGTERM or a child's death; ``sink`` takes its lines (stdout)."""
+    supervisor = Supervisor(spec, sink=sink)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     try:

@@ -124,3 +124,69 @@ def test_invalid_bad_unit(cli: CliRunner) -> None:
 def test_invalid_rejected_tx(cli: CliRunner) -> None:
     rejected = json.loads(run(cli, "tx", "transfer", "bob", "1000000EUR", "--from", "alice", "-o", "json", code=1))
     assert rejected["check_code"] == 22 and "free" in rejected["check_log"]
+
+
+def test_basic_broadcast_twice_many_and_json_lines(cli: CliRunner, tmp_path: Path) -> None:
+    nonce = run_json(cli, "query", "account", "bob")["nonce"]
+    assert isinstance(nonce, int)
+    files = []
+    for step in (1, 2, 3):
+        files.append(tmp_path / f"tx{step}.json")
+        run(cli, "tx", "transfer", "alice", f"0.0{step}EUR", "--from", "bob", "--sign-only", "--out",
+            str(files[-1]), "--chain-id", "e2e-chain", "--nonce", str(nonce + step))
+    first = run_json(cli, "tx", "broadcast", str(files[0]))
+    again = run_json(cli, "tx", "broadcast", str(files[0]))  # CometBFT's mempool cache knows its bytes
+    assert first["code"] == 0 and again["code"] == 0
+    assert again["log"] == f"already submitted (hash {first['hash']})"
+    # The other two as one JSON-lines stream on stdin: all sent, then both commits awaited.
+    lines = "".join(json.dumps(json.loads(f.read_text())) + "\n" for f in files[1:])
+    result = cli.invoke(app, ["tx", "broadcast", "-", "--wait", "-o", "json"], input=lines)
+    assert result.exit_code == 0, result.output
+    assert [r["code"] for r in json.loads(result.stdout)] == [0, 0]
+    assert run_json(cli, "query", "account", "bob")["nonce"] == nonce + 3
+
+
+def test_basic_query_tx_block_txs_and_names(cli: CliRunner, chain_node: tuple[LocalNode, Path, Chain]) -> None:
+    sent = run_json(cli, "tx", "transfer", "dso-a", "0.01EUR", "--from", "alice", "--wait")  # an operator's name
+    assert sent["code"] == 0
+    found = run_json(cli, "query", "tx", str(sent["hash"]))
+    assert found["type"] == "transfer" and found["height"] == sent["height"] and found["code"] == 0
+    assert found["body"]["recipient"] == chain_node[2].id("dso")  # type: ignore[index]
+    block = run_json(cli, "query", "block", str(sent["height"]))
+    assert sent["hash"] in [t["hash"] for t in block["txs"]]  # type: ignore[union-attr]
+    assert [t["signer_name"] for t in block["txs"] if t["hash"] == sent["hash"]] == ["alice"]  # type: ignore
+    searched = json.loads(run(cli, "query", "txs", "--events", f"tx.height={sent['height']}", "-o", "json"))
+    assert sent["hash"] in [t["hash"] for t in searched]
+    validators = json.loads(run(cli, "query", "validators", "-o", "json"))
+    assert {"name", "role", "address", "pub_key", "voting_power"} <= set(validators[0])
+    assert run_json(cli, "status")["network"] == "e2e-chain"
+
+
+def test_invalid_a_meter_key_cannot_sign_transactions(cli: CliRunner, chain_node: tuple[LocalNode, Path, Chain],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _, keyring, _ = chain_node
+    if not Keystore(keyring).exists("m-cli"):
+        run(cli, "keys", "add", "m-cli", "--kind", "meter")
+    message = run(cli, "tx", "transfer", "bob", "1EUR", "--from", "m-cli", code=2)
+    assert "is a meter key" in message
+
+
+def test_invalid_unknown_name_names_the_lists(cli: CliRunner) -> None:
+    message = run(cli, "tx", "transfer", "nobody-known", "1EUR", "--from", "alice", code=2)
+    assert "nor an operator of the chain" in message
+
+
+def test_invalid_order_inputs_exit_2_before_signing(cli: CliRunner) -> None:
+    message = run(cli, "tx", "order", "place", "--side", "bid", "--qty", "1kWh", "--price", "0.27EUR/MWh",
+                  "--slot", "next", "--from", "bob", code=2)
+    assert "not on the tick" in message
+    assert "is not a slot start" in run(cli, "tx", "order", "place", "--side", "bid", "--qty", "1kWh", "--price",
+                                        "0.27EUR/kWh", "--slot", "2030-01-01T00:07Z", "--from", "bob", code=2)
+
+
+def test_basic_offline_currency(cli: CliRunner) -> None:
+    dry = run_json(cli, "tx", "transfer", "bob", "2TOK", "--from", "alice", "--dry-run", "--chain-id", "cali-4",
+                   "--nonce", "1", "--currency", "TOK:6")
+    assert dry["body"]["amount"] == 2_000_000  # type: ignore[index]
+    assert "--currency" in run(cli, "tx", "transfer", "bob", "2TOK", "--from", "alice", "--dry-run", "--chain-id",
+                               "c", "--nonce", "1", "--currency", "T0K", code=2)

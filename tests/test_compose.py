@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from lab import testnet as tn
+from lab.testnet.compose import compose_text
 from node import cometbft
 from node.p2p import node_host
 
@@ -30,7 +32,8 @@ def docker_net(tmp_path_factory: pytest.TempPathFactory) -> tn.Testnet:
     out = tmp_path_factory.mktemp("compose") / "testnet-docker"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRIDLEDGER_KDF_FAST", "1")
-        result = CliRunner().invoke(app, ["testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--docker"])
+        result = CliRunner().invoke(app, ["testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--docker",
+                                          "--compose", str(out.parent / "docker-compose.yml")])
     assert result.exit_code == 0, result.output
     return tn.load_testnet(out)
 
@@ -133,3 +136,44 @@ def test_libp2p_hosts_bootstrap_by_service_name(docker_net: tn.Testnet) -> None:
                     for name, other in services.items() if name != node.name}
         assert set(config["bootstrap"]) == expected
         assert set(config["trusted_publishers"]) == {n.p2p_pubkey for n in docker_net.nodes}
+
+
+def test_the_compose_file_is_what_testnet_init_generates(docker_net: tn.Testnet) -> None:
+    """The repository's file is `testnet init --docker`'s for testnet-4 (so it cannot drift from the generator)."""
+    at_repo = replace(docker_net, directory=REPO / tn.DOCKER_OUT)
+    generated = compose_text(at_repo, REPO / "docker-compose.yml", REPO, "config/testnet-4.toml")
+    assert (REPO / "docker-compose.yml").read_text() == generated
+
+
+def test_init_docker_writes_the_compose_file(tmp_path: Path) -> None:
+    roster = tmp_path / "two.toml"
+    text = ROSTER.read_text()
+    roster.write_text(text)
+    out, compose_file = tmp_path / "tn", tmp_path / "compose" / "docker-compose.yml"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRIDLEDGER_KDF_FAST", "1")
+        result = CliRunner().invoke(app, ["testnet", "init", "--roster", str(roster), "--out", str(out), "--docker",
+                                          "--compose", str(compose_file)])
+    assert result.exit_code == 0, result.output
+    doc = yaml.safe_load(compose_file.read_text())
+    assert list(doc["services"]) == ["node0", "node1", "node2", "node3"]
+    assert doc["services"]["node2"]["volumes"] == ["../tn/node2:/data/node2"]
+    assert (compose_file.parent / doc["x-node"]["build"]["context"]).resolve() == Path.cwd().resolve()
+
+
+def _final_stage(dockerfile: str) -> str:
+    return re.split(r"^FROM ", dockerfile, flags=re.M)[-1]
+
+
+def test_the_image_is_multi_stage_non_root_healthy_and_exposes_what_compose_publishes(
+        compose: dict[str, Any]) -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", dockerfile, flags=re.M)) >= 2
+    final = _final_stage(dockerfile)
+    users = re.findall(r"^USER (\S+)", final, flags=re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*CMD", final, flags=re.M | re.S)
+    assert "build-essential" not in final and "golang" not in final  # no compilers in the image that runs
+    exposed = {int(p) for line in re.findall(r"^EXPOSE (.+)$", final, flags=re.M) for p in line.split()}
+    published_ports = {port for service in compose["services"].values() for port in published(service)}
+    assert published_ports <= exposed

@@ -159,7 +159,8 @@ def test_basic_no_p2p(tmp_path: Path) -> None:
 
 def test_basic_docker_homes(tmp_path: Path) -> None:
     out = tmp_path / "docker"
-    invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--docker")
+    invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--docker",
+           "--compose", str(tmp_path / "docker-compose.yml"))
     net = tn.load_testnet(out)
     assert net.docker
     for index, node in enumerate(net.nodes):

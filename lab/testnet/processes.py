@@ -17,7 +17,6 @@ import psutil
 
 from lab.testnet.model import NodeInfo, Testnet, TestnetError
 from node.p2p import node_host
-from node.p2p.control import ControlClient, ControlError, socket_path
 from node.rpc import CometRpc, NodeUnreachable, RpcError
 
 # --- processes -------------------------------------------------------------------------
@@ -70,6 +69,9 @@ def start_node(testnet: Testnet, node: NodeInfo) -> psutil.Process:
 
 def p2p_status(testnet: Testnet, node: NodeInfo, timeout: float = 2.0) -> dict[str, Any] | None:
     """The running libp2p host's status from its control socket; None if none answers."""
+    # Imported here: the control module loads trio and py-libp2p, which no other testnet command needs.
+    from node.p2p.control import ControlClient, ControlError, socket_path
+
     try:
         return ControlClient(socket_path(testnet.home(node)), timeout=timeout).request("status")
     except (ControlError, OSError, ValueError):

@@ -69,7 +69,8 @@ class TxResult:
 
     def record(self) -> dict[str, Any]:
         """The fields a user sees: the CheckTx answer, and the block result when there is one."""
-        out: dict[str, Any] = {"hash": self.hash, "check_code": self.check_code, "check_log": self.check_log}
+        out: dict[str, Any] = {"hash": self.hash, "check_code": self.check_code, "check_log": self.check_log,
+                               "code": self.check_code, "log": self.check_log}
         if self.height is not None:
             out.update(height=self.height, code=self.code, log=self.log, events=list(self.events))
         return out
@@ -83,8 +84,8 @@ class TxResult:
 
 class NodeClient:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url
         self.rpc = CometRpc(url, timeout=timeout)
+        self.url = self.rpc.url
 
     def call(self, method: str, **params: Any) -> Any:
         """A CometBFT RPC call's result (NodeUnreachable, RpcError)."""
@@ -153,16 +154,94 @@ class NodeClient:
         except RpcError as exc:
             raise CommitTimeout(digest, timeout, str(exc)) from exc
 
+    def submit_many(self, raws: list[bytes], wait: bool = False, timeout: float = 30.0) -> list[TxResult]:
+        """Broadcast every transaction in order, then (with ``wait``) wait for each one CheckTx accepted."""
+        checked = [self.submit(raw, wait=False) for raw in raws]
+        if not wait:
+            return checked
+        return [result if result.check_code != 0 else self._committed(result, timeout) for result in checked]
+
+    def _committed(self, result: TxResult, timeout: float) -> TxResult:
+        committed = self.wait(result.hash, timeout)
+        tx_result = committed["tx_result"]
+        return TxResult(result.hash, result.check_code, result.check_log, height=int(committed["height"]),
+                        code=int(tx_result.get("code", 0)), log=str(tx_result.get("log", "")),
+                        events=tuple(events_of(tx_result)))
+
     def submit(self, raw: bytes, wait: bool = False, timeout: float = 30.0) -> TxResult:
         """Broadcast ``raw``; with ``wait``, also wait for its block result (unless CheckTx refused it)."""
         digest = tx_hash(raw)
-        checked = self.broadcast(raw)
+        try:
+            checked = self.broadcast(raw)
+        except RpcError as exc:
+            # CometBFT refuses a transaction its mempool cache holds: the same bytes were sent before.
+            if "already exists in cache" not in str(exc):
+                raise
+            checked = {"code": 0, "log": f"already submitted (hash {digest})"}
         result = TxResult(digest, int(checked.get("code", 0)), str(checked.get("log", "")))
         if result.check_code != 0 or not wait:
             return result
-        committed = self.wait(digest, timeout)
-        tx_result = committed["tx_result"]
-        events = tuple({"type": e["type"], **{a["key"]: a["value"] for a in e.get("attributes", [])}}
-                       for e in tx_result.get("events", []))
-        return TxResult(digest, result.check_code, result.check_log, height=int(committed["height"]),
-                        code=int(tx_result.get("code", 0)), log=str(tx_result.get("log", "")), events=events)
+        return self._committed(result, timeout)
+
+
+# --- committed transactions and blocks, for people -------------------------------------------------
+
+
+def events_of(tx_result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A result's events as flat records: ``{"type": "trade", "buyer": ..., ...}``."""
+    return [{"type": e["type"], **{a["key"]: a["value"] for a in e.get("attributes", [])}}
+            for e in tx_result.get("events", [])]
+
+
+def decoded_tx(raw: bytes, chain_id: str) -> dict[str, Any]:
+    """What a transaction says (type, signer, nonce, body); ``{"decode_error": ...}`` if it is not ours."""
+    from abci_app.ledger.errors import LedgerError
+    from abci_app.ledger.tx import decode_tx
+    from abci_app.ledger.wire import plain
+
+    try:
+        tx = decode_tx(raw, chain_id, max_bytes=len(raw))
+    except LedgerError as exc:
+        return {"decode_error": str(exc)}
+    return {"type": tx.msg.TYPE, "signer": tx.account, "nonce": tx.nonce, "body": plain(tx.msg)}
+
+
+def committed_tx(client: NodeClient, digest: str) -> dict[str, Any]:
+    """A committed transaction by hash: height, code, log, decoded body, events (RpcError if unknown)."""
+    if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+        raise RpcError(f"tx hash {digest!r}: write the 64 hex digits `tx` commands print")
+    found = client.call("tx", hash=base64.b64encode(bytes.fromhex(digest)).decode(), prove=False)
+    result = found["tx_result"]
+    chain_id = client.call("status")["node_info"]["network"]
+    return {"hash": digest.upper(), "height": int(found["height"]), "index": int(found.get("index", 0)),
+            "code": int(result.get("code", 0)), "log": str(result.get("log", "")),
+            **decoded_tx(base64.b64decode(found["tx"]), chain_id), "events": events_of(result)}
+
+
+def block_summary(client: NodeClient, height: int | None = None) -> dict[str, Any]:
+    """A block's header facts and its transactions' hashes, types and result codes."""
+    block = client.call("block", **({"height": str(height)} if height is not None else {}))["block"]
+    header = block["header"]
+    raws = [base64.b64decode(tx) for tx in block["data"].get("txs") or []]
+    results = client.call("block_results", height=header["height"]).get("txs_results") or []
+    txs = []
+    for raw, result in zip(raws, results or [{}] * len(raws), strict=False):
+        decoded = decoded_tx(raw, header["chain_id"])
+        txs.append({"hash": tx_hash(raw), "type": decoded.get("type", "?"), "signer": decoded.get("signer", ""),
+                    "code": int(result.get("code", 0))})
+    return {"height": int(header["height"]), "time": header["time"], "chain_id": header["chain_id"],
+            "proposer_address": header["proposer_address"], "app_hash": header["app_hash"],
+            "last_block_id": block.get("last_commit", {}).get("block_id", {}).get("hash", ""),
+            "num_txs": len(raws), "txs": txs}
+
+
+def search_txs(client: NodeClient, query: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Committed transactions whose events match a CometBFT query (``trade.buyer='…' AND tx.height>5``)."""
+    found = client.call("tx_search", query=query, prove=False, page="1", per_page=str(min(limit, 100)),
+                        order_by="asc")
+    rows = []
+    for item in found.get("txs", []):
+        result = item["tx_result"]
+        rows.append({"hash": item["hash"], "height": int(item["height"]), "code": int(result.get("code", 0)),
+                     "events": events_of(result)})
+    return rows

@@ -28,7 +28,6 @@ from typing import Any
 import tomlkit
 
 from abci_app.ledger.crypto import SigningKey
-from node.p2p.host import IDENTITY_FILE, load_or_create_identity, peer_id_of
 
 CONFIG_FILE = "p2p.toml"
 # The libp2p port sits in the node's port block (docs/operators.md, Ports): base + 4,
@@ -59,12 +58,18 @@ def multiaddr(host: str, port: int, peer_id: str | None = None) -> str:
     return f"{addr}/p2p/{peer_id}" if peer_id else addr
 
 
+# node.p2p.host loads py-libp2p (most of a command's start-up time): imported by what needs a peer id only,
+# so the supervisor, and every CLI command that imports it, start without it.
 def create_identity(home: Path) -> Identity:
     """The node's p2p identity (created in ``home`` with mode 0600 unless it exists)."""
+    from node.p2p.host import IDENTITY_FILE, load_or_create_identity
+
     return identity_of(load_or_create_identity(home / IDENTITY_FILE))
 
 
 def identity_of(key: SigningKey) -> Identity:
+    from node.p2p.host import peer_id_of
+
     return Identity(peer_id=str(peer_id_of(key)), pubkey=key.pubkey.hex())
 
 
