@@ -265,12 +265,12 @@ def test_settlement_queries_show_the_slot_traded_in_block_one(on_node: Setup) ->
     mine = on_node.json("query", "settlement", str(slot), "alice")
     # No readings: alice's 20 kW meter is billed its substitute, 5000 Wh imported and nothing exported in the
     # 15-minute slot, against 2000 Wh sold. D = -7000 Wh at the balancing price: amount(7000, 600000) =
-    # 4_200_000; the 5000 Wh import she did not buy pays zone a's fee: amount(5000, 10000) = 50_000. Her
-    # released collateral amount(2000, 20000) = 40_000 pays first.
+    # 4_200_000; the 5000 Wh import she did not buy pays zone a's fee: amount(5000, 10000) = 50_000. What her
+    # slot position held pays first: collateral amount(2000, 20000) = 40_000 and her 480_000 proceeds.
     assert (mine["sold_wh"], mine["measured_wh"], mine["deviation_wh"], mine["substituted"]) == (
         2_000, -5_000, -7_000, True)
     assert (mine["balancing_charge"], mine["network_charge"], mine["collateral_used"], mine["paid_from_balance"]) == (
-        4_200_000, 50_000, 40_000, 4_210_000)
+        4_200_000, 50_000, 40_000 + 480_000, 4_250_000 - 520_000)
     assert (mine["charged_fmt"], mine["energy_received_fmt"]) == ("4.250000 EUR", "0.480000 EUR")
     listed = on_node.json("query", "settlements", "bob")
     # bob bought 2000 Wh; his substitute imports 5000: D = -3000 Wh.
