@@ -291,9 +291,15 @@ def test_bench_ceiling_against_kvstore(tmp_path: Path, tools_bin: Path) -> None:
                                           "--max-rate", "100", "--step", "1", "--accounts", "20", "--output", "json"])
     assert result.exit_code == 0, result.output
     steps = json.loads(result.stdout)
-    assert [step["offered_tps"] for step in steps] == [50, 100]
-    assert all(step["held"] and step["ended_by"] == "max_rate" for step in steps), steps
-    assert steps[1]["accepted"] == 100
+    # Whether this machine holds 100 tx/s is a measurement, not a test: only the report's shape and
+    # consistency are asserted here (the ramp's rules are tested with a scripted load in test_loadgen).
+    assert [step["offered_tps"] for step in steps] in ([50], [50, 100]), steps
+    assert all(step["sent"] == step["offered_tps"] and step["refused"] == 0 for step in steps), steps
+    assert all(step["accepted"] + step["errors"] == step["sent"] for step in steps), steps
+    held = [step["held"] for step in steps]
+    assert held in ([True, True], [False], [True, False]), steps
+    ended_by = {step["ended_by"] for step in steps}
+    assert ended_by == {"max_rate"} if all(held) else ended_by in ({"nodes"}, {"generator"}), steps
     dead = CliRunner().invoke(app, ["bench", "ceiling", "--nodes", cluster.rpc_urls[0]])
     assert dead.exit_code == 3
 

@@ -21,9 +21,10 @@ import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
 from abci_app.ledger.tx import decode_tx
+from lab.load import ceiling as ceiling_module
 from lab.load import workload as loadgen_workload
 from lab.load.accounts import OpenOrder, load_accounts, load_app_state
-from lab.load.ceiling import step_figures
+from lab.load.ceiling import CeilingSettings, step_figures
 from lab.load.generator import (
     BlockRecord,
     LoadResult,
@@ -411,6 +412,39 @@ def test_ceiling_step_held_or_not() -> None:
     assert not step_figures(LoadResult(settings, "kvstore", 0.0, late, [], 1.0, True)).held
     full = [_record(i, error="mempool_full", check_s=i * 0.1) for i in range(10)]
     assert not step_figures(LoadResult(settings, "kvstore", 0.0, full, [], 1.0, True)).held
+
+
+def _scripted_step(rate: float, held: bool, cpu: float) -> LoadResult:
+    """A ramp step of ``rate`` tx/s over one second, on time or a whole second late."""
+    settings = LoadSettings(nodes=("http://127.0.0.1:1",), rate=rate, duration_s=1.0)
+    lag = 0.0 if held else 1.0
+    count = int(rate)
+    records = [_record(i, check_code=0, scheduled_s=i / rate, submit_s=i / rate + lag, check_s=i / rate + lag + 0.01)
+               for i in range(count)]
+    return LoadResult(settings, "kvstore", 0.0, records, [], 1.0, True, notes={"generator_cpu_share": cpu})
+
+
+@pytest.mark.parametrize(("held_up_to", "cpu", "limit", "offered"), [
+    (40.0, 0.2, "max_rate", [10.0, 20.0, 40.0]),
+    (10.0, 0.2, "nodes", [10.0, 20.0]),
+    (10.0, 0.95, "generator", [10.0, 20.0]),
+    (0.0, 0.2, "nodes", [10.0]),
+])
+def test_ceiling_ramp_stops_at_the_first_step_not_held(monkeypatch: pytest.MonkeyPatch, held_up_to: float,
+                                                        cpu: float, limit: str, offered: list[float]) -> None:
+    """The ramp doubles while steps hold, stops at the first that does not, and names what ended it."""
+    settled: list[float] = []
+
+    def scripted(settings: LoadSettings, *_: object) -> LoadResult:
+        return _scripted_step(settings.rate, settings.rate <= held_up_to, cpu)
+
+    monkeypatch.setattr(ceiling_module, "run_load", scripted)
+    result = ceiling_module.probe_ceiling(("http://127.0.0.1:1",), [], 8, CeilingSettings(10, 40, 1.0), "ws", 1,
+                                          "t", settle=lambda: settled.append(1))
+    assert [step.offered_tps for step in result.steps] == offered
+    assert result.limit == limit and not result.error
+    assert result.held_tps == (held_up_to or None)
+    assert len(settled) == sum(step.held for step in result.steps)
 
 
 def test_prepared_tx_is_frozen() -> None:
