@@ -695,7 +695,22 @@ def test_slot_length(slot_length: int, capacity_wh: int) -> None:
     place(chain, "bob", order("bid", capacity_wh, 200_000))
 
 
-@pytest.mark.parametrize("slot_length", [0, 60, 240, 1_000, 420, 900.0, 2 * 86_400])
+@pytest.mark.parametrize(("slot_length", "capacity_wh"), [(10, 55), (15, 83), (30, 166), (60, 333)])
+def test_short_slot_lengths_for_replays(slot_length: int, capacity_wh: int) -> None:
+    """Replay chains use slots of 10 s to a minute; alignment and capacity scale with them (floor of W x s / 3600)."""
+    chain = market_chain(slot_length_s=slot_length, min_quantity_wh=1, gate_closure_lead_s=2)
+    assert chain.query("/params")["slot_length_s"] == slot_length
+    # (Each delivery is a block; its clock step settles short slots, so only the codes are compared here.)
+    assert chain.deliver("alice", order("ask", 10, 240_000, slot=SLOT + 5)).code == errors.MisalignedSlot.code
+    assert chain.deliver("alice", order("ask", capacity_wh + 1, 240_000)).code == errors.CapacityExceeded.code
+    place(chain, "alice", order("ask", capacity_wh, 240_000))
+    result = chain.deliver("bob", order("bid", capacity_wh, 250_000))
+    assert result.code == 0, result.log
+    (trade,) = events_of(result, "trade")
+    assert int(trade["quantity_wh"]) == capacity_wh and int(trade["price"]) == 240_000
+
+
+@pytest.mark.parametrize("slot_length", [0, 5, 9, 25, 45, 90, 1_000, 420, 900.0, 2 * 86_400])
 def test_invalid_slot_length_at_genesis(slot_length: object) -> None:
     state = market_app_state(slot_length_s=slot_length)  # type: ignore[arg-type]
     with pytest.raises(GenesisError):
