@@ -79,6 +79,10 @@ def init(
     = Path("docker-compose.yml"),
     p2p: Annotated[bool, typer.Option(
         "--p2p/--no-p2p", help="Give every node a libp2p host (offers, market feed) on port BASE+10K+4.")] = True,
+    validator: Annotated[list[str] | None, typer.Option(
+        "--validator", help="Only this operator runs a node (repeatable; default: every operator the roster marks "
+                            "validator = true). One gives a single-node chain with the roster's other operators.")]
+    = None,
     output: OutputOpt = Format.table,
 ) -> None:
     """Create the validator homes, keys and shared genesis of a local testnet.
@@ -92,7 +96,7 @@ def init(
         out = tn.DOCKER_OUT if docker else tn.DEFAULT_OUT
     options = tn.InitOptions(out=out, base_port=base_port, timing=timing, docker=docker, chain_id=chain_id,
                              p2p=p2p)
-    testnet = tn.init_testnet(tn.load_roster(roster), options)
+    testnet = tn.init_testnet(tn.with_validators(tn.load_roster(roster), tuple(validator or ())), options)
     Output(output.value).records(
         [{"node": n.name, "moniker": n.moniker, "role": n.role, "power": n.power, "node_id": n.node_id,
           "rpc": n.rpc_url, "p2p": n.ports["p2p"], "libp2p": n.p2p_addr or None, "home": str(testnet.home(n))}

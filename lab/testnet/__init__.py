@@ -46,7 +46,16 @@ from lab.testnet.processes import (
     start_node,
     up,
 )
-from lab.testnet.roster import MeterSpec, OperatorSpec, ParticipantSpec, Roster, app_state, load_roster, parse_roster
+from lab.testnet.roster import (
+    MeterSpec,
+    OperatorSpec,
+    ParticipantSpec,
+    Roster,
+    app_state,
+    load_roster,
+    parse_roster,
+    with_validators,
+)
 from lab.testnet.status import agreement, app_hash_at, node_report, p2p_peers, p2p_report
 
 __all__ = [
@@ -55,5 +64,5 @@ __all__ = [
     "TestnetError", "agreement", "app_hash_at", "app_state", "docker_host_port", "down", "follow",
     "init_testnet", "load_roster", "load_testnet", "log_file", "node_report", "p2p_peers", "p2p_report",
     "p2p_status", "parse_roster", "pid_file", "process_tree", "running_supervisor", "start_command", "start_node",
-    "tail_lines", "up",
+    "tail_lines", "up", "with_validators",
 ]

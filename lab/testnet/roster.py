@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,23 @@ def _check_references(roster: Roster) -> None:
     for fee in roster.grid_fees:
         if fee.get("dso") not in operator_names:
             raise TestnetError(f"roster: grid fee {fee}: dso must name an operator")
+
+
+def with_validators(roster: Roster, names: tuple[str, ...]) -> Roster:
+    """The roster with exactly the operators ``names`` running nodes (e.g. one, for a single-node chain).
+
+    The others keep their role, zones and governance power; they run no node at genesis, as if the roster
+    said ``validator = false`` for them.
+    """
+    if not names:
+        return roster
+    known = {op.name for op in roster.operators}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise TestnetError(f"--validator {', '.join(unknown)}: not an operator of the roster "
+                           f"(operators: {', '.join(sorted(known))})")
+    chosen = set(names)
+    return replace(roster, operators=tuple(replace(op, validator=op.name in chosen) for op in roster.operators))
 
 
 def load_roster(path: Path) -> Roster:
