@@ -46,7 +46,8 @@ def run(
     wait for the settlement, and print every participant's balances.
 
     Every key (participants, the relayer, meters) is unlocked with the one passphrase.
-    Block time is real time: a day of hourly slots takes a day (plus the settlement window).
+    Block time is real time: a day of hourly slots takes a day (plus the settlement window), and four minutes
+    on a replay chain whose 10 s slots stand for hours (config/replay-4.toml, docs/scenarios.md).
 
     Example: gridledger scenario run config/scenarios/day-hourly.csv --start +1h --relayer dso-north
     """

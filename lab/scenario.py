@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from abci_app.ledger import errors
 from abci_app.ledger.crypto import SigningKey
 from abci_app.ledger.modules.market.msgs import PlaceOrder
 from abci_app.ledger.modules.settlement.msgs import MAX_READINGS, SubmitReadings
@@ -33,13 +34,17 @@ from abci_app.ledger.tx import encode_tx
 from node.client.chain import NodeClient, TxRejected
 from node.client.readings import UnsignedReading, parse_wh, sign_reading
 from node.client.units import UnitError, format_money, parse_price
-from node.rpc import tx_hash
+from node.rpc import NodeUnreachable, tx_hash
 
 REQUIRED_COLUMNS = ("slot", "participant", "action")
 OPTIONAL_COLUMNS = ("quantity_wh", "price", "origin", "accept", "meter", "meter_key", "import_wh", "export_wh")
 ACTIONS = ("bid", "ask", "reading")
 START_MARGIN_S = 60
-"""Default start: the first slot whose gate closes at least this long after the current block time."""
+"""Default start: the first slot whose gate closes at least this long after the current block time
+(or three slots, when that is shorter: on a replay chain's 10 s slots, 30 s)."""
+IDLE_RETRIES = 20
+"""Blocks to wait for a silent meter's overdue slots to be substituted before its idle reading is accepted
+(one block with the default ``settlement_batch``; more when a small batch spreads the settlement)."""
 MONEY_FIELDS = ("balance_before", "balance", "change", "free", "locked", "debt", "fees_paid", "balancing_charges",
                 "supply_charges", "network_charges", "credits", "credits_owed")
 
@@ -219,8 +224,23 @@ class RpcTransport:
     def __init__(self, url: str, commit_timeout: float = 60.0) -> None:
         self.client = NodeClient(url)
         self.commit_timeout = commit_timeout
+        self._first_block_seen = False
+
+    def _await_first_block(self) -> None:
+        """The app answers no query before block 1: on a chain just started (`testnet up` returns once the RPC
+        answers), wait for it, at most ``commit_timeout``."""
+        if self._first_block_seen:
+            return
+        deadline = time.monotonic() + self.commit_timeout
+        while int(self.client.call("status")["sync_info"]["latest_block_height"]) < 1:
+            if time.monotonic() > deadline:
+                raise NodeUnreachable(f"the chain committed no block within {self.commit_timeout:g}s",
+                                      during="waiting for the first block")
+            time.sleep(0.25)
+        self._first_block_seen = True
 
     def query(self, path: str, optional: bool = False) -> Any:
+        self._await_first_block()
         if not optional:
             return self.client.query(path)
         response = self.client.call("abci_query", path=path, data="", height="0", prove=False)["response"]
@@ -325,18 +345,28 @@ class Runner:
     facts: ChainFacts = field(init=False)
     _nonces: dict[str, int] = field(init=False, default_factory=dict)
     _registers: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
+    _capacities: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)
+    """(import, export) W of each scenario meter, as registered."""
+    _read_at: dict[str, int] = field(init=False, default_factory=dict)
+    """Time of each scenario meter's last reading sent (or on chain, or its registration)."""
+    _first_registered: int | None = field(init=False, default=None)
+    """The earliest registration of a scenario meter: no earlier slot can bill them."""
 
     def play(self) -> list[dict[str, Any]]:
         self.facts = ChainFacts.read(self.transport)
         start = self._start()
         accounts = {name: self._account_key(name).account for name in self.scenario.participants}
-        before = {name: self.transport.query(f"/account/{account}")["balance"] for name, account in accounts.items()}
         orders = self._orders(start)
         readings = self._readings(start)
         end = start + self.scenario.slots * self.facts.slot_length_s
         self.log(f"scenario: {self.scenario.slots} slots of {self.facts.slot_length_s} s from {start} to {end}, "
                  f"{len(orders)} orders, {len(readings)} readings")
-        self._run(orders, readings)
+        # Meters silent since before the start report zero flow up to now first, so that none of their slots
+        # is billed a substitute (docs/settlement.md) once the balances below are taken.
+        self._report_idle_meters(before=start)
+        self._await_due_settlements()
+        before = {name: self.transport.query(f"/account/{account}")["balance"] for name, account in accounts.items()}
+        self._run(orders, readings, start)
         if self.settle:
             self._await_settlement(end - self.facts.slot_length_s)
         return self._summary(accounts, before, start, end)
@@ -348,8 +378,17 @@ class Runner:
             if self.start % length:
                 raise ScenarioError(f"--start {self.start} is not a slot start (a multiple of {length} s)")
             return self.start
-        earliest_gate = self.transport.block_time() + START_MARGIN_S
+        earliest_gate = self._current_time() + min(START_MARGIN_S, 3 * length)
         return -(-(earliest_gate + self.facts.gate_closure_lead_s) // length) * length
+
+    def _current_time(self) -> int:
+        """The block time, waiting for block 2 on a new chain: CometBFT stamps block 1 with the genesis time,
+        which may be long past."""
+        chain = self.transport.query("/chain")
+        time_: int = chain["time"]
+        if chain["height"] <= 1:
+            time_ = self.transport.wait_block_time(time_ + 1)
+        return time_
 
     def _orders(self, start: int) -> list[_PendingOrder]:
         pending = []
@@ -376,6 +415,7 @@ class Runner:
         pending = []
         for meter, first in self.scenario.meters.items():
             last_time = self._load_registers(meter, first.participant)
+            self._check_capacity(meter)
             if last_time > start:
                 raise ScenarioError(f"meter {meter} already reported up to {last_time}, after the scenario's start "
                                     f"{start}: start later (--start)")
@@ -391,24 +431,47 @@ class Runner:
         return pending
 
     def _load_registers(self, meter: str, participant: str) -> int:
-        """Remember the meter's current registers; return the time they were read (or registered)."""
+        """Remember the meter's current registers and capacities; return the time they were read (or registered)."""
         registered = self.transport.query(f"/meter/{meter}", optional=True)
         if registered is None:
             raise ScenarioError(f"meter {meter} is not registered on this chain")
         if registered["owner"] != self._account_key(participant).account:
             raise ScenarioError(f"meter {meter} is registered to {registered['owner']}, not to {participant}")
+        self._capacities[meter] = (registered["import_capacity_w"], registered["export_capacity_w"])
+        self._first_registered = min(self._first_registered or registered["registered_at"],
+                                     registered["registered_at"])
         last = self.transport.query(f"/reading/{meter}", optional=True)
         if last is None:
             self._registers[meter] = (registered["import_register_wh"], registered["export_register_wh"])
-            registered_at: int = registered["registered_at"]
-            return registered_at
-        self._registers[meter] = (last["import_register_wh"], last["export_register_wh"])
-        last_time: int = last["time"]
-        return last_time
+            self._read_at[meter] = registered["registered_at"]
+        else:
+            self._registers[meter] = (last["import_register_wh"], last["export_register_wh"])
+            self._read_at[meter] = last["time"]
+        return self._read_at[meter]
+
+    def _check_capacity(self, meter: str) -> None:
+        """Every row of ``meter`` fits its connection: the ledger refuses a reading above capacity x slot length."""
+        length = self.facts.slot_length_s
+        capacities = self._capacities[meter]
+        for row in self.scenario.readings:
+            if row.meter != meter:
+                continue
+            for what, energy, capacity in (("imports", row.import_wh, capacities[0]),
+                                           ("exports", row.export_wh, capacities[1])):
+                if energy * 3_600 > capacity * length:
+                    raise ScenarioError(
+                        f"line {row.line}: meter {meter} {what} {energy} Wh in slot {row.slot}, more than its "
+                        f"registered {capacity} W carry in a {length} s slot ({capacity * length // 3_600} Wh). "
+                        "Play it on a chain whose slots are long enough, or whose meters' capacities are scaled to "
+                        "its short slots (config/replay-4.toml, docs/scenarios.md)")
 
     # -- sending ---------------------------------------------------------------------------
-    def _run(self, orders: list[_PendingOrder], readings: list[_PendingReading]) -> None:
-        """Send whatever is due, then wait for the block time at which the next thing becomes due."""
+    def _run(self, orders: list[_PendingOrder], readings: list[_PendingReading], start: int) -> None:
+        """Send whatever is due, then wait for the block time at which the next thing becomes due.
+
+        Until the start, the idle meters report every slot end while the runner waits.
+        """
+        length = self.facts.slot_length_s
         while orders or readings:
             now = self.transport.block_time()
             due_orders = [o for o in orders if o.slot_start - self.facts.max_slot_ahead_s <= now]
@@ -416,6 +479,9 @@ class Runner:
             if not due_orders and not due_readings:
                 next_due = min([o.slot_start - self.facts.max_slot_ahead_s for o in orders]
                                + [r.at for r in readings])
+                if now < start:
+                    self._report_idle_meters(before=start)
+                    next_due = min(next_due, (now // length + 1) * length)
                 self.log(f"waiting for block time {next_due} (now {now})")
                 self.transport.wait_block_time(next_due)
                 continue
@@ -452,6 +518,7 @@ class Runner:
         imported, exported = self._registers[reading.meter]
         registers = (imported + reading.flow[0], exported + reading.flow[1])
         self._registers[reading.meter] = registers
+        self._read_at[reading.meter] = reading.at
         unsigned = UnsignedReading(reading.meter, reading.at, registers[0], registers[1], reading.meter_key)
         return sign_reading(self.facts.chain_id, unsigned, self.keys.meters[reading.meter_key])
 
@@ -469,21 +536,82 @@ class Runner:
         return self.keys.accounts[name]
 
     # -- settlement and summary ------------------------------------------------------------
+    def _report_idle_meters(self, before: int | None = None) -> None:
+        """The scenario's meters report zero flow at the last slot end reached (before ``before``, if given).
+
+        Outside the scenario's slots its meters are idle, and an idle meter still reports: a slot whose
+        deadline passes without a reading is billed its substitute, the meter's full import capacity
+        (docs/settlement.md). A meter silent for longer than the settlement window is refused (code 83)
+        until the settlement has substituted its overdue slots; that takes a block or two, so the readings
+        are sent again then.
+        """
+        length = self.facts.slot_length_s
+        for attempt in range(IDLE_RETRIES + 1):
+            now = self.transport.block_time()
+            at = now // length * length
+            if before is not None:
+                at = min(at, before - length)
+            idle = [_PendingReading(at, meter, first.meter_key, self.relayer or first.participant, (0, 0), 0)
+                    for meter, first in self.scenario.meters.items() if self._read_at[meter] < at]
+            if not idle:
+                return
+            registers, read_at = dict(self._registers), dict(self._read_at)
+            batches = list(_by_relayer(idle))
+            outcomes = self.transport.submit([self._sign(relayer, SubmitReadings(
+                readings=tuple(self._signed_reading(r) for r in batch))) for relayer, batch in batches])
+            refused = [(relayer, batch, o) for (relayer, batch), o in zip(batches, outcomes, strict=True) if o.code]
+            if not refused:
+                self.log(f"block time {now}: {len(idle)} idle meter(s) reported zero flow up to {at}")
+                return
+            for _, batch, _ in refused:  # nothing of a refused transaction counts; the accepted ones stand
+                for reading in batch:
+                    self._registers[reading.meter] = registers[reading.meter]
+                    self._read_at[reading.meter] = read_at[reading.meter]
+            self._nonces.clear()  # a refused (CheckTx) or failed transaction may or may not have used its nonce
+            relayer, _, outcome = refused[0]
+            if outcome.code != errors.ReadingTooLate.code or attempt == IDLE_RETRIES:
+                raise TxFailed(f"idle readings relayed by {relayer}, code {outcome.code}: {outcome.log}")
+            self.log(f"idle meters' overdue slots await their substitutes ({outcome.log}); trying again next block")
+            self.transport.wait_block_time(now + 1)
+
+    def _await_due_settlements(self) -> None:
+        """Wait until every slot already past its deadline is settled: none of them may move a balance after
+        the starting balances are read (substitutes billed for a silent meter settle over a block or more)."""
+        length = self.facts.slot_length_s
+        for _ in range(IDLE_RETRIES):
+            now = self.transport.block_time()
+            # The latest slot whose deadline has passed: it settles once the block time exceeds its deadline.
+            due = (now - length - self._settlement_window() - 1) // length * length
+            if self._first_registered is None or due < self._first_registered // length * length:
+                return
+            answer = self.transport.query(f"/settlement/{due}", optional=True)
+            if answer is not None and answer["complete"]:
+                return
+            self.transport.wait_block_time(now + 1)
+        self.log("earlier slots are still settling; the balances before the scenario may change meanwhile")
+
     def _await_settlement(self, last_slot: int) -> None:
-        """Wait until the last slot is settled (slots settle oldest first, so all earlier ones are too)."""
+        """Wait until the last slot is settled (slots settle oldest first, so all earlier ones are too).
+
+        The meters keep reporting zero flow meanwhile, so that the slots after the scenario cost nothing
+        by the time the balances are read.
+        """
         self.log(f"waiting for the settlement of slot {last_slot}")
         while True:
+            self._report_idle_meters()
             # Re-read the window each step: governance may move the deadline while we wait.
             deadline = last_slot + self.facts.slot_length_s + self._settlement_window()
             now = self.transport.block_time()
             if now > deadline:
                 answer = self.transport.query(f"/settlement/{last_slot}", optional=True)
                 if answer is not None and answer["complete"]:
+                    self._report_idle_meters()
                     return
                 # A large slot settles over several blocks.
                 self.transport.wait_block_time(now + 1)
                 continue
-            self.transport.wait_block_time(min(deadline + 1, now + self.recheck_s))
+            step = min(self.recheck_s, self.facts.slot_length_s)
+            self.transport.wait_block_time(min(deadline + 1, now + step))
 
     def _settlement_window(self) -> int:
         window: int = self.transport.query("/params")["settlement_window_s"]

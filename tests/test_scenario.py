@@ -143,9 +143,15 @@ def test_a_day_of_hourly_slots_ends_with_the_hand_checked_balances() -> None:
     assert (report(chain, 20, "dave")["regime"], report(chain, 20, "dave")["supply_charge"]) == ("tariff", 150_000)
     quiet = report(chain, 23, "dave")
     assert (quiet["measured_wh"], quiet["deviation_wh"]) == (0, 0)
-    # Orders went in before any gate closed; readings at each of the 25 slot ends (a zero-flow base at the start).
+    # Orders went in before any gate closed; readings at each of the 25 slot ends (a zero-flow base at the start),
+    # and the idle meters went on reporting zero flow while the runner waited for the settlement, up to the last
+    # slot end reached: no slot after the day is billed a substitute.
     assert transport.submissions[0] < START
-    assert chain.query("/reading/m-alice")["time"] == START + 24 * HOUR
+    last_read = chain.query("/reading/m-alice")["time"]
+    assert last_read == chain.time // HOUR * HOUR and last_read > START + 24 * HOUR
+    after_the_day = [r for r in chain.query(f"/settlements/{chain.id('alice')}")["reports"]
+                     if r["slot"] >= START + 24 * HOUR]
+    assert all(r["balancing_charge"] == r["supply_charge"] == 0 for r in after_the_day)
 
 
 def balancing_lpd_balance(chain: Chain) -> int:
@@ -163,8 +169,11 @@ def test_a_relayer_submits_every_reading_and_the_balances_are_the_same() -> None
     summary, _ = play(chain, DAY, start=START, relayer="lpd")
     assert {row["participant"]: row["balance"] for row in summary} == {
         "alice": 15_800_000, "bob": 6_665_000, "dave": 6_165_000}
-    # One transaction per slot end (the zero-flow base at the start and 24 slot ends) carries all three meters.
-    assert chain.query(f"/account/{chain.id('lpd')}")["nonce"] == 25
+    # One transaction per slot end (the zero-flow base at the start, 24 slot ends, and each hour after the day
+    # while the runner waits for the settlement) carries all three meters.
+    idle_hours = (chain.query("/reading/m-alice")["time"] - (START + 24 * HOUR)) // HOUR
+    assert idle_hours >= 1
+    assert chain.query(f"/account/{chain.id('lpd')}")["nonce"] == 25 + idle_hours
 
 
 def test_without_start_the_first_open_slot_is_slot_zero(tmp_path: Path) -> None:
@@ -266,3 +275,90 @@ def test_cli_usage_errors_exit_2_without_contacting_a_node(tmp_path: Path) -> No
     result = CliRunner().invoke(app, ["scenario", "run", str(DAY), "--keyring-dir", str(tmp_path / "none"),
                                       "--node", unreachable], env={"GRIDLEDGER_PASSPHRASE": "x"})
     assert result.exit_code == USAGE and "alice" in result.stderr
+
+
+# -- idle meters, capacities, the replay roster ---------------------------------------------------------------
+def test_meters_silent_since_genesis_report_zero_flow_before_the_balances_are_taken() -> None:
+    """START is the second hour, and the meters were silent in the first: the runner reports their zero flow
+    up to the last slot end before the start first (within the window, so nothing is substituted)."""
+    chain = hourly_chain()
+    chain.block(dt=HOUR + 60 - (chain.time - GENESIS_TIME))  # 01:01: the 00:00 slot has ended
+    summary, _ = play(chain, DAY, start=START + HOUR)
+    assert by_name(summary)["alice"]["change"] == 5_800_000
+    first = chain.query(f"/settlement/{GENESIS_TIME}/{chain.id('alice')}")
+    assert first["measured_wh"] == 0 and first["supply_charge"] == first["balancing_charge"] == 0
+
+
+def test_meters_silent_past_the_window_are_substituted_first_and_the_run_is_not_billed_for_it() -> None:
+    """Silent for 3 hours with a 1-hour window: the idle reading is refused (code 83) until the settlement has
+    billed the overdue slots their substitutes; the runner sends it again, and takes the balances after."""
+    # A batch of 2 spreads the substitutes of two hours of three meters over several blocks.
+    state = market_app_state(slot_length_s=HOUR, settlement_batch=2)
+    state["meters"] = [m for m in state["meters"] if m["id"] in ("m-alice", "m-bob", "m-dave")]
+    for participant in state["participants"]:
+        participant["balance"] = 100_000_000  # enough for two substituted hours and the day's orders
+    chain = Chain(app_state=state)
+    chain.block()
+    chain.block(dt=3 * HOUR + 10 - (chain.time - GENESIS_TIME))
+    start = GENESIS_TIME + 5 * HOUR
+    transport = ChainTransport(chain, block_dt=1)
+    logged: list[str] = []
+    summary = Runner(load_scenario(DAY), transport, chain_keys(chain), log=logged.append, recheck_s=600,
+                     start=start).play()
+    assert any("await their substitutes" in line for line in logged), logged[:5]
+    rows = by_name(summary)
+    assert {name: row["change"] for name, row in rows.items()} == {
+        "alice": 5_800_000, "bob": -3_335_000, "dave": -3_835_000}
+    # The substitutes were billed before the run: bob's first slot, a silent 20 kW meter, at the supplier tariff.
+    substituted = chain.query(f"/settlement/{GENESIS_TIME}/{chain.id('bob')}")
+    assert substituted["measured_wh"] == -20_000 and substituted["supply_charge"] == 6_000_000
+
+
+def test_a_reading_above_the_meters_capacity_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    chain = hourly_chain()
+    scenario = tmp_path / "big.csv"
+    # 25 kWh out in one hour: alice's meter carries 20 kW, 20 kWh in an hour's slot.
+    scenario.write_text(HEADER + "0,alice,ask,1000,0.20EUR/kWh,solar,,,\n3,alice,reading,,,,m-alice,0,25kWh\n")
+    with pytest.raises(ScenarioError, match=r"line 3: meter m-alice exports 25000 Wh in slot 3, more than its "
+                                            r"registered 20000 W carry in a 3600 s slot \(20000 Wh\)"):
+        play(chain, scenario, start=START)
+    assert chain.query(f"/account/{chain.id('alice')}")["nonce"] == 0
+
+
+REPLAY_ROSTER = DAY.parents[1] / "replay-4.toml"
+
+
+def replay_chain() -> tuple[Chain, Keys]:
+    """The genesis `testnet init --roster config/replay-4.toml` writes, with seeded keys, in-process."""
+    from lab.testnet.roster import app_state, load_roster
+
+    roster = load_roster(REPLAY_ROSTER)
+    names = [op.name for op in roster.operators] + [p.name for p in roster.participants]
+    keys = {name: seeded_key(f"replay-{name}") for name in names}
+    meters = {m.id: seeded_key(f"replay-{m.id}") for m in roster.meters}
+    pubkeys = {name: key.pubkey.hex() for name, key in (keys | meters).items()}
+    chain = Chain(chain_id=roster.chain_id, app_state=app_state(roster, pubkeys, {}))
+    chain.keys.update(keys)
+    chain.block()
+    return chain, Keys(accounts=keys, meters=meters)
+
+
+def test_the_day_on_the_replay_roster_ends_with_the_hand_checked_changes() -> None:
+    """config/replay-4.toml: 10 s slots, capacities 360x, config/testnet-4.toml's fees and prices.
+
+    As on the hourly chain, except the fees: bob (north-1, as alice) pays 0.01 EUR/kWh, dave (south-1) the
+    north-1 -> south-1 route, 0.02 from each DSO = 0.04 EUR/kWh; his 0.5 kWh without a trade costs the supplier
+    tariff 0.30 and south-1's own fee 0.01 as network charge.
+      alice: +32 kWh x 0.20 - 1 kWh short x 0.60                       = +5.800 EUR
+      bob:   -16 kWh x 0.20 - 16 kWh x 0.01 + 0.5 kWh surplus x 0.05   = -3.335 EUR
+      dave:  -16 kWh x 0.20 - 16 kWh x 0.04 - 0.5 x 0.30 - 0.5 x 0.01  = -3.995 EUR
+    """
+    chain, keys = replay_chain()
+    transport = ChainTransport(chain, block_dt=1)
+    runner = Runner(load_scenario(DAY), transport, keys, relayer="dso-north")
+    rows = by_name(runner.play())
+    assert chain.query("/params")["slot_length_s"] == 10
+    assert {name: row["change"] for name, row in rows.items()} == {
+        "alice": 5_800_000, "bob": -3_335_000, "dave": -3_995_000}
+    assert {row["slots_settled"] for row in rows.values()} == {24}
+    assert all((row["locked"], row["debt"]) == (0, 0) for row in rows.values())

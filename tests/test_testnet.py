@@ -289,6 +289,42 @@ def test_basic_operator_without_a_node(tmp_path: Path) -> None:
     assert len(genesis["validators"]) == 4
 
 
+def test_basic_single_node_of_a_roster(tmp_path: Path) -> None:
+    """`--validator dso-north`: one node; the other operators keep their power, without a consensus key."""
+    out = tmp_path / "one"
+    invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(out), "--base-port", "30200", "--no-p2p",
+           "--validator", "dso-north")
+    net = tn.load_testnet(out)
+    assert [n.moniker for n in net.nodes] == ["dso-north"]
+    genesis = json.loads((net.directory / "genesis.json").read_text())
+    assert len(genesis["validators"]) == 1
+    operators = {op["name"]: op for op in genesis["app_state"]["operators"]}
+    assert [name for name, op in operators.items() if "consensus_pubkey" in op] == ["dso-north"]
+    assert {name: op["power"] for name, op in operators.items()} == {
+        "dso-north": 10, "dso-south": 10, "lpd-alpha": 10, "lpd-beta": 10}
+
+
+def test_invalid_validator_not_an_operator(tmp_path: Path) -> None:
+    result = invoke("testnet", "init", "--roster", str(ROSTER), "--out", str(tmp_path / "x"), "--no-p2p",
+                    "--validator", "alice", code=2)
+    assert "--validator alice: not an operator of the roster" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_basic_replay_roster_is_testnet_4_with_time_compressed() -> None:
+    """config/replay-4.toml differs from config/testnet-4.toml only where docs/scenarios.md says it does."""
+    replay = tomllib.loads((ROSTER.parent / "replay-4.toml").read_text())
+    testnet = tomllib.loads(ROSTER.read_text())
+    compressed = {"slot_length_s": 10, "gate_closure_lead_s": 2, "settlement_window_s": 60}
+    assert replay["params"] == {**testnet["params"], **compressed}
+    assert (replay["operators"], replay["participants"], replay["grid_fees"]) == (
+        testnet["operators"], testnet["participants"], testnet["grid_fees"])
+    scale = 3_600 // compressed["slot_length_s"]
+    assert replay["meters"] == [{key: value * scale if key.endswith("_capacity_w") else value
+                                 for key, value in meter.items()} for meter in testnet["meters"]]
+    tn.load_roster(ROSTER.parent / "replay-4.toml")  # and it is a valid roster
+
+
 def test_invalid_init_failure_leaves_no_half_testnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: object) -> None:
         raise OSError("disk full")
