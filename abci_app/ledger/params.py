@@ -102,8 +102,8 @@ class Params(Record, frozen=True):
     # minute. Markets settle in 5 to 60 minutes; the shorter lengths are for replays and experiments, where
     # a short slot stands for an hour so that a day plays in minutes (docs/scenarios.md). Below 10 s a slot
     # would span too few blocks for orders and readings to land before its gate and deadline.
-    SLOT_LENGTHS: ClassVar[tuple[int, ...]] = (10, 12, 15, 20, 30) + tuple(
-        s for s in range(60, 86_401, 60) if 86_400 % s == 0)
+    SLOT_LENGTHS: ClassVar[tuple[int, ...]] = (
+        10, 12, 15, 20, 30, *(s for s in range(60, 86_401, 60) if 86_400 % s == 0))
     SLOT_LENGTH_RULE: ClassVar[str] = "slot_length_s must divide a day and be whole minutes or 10, 12, 15, 20 or 30 s"
 
 
