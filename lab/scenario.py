@@ -569,9 +569,11 @@ class Runner:
                     self._read_at[reading.meter] = read_at[reading.meter]
             self._nonces.clear()  # a refused (CheckTx) or failed transaction may or may not have used its nonce
             relayer, _, outcome = refused[0]
-            if outcome.code != errors.ReadingTooLate.code or attempt == IDLE_RETRIES:
+            # Worth another block: overdue slots not yet substituted (83), or a nonce another client of the
+            # relayer's key used meanwhile (12; the nonces are read again from the chain).
+            if outcome.code not in (errors.ReadingTooLate.code, errors.StaleNonce.code) or attempt == IDLE_RETRIES:
                 raise TxFailed(f"idle readings relayed by {relayer}, code {outcome.code}: {outcome.log}")
-            self.log(f"idle meters' overdue slots await their substitutes ({outcome.log}); trying again next block")
+            self.log(f"idle readings refused ({outcome.log}); trying again next block")
             self.transport.wait_block_time(now + 1)
 
     def _await_due_settlements(self) -> None:
