@@ -4,11 +4,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from lab.ports import free_port
 from node import cometbft
 from tests.harness import Chain
 from tests.market_harness import market_chain
+
+# Hypothesis's defaults time each example (a 200 ms deadline, a health check on slow data generation):
+# on a loaded CI box that fails correct code. A test's own @settings still override this per test.
+settings.register_profile("gridledger", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("gridledger")
 
 
 @pytest.fixture

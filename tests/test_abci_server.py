@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -257,35 +258,48 @@ def test_invalid_slow_connections_cannot_hold_more_than_the_budget(server: AppPr
     chunk = b"\0" * (1 << 20)
     prefix = encode_uvarint(MAX_FRAME_BYTES)
     sent = [0] * 12
-    stalled = [threading.Event() for _ in sent]
+    sockets: list[socket.socket] = []
+    changed = threading.Condition()
     done = threading.Event()
 
     def send(index: int) -> None:
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.settimeout(3)
+        # No short socket timeout: a connection stalls because the server stops reading it, not because a
+        # starved app was slow to read it; the test ends the stalled sends by shutting their sockets down.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=120) as sock:
+            with changed:
+                sockets.append(sock)
+                changed.notify_all()
             try:
                 sock.sendall(prefix)
                 while sent[index] < per_connection:
                     sock.sendall(chunk)
-                    sent[index] += len(chunk)
-            except (TimeoutError, OSError):
-                pass  # the server stopped reading this connection for 3 s: what the cap is for
-            stalled[index].set()
+                    with changed:
+                        sent[index] += len(chunk)
+                        changed.notify_all()
+            except OSError:
+                pass  # shut down by the test: the server was not reading this connection
             done.wait(60)
 
     senders = [threading.Thread(target=send, args=(i,)) for i in range(12)]
     for thread in senders:
         thread.start()
     try:
-        # Two connections fit the budget and are read to the end; the others stall after their socket buffers.
-        for event in stalled:
-            assert event.wait(120)
+        # Two connections fit the budget and are read to the end. Their frames stay half-sent, so they hold
+        # the whole budget: the server cannot read the others beyond their socket buffers meanwhile.
+        with changed:
+            assert changed.wait_for(
+                lambda: len(sockets) == len(sent) and sum(size >= per_connection for size in sent) >= 2, 120), sent
+            completed = [size >= per_connection for size in sent]
         grown = process.memory_info().rss - before
     finally:
+        with changed:
+            for sock in sockets:
+                with contextlib.suppress(OSError):  # ends a send blocked on a connection the server does not read
+                    sock.shutdown(socket.SHUT_RDWR)
         done.set()
         for thread in senders:
             thread.join(60)
-    assert sum(size >= per_connection for size in sent) == 2, sent
+    assert sum(completed) == 2, sent
     assert sum(sent) < 12 * per_connection
     assert grown < MAX_BUFFERED_BYTES + (64 << 20), f"app grew by {grown >> 20} MiB"
     assert echo(connect(server), "survived") == "survived"

@@ -15,12 +15,16 @@ from node.supervisor import NodeSpec, Supervisor
 
 # A stand-in app: announces readiness like node.app_main, then waits for SIGTERM.
 # ON_TERM decides how it reacts: exit 0 (clean), exit 3 (fails while stopping), ignore.
+# The app and CometBFT stand-ins note their stopping in a shared file (the last argument) before
+# they exit: unlike their output, copied by one thread per child, its order is the order they stopped in.
 APP = """
 import signal, sys, time
 on_term = sys.argv[1]
 def handler(*_):
     if on_term == "ignore":
         return
+    with open(sys.argv[2], "a") as stops:
+        stops.write("app\\n")
     print("app stopping", flush=True)
     sys.exit(0 if on_term == "clean" else 3)
 signal.signal(signal.SIGTERM, handler)
@@ -34,6 +38,9 @@ while True:
 CONSENSUS = """
 import signal, sys
 def handler(*_):
+    if len(sys.argv) > 1:  # the file where the stand-ins note their stopping, when given
+        with open(sys.argv[1], "a") as stops:
+            stops.write("consensus\\n")
     print("consensus stopping", flush=True)
     sys.exit(0)
 signal.signal(signal.SIGTERM, handler)
@@ -63,12 +70,13 @@ class FakeSpec(NodeSpec):
         super().__init__(home=home, abci_address="tcp://127.0.0.1:1", p2p=p2p_on_term is not None)
         self.on_term = on_term
         self.p2p_on_term = p2p_on_term
+        self.stops = home / "stops"
 
     def app_argv(self) -> list[str]:
-        return [sys.executable, "-c", APP, self.on_term]
+        return [sys.executable, "-c", APP, self.on_term, str(self.stops)]
 
     def cometbft_argv(self) -> list[str]:
-        return [sys.executable, "-c", CONSENSUS]
+        return [sys.executable, "-c", CONSENSUS, str(self.stops)]
 
     def p2p_argv(self) -> list[str] | None:
         if self.p2p_on_term is None:
@@ -115,6 +123,7 @@ def with_p2p(tmp_path: Path, p2p_on_term: str = "clean", on_term: str = "clean",
     sup = Supervisor(FakeSpec(tmp_path, on_term, p2p_on_term), sink=log, grace=grace)
     sup.start(ready_timeout=20)
     log.wait_for("p2p running (run 1)")
+    log.wait_for("consensus running")  # its SIGTERM handler is in place: a stop now is a clean one
     codes: list[int] = []
     waiter = threading.Thread(target=lambda: codes.append(sup.wait()))
     waiter.start()
@@ -133,7 +142,11 @@ def test_basic_stop_request_stops_consensus_then_app(tmp_path: Path) -> None:
     sup.request_stop()
     assert sup.wait() == supervisor.EXIT_OK
     assert log.index("CometBFT stopped (exit 0)") < log.index("ABCI app stopped (exit 0)")
-    assert log.index("consensus stopping") < log.index("app stopping")
+    # The children's lines are copied by one thread each, maybe after wait() returned and in any
+    # order; the order they stopped in is the one they noted in the shared file.
+    log.wait_for("consensus stopping")
+    log.wait_for("app stopping")
+    assert (tmp_path / "stops").read_text().split() == ["consensus", "app"]
     assert any(line.startswith("[app] ") for line in log.lines)
     assert any(line.startswith("[cometbft] ") for line in log.lines)
     assert children_gone(sup)
@@ -144,7 +157,7 @@ def test_basic_app_death_stops_consensus_with_10(tmp_path: Path) -> None:
     assert sup.app is not None
     sup.app.kill()
     assert sup.wait() == supervisor.EXIT_APP_DIED
-    assert "consensus stopping" in "\n".join(log.lines)
+    log.wait_for("consensus stopping")
     assert children_gone(sup)
 
 
@@ -153,7 +166,7 @@ def test_basic_consensus_death_stops_app_with_11(tmp_path: Path) -> None:
     assert sup.comet is not None
     sup.comet.kill()
     assert sup.wait() == supervisor.EXIT_COMETBFT_DIED
-    assert "app stopping" in "\n".join(log.lines)
+    log.wait_for("app stopping")
     assert children_gone(sup)
 
 
@@ -184,7 +197,7 @@ def test_basic_p2p_host_starts_last_and_stops_first(tmp_path: Path) -> None:
     assert stopped(sup, waiter, codes) == supervisor.EXIT_OK
     assert log.index("p2p host stopped (exit 0)") < log.index("CometBFT stopped (exit 0)")
     assert log.index("CometBFT stopped (exit 0)") < log.index("ABCI app stopped (exit 0)")
-    assert "p2p stopping" in "\n".join(log.lines)  # it got SIGTERM and ended on its own
+    log.wait_for("p2p stopping")  # it got SIGTERM and ended on its own
     assert children_gone(sup)
 
 
@@ -207,7 +220,7 @@ def test_basic_app_death_with_p2p_host_stops_everything_with_10(tmp_path: Path) 
     sup.app.kill()
     waiter.join(60)
     assert codes == [supervisor.EXIT_APP_DIED]
-    assert "p2p stopping" in "\n".join(log.lines)
+    log.wait_for("p2p stopping")
     assert children_gone(sup)
 
 
